@@ -1,0 +1,103 @@
+"""Run a real Azurite for the tests: started once per test session on free ports, in memory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key: public, documented by Microsoft, not a secret.
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def connection_string(blob: int, queue: int, table: int) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{blob}/{ACCOUNT};"
+        f"QueueEndpoint=http://127.0.0.1:{queue}/{ACCOUNT};"
+        f"TableEndpoint=http://127.0.0.1:{table}/{ACCOUNT};"
+    )
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Azurite exited with code {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"Azurite did not listen on port {port} within {timeout} s")
+
+
+def azurite_binary() -> str:
+    local = ROOT / "node_modules" / ".bin" / "azurite"
+    if local.exists():
+        return str(local)
+    found = shutil.which("azurite")
+    if found:
+        return found
+    raise RuntimeError("Azurite is not installed: run `npm ci` in the repository root (scripts/test.sh does)")
+
+
+@dataclass
+class Azurite:
+    blob_port: int
+    queue_port: int
+    table_port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def connection_string(self) -> str:
+        return connection_string(self.blob_port, self.queue_port, self.table_port)
+
+    @classmethod
+    def start(cls) -> Azurite:
+        ports = [free_port(), free_port(), free_port()]
+        command = [
+            azurite_binary(),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--silent",
+            "--blobHost", "127.0.0.1", "--blobPort", str(ports[0]),
+            "--queueHost", "127.0.0.1", "--queuePort", str(ports[1]),
+            "--tableHost", "127.0.0.1", "--tablePort", str(ports[2]),
+        ]
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
+        server = cls(*ports, process=process)
+        try:
+            for port in ports:
+                _wait_for_port(port, process)
+        except Exception:
+            server.stop()
+            raise
+        return server
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def external_connection_string() -> str | None:
+    """A storage account the caller already runs (TEST_STORAGE_CONNECTION), if any."""
+    return os.environ.get("TEST_STORAGE_CONNECTION") or None

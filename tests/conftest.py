@@ -1,0 +1,35 @@
+"""Shared fixtures: one real Azurite per test session, and isolated storage names per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.azurite import Azurite, external_connection_string
+
+
+@pytest.fixture(scope="session")
+def storage_connection() -> Iterator[str]:
+    """A connection string for a real Azurite, started for this session unless one is given."""
+    given = external_connection_string()
+    if given:
+        yield given
+        return
+    server = Azurite.start()
+    try:
+        yield server.connection_string
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def storage_env(storage_connection: str) -> dict[str, str]:
+    """App settings that point at Azurite with table and queue names no other test uses."""
+    suffix = uuid.uuid4().hex[:10]
+    return {
+        "AzureWebJobsStorage": storage_connection,
+        "SMS_TABLE_PREFIX": f"T{suffix}",
+        "SMS_QUEUE_NAME": f"q{suffix}",
+    }
