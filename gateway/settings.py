@@ -68,7 +68,8 @@ class StorageSettings:
             credential=env.get(f"{prefix}__credential") or None,
             client_id=env.get(f"{prefix}__clientId") or None,
         )
-        if not connection and not settings.account_name and not (settings.table_service_uri and settings.queue_service_uri):
+        has_uris = settings.table_service_uri and settings.queue_service_uri
+        if not connection and not settings.account_name and not has_uris:
             raise ConfigError(
                 f"{prefix} is not set: give a connection string (UseDevelopmentStorage=true for Azurite) "
                 f"or {prefix}__accountName for an identity-based connection"
@@ -150,3 +151,22 @@ class Settings:
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings.from_env()
+
+
+def load_local_settings(path: str, environ: dict[str, str] | None = None) -> bool:
+    """Copy ``Values`` from a local.settings.json into the environment, as ``func start`` does.
+
+    Variables already set win, so a shell or a test can override any value.
+    Returns False when there is no such file.
+    """
+    import json
+
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle).get("Values", {})
+    except FileNotFoundError:
+        return False
+    for name, value in values.items():
+        environ.setdefault(name, str(value))
+    return True

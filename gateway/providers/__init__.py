@@ -28,4 +28,4 @@ def create_provider(settings: Settings, tables: object) -> SmsProvider:
     return factory(settings, tables)
 
 
-__all__ = ["OutboundSms", "Outcome", "SendResult", "SmsProvider", "create_provider", "PROVIDERS"]
+__all__ = ["PROVIDERS", "OutboundSms", "Outcome", "SendResult", "SmsProvider", "create_provider"]

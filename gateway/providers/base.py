@@ -13,6 +13,7 @@ import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -29,6 +30,7 @@ class OutboundSms:
     to: str
     sender: str
     body: str
+    first_attempt_at: datetime | None = None  # stable across retries, for providers that de-duplicate
 
 
 @dataclass(frozen=True)
@@ -47,5 +49,7 @@ class SmsProvider(Protocol):
     # True when sending the same (comm_id, recipient_id) again cannot reach the phone twice,
     # so a recipient whose earlier attempt ended in an unknown state may be sent again.
     resend_is_safe: bool
+    # How long after the first attempt a resend stays safe (None: forever; ACS de-duplicates for 5 minutes).
+    resend_window_seconds: float | None
 
     def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]: ...

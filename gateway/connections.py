@@ -1,0 +1,81 @@
+"""Storage clients built from settings: a connection string (Azurite, keys) or an identity.
+
+The Functions host and this code read the same ``AzureWebJobsStorage`` family of settings,
+so one storage account serves both, with keys locally and a managed identity in Azure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from gateway.settings import ConfigError, StorageSettings
+
+# Fail fast: a request waits for storage at most a few seconds before it answers 503.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.4,
+    "connection_timeout": 5,
+    "read_timeout": 20,
+}
+
+
+def _credential(storage: StorageSettings) -> Any:
+    """A token credential for identity-based connections (azure-identity loads only here)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if (storage.credential or "").lower() == "managedidentity":
+        return ManagedIdentityCredential(client_id=storage.client_id)
+    if storage.credential:
+        raise ConfigError(
+            f"AzureWebJobsStorage__credential must be 'managedidentity' or unset, not {storage.credential!r}"
+        )
+    return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
+
+
+def _service_uri(storage: StorageSettings, service: str) -> str:
+    explicit = storage.table_service_uri if service == "table" else storage.queue_service_uri
+    if explicit:
+        return explicit.rstrip("/")
+    if storage.account_name:
+        return f"https://{storage.account_name}.{service}.core.windows.net"
+    raise ConfigError(f"AzureWebJobsStorage__{service}ServiceUri or AzureWebJobsStorage__accountName must be set")
+
+
+@dataclass
+class StorageClients:
+    """The clients one process shares: a table service and a factory for queues."""
+
+    settings: StorageSettings
+    tables: TableServiceClient
+    _credential: Any = None
+
+    @classmethod
+    def create(cls, storage: StorageSettings) -> StorageClients:
+        if storage.connection_string:
+            tables = TableServiceClient.from_connection_string(storage.connection_string, **CLIENT_OPTIONS)
+            return cls(storage, tables)
+        credential = _credential(storage)
+        tables = TableServiceClient(endpoint=_service_uri(storage, "table"), credential=credential, **CLIENT_OPTIONS)
+        return cls(storage, tables, credential)
+
+    def queue(self, name: str) -> QueueClient:
+        """A queue client that writes and reads base64 text, as the Functions queue trigger expects."""
+        codecs = {
+            "message_encode_policy": TextBase64EncodePolicy(),
+            "message_decode_policy": TextBase64DecodePolicy(),
+        }
+        if self.settings.connection_string:
+            return QueueClient.from_connection_string(
+                self.settings.connection_string, name, **codecs, **CLIENT_OPTIONS
+            )
+        return QueueClient(
+            account_url=_service_uri(self.settings, "queue"),
+            queue_name=name,
+            credential=self._credential,
+            **codecs,
+            **CLIENT_OPTIONS,
+        )

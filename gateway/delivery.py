@@ -1,0 +1,236 @@
+"""Delivery: take a stored communication to a final state, one provider batch at a time.
+
+Each batch is claimed before it is sent (its rows marked Sending in one conditional
+transaction) and recorded after (outcomes plus the communication's counts in another), so
+at-least-once queue delivery never sends a recipient twice: a redelivered message finds
+those recipients Sent or Failed and skips them. docs/delivery.md explains the rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.providers.base import OutboundSms, Outcome, SendResult, SmsProvider
+from gateway.storage import (
+    TRANSACTION_LIMIT,
+    CommStatus,
+    Communication,
+    CommunicationStore,
+    ConcurrentUpdate,
+    Recipient,
+    RecipientStatus,
+    utcnow,
+)
+
+log = logging.getLogger("gateway.delivery")
+
+UNKNOWN_OUTCOME = "OutcomeUnknown"
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    comm_id: uuid.UUID
+    status: CommStatus
+    total: int
+    sent: int
+    failed: int
+    pending: int
+    retry_after_seconds: float | None = None
+    last_error: str | None = None
+
+
+class RetryLater(Exception):
+    """Some recipients hit a transient failure; the queue should bring the message back."""
+
+    def __init__(self, report: DeliveryReport) -> None:
+        super().__init__(f"{report.pending} recipient(s) of {report.comm_id.hex} still pending: {report.last_error}")
+        self.report = report
+
+
+class DeliveryInProgress(Exception):
+    """Another worker holds a fresh claim on this communication; try again later."""
+
+
+def aggregate_status(sent: int, failed: int, pending: int) -> CommStatus:
+    if pending:
+        return CommStatus.SENDING
+    if failed == 0:
+        return CommStatus.SENT
+    return CommStatus.FAILED if sent == 0 else CommStatus.PARTIALLY_SENT
+
+
+class Delivery:
+    def __init__(
+        self,
+        store: CommunicationStore,
+        provider: SmsProvider,
+        *,
+        claim_timeout_seconds: float = 600,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._claim_timeout = claim_timeout_seconds
+        self._clock = clock
+        self._batch_size = max(1, min(provider.max_batch_size, TRANSACTION_LIMIT - 1))
+
+    def deliver(self, comm_id: uuid.UUID) -> DeliveryReport | None:
+        """Send every recipient still due; None when no such communication was accepted.
+
+        Raises RetryLater when transient failures leave recipients pending, and
+        DeliveryInProgress when another worker is mid-way through the same recipients.
+        """
+        snapshot = self._store.load(comm_id)
+        if snapshot is None:
+            return None
+        comm = snapshot.communication
+        existing = {recipient.index: recipient for recipient in snapshot.recipients}
+        recipients = [existing.get(planned.index, planned) for planned in comm.planned_recipients()]
+        if comm.status.is_final:
+            return self._report(comm, recipients, None)
+
+        due, unknown, busy = self._classify(recipients)
+        for start in range(0, len(unknown), self._batch_size):
+            self._record(comm, recipients, unknown[start : start + self._batch_size])
+        retry_after: float | None = None
+        for start in range(0, len(due), self._batch_size):
+            batch = due[start : start + self._batch_size]
+            self._claim(comm, recipients, batch)
+            results = self._send(comm, batch)
+            retry_after = _longest(retry_after, self._apply(batch, results))
+            self._record(comm, recipients, batch)
+        if busy and not due:
+            raise DeliveryInProgress(comm_id.hex)
+        report = self._report(comm, recipients, retry_after)
+        if report.pending:
+            raise RetryLater(report)
+        return report
+
+    def _classify(self, recipients: Sequence[Recipient]) -> tuple[list[Recipient], list[Recipient], bool]:
+        """Split recipients into due now, interrupted with an unknown outcome, and busy elsewhere."""
+        now = self._clock()
+        due: list[Recipient] = []
+        unknown: list[Recipient] = []
+        busy = False
+        for recipient in recipients:
+            if recipient.status is RecipientStatus.PENDING:
+                due.append(recipient)
+            elif recipient.status is RecipientStatus.SENDING:
+                claimed_at = recipient.claimed_at or now
+                if (now - claimed_at).total_seconds() < self._claim_timeout:
+                    busy = True
+                elif self._resend_is_safe(recipient, now):
+                    due.append(recipient)
+                else:
+                    recipient.status = RecipientStatus.FAILED
+                    recipient.error_code = UNKNOWN_OUTCOME
+                    recipient.error_message = (
+                        "An earlier attempt was interrupted before the provider's answer was recorded; "
+                        "not sent again, to avoid a duplicate SMS"
+                    )
+                    recipient.updated_at = now
+                    unknown.append(recipient)
+        return due, unknown, busy
+
+    def _resend_is_safe(self, recipient: Recipient, now: datetime) -> bool:
+        if not self._provider.resend_is_safe:
+            return False
+        window = getattr(self._provider, "resend_window_seconds", None)
+        if window is None:
+            return True
+        first = recipient.first_attempt_at or recipient.claimed_at or now
+        return (now - first).total_seconds() < window
+
+    def _claim(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
+        now = self._clock()
+        for recipient in batch:
+            recipient.status = RecipientStatus.SENDING
+            recipient.claimed_at = now
+            recipient.first_attempt_at = recipient.first_attempt_at or now
+            recipient.attempts += 1
+            recipient.updated_at = now
+        comm.status = CommStatus.SENDING
+        comm.updated_at = now
+        try:
+            self._store.save(comm, batch, claim=True)
+        except ConcurrentUpdate as error:
+            raise DeliveryInProgress(comm.comm_id.hex) from error
+        comm.references_created = all(recipient.etag is not None for recipient in recipients)
+
+    def _send(self, comm: Communication, batch: Sequence[Recipient]) -> list[SendResult]:
+        messages = [
+            OutboundSms(
+                comm_id=comm.comm_id,
+                recipient_id=recipient.recipient_id,
+                to=recipient.phone_number,
+                sender=comm.sender,
+                body=comm.body,
+                first_attempt_at=recipient.first_attempt_at,
+            )
+            for recipient in batch
+        ]
+        return self._provider.send(messages)
+
+    def _apply(self, batch: Sequence[Recipient], results: Sequence[SendResult]) -> float | None:
+        by_id = {result.recipient_id: result for result in results}
+        now = self._clock()
+        retry_after: float | None = None
+        for recipient in batch:
+            result = by_id.get(recipient.recipient_id) or SendResult(
+                recipient.recipient_id, Outcome.RETRY, error_code="NoResult", error_message="provider gave no result"
+            )
+            recipient.updated_at = now
+            recipient.error_code = result.error_code
+            recipient.error_message = result.error_message
+            if result.outcome is Outcome.ACCEPTED:
+                recipient.status = RecipientStatus.SENT
+                recipient.provider_message_id = result.provider_message_id
+            elif result.outcome is Outcome.FAILED:
+                recipient.status = RecipientStatus.FAILED
+            else:
+                recipient.status = RecipientStatus.PENDING
+                retry_after = _longest(retry_after, result.retry_after_seconds)
+        return retry_after
+
+    def _record(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
+        sent, failed, pending = _counts(recipients)
+        comm.sent_count, comm.failed_count = sent, failed
+        comm.status = aggregate_status(sent, failed, pending)
+        errors = [f"{r.error_code}: {r.error_message}" for r in batch if r.error_code]
+        if errors:
+            comm.last_error = errors[-1][:1000]
+        comm.updated_at = self._clock()
+        self._store.save(comm, batch)
+        if comm.status.is_final:
+            log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
+
+    def _report(
+        self, comm: Communication, recipients: Sequence[Recipient], retry_after: float | None
+    ) -> DeliveryReport:
+        sent, failed, pending = _counts(recipients)
+        return DeliveryReport(
+            comm_id=comm.comm_id,
+            status=comm.status,
+            total=len(recipients),
+            sent=sent,
+            failed=failed,
+            pending=pending,
+            retry_after_seconds=retry_after,
+            last_error=comm.last_error,
+        )
+
+
+def _counts(recipients: Sequence[Recipient]) -> tuple[int, int, int]:
+    sent = sum(1 for r in recipients if r.status is RecipientStatus.SENT)
+    failed = sum(1 for r in recipients if r.status is RecipientStatus.FAILED)
+    return sent, failed, len(recipients) - sent - failed
+
+
+def _longest(current: float | None, candidate: float | None) -> float | None:
+    if candidate is None:
+        return current
+    return candidate if current is None else max(current, candidate)

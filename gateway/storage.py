@@ -1,0 +1,400 @@
+"""Communications in Table Storage: one partition per communication.
+
+Layout (docs/storage.md has the reasoning):
+- PartitionKey = CommId (N form); RowKey ``comm`` holds the communication, with the
+  request snapshot (recipient list in JSON chunks) so delivery can always rebuild its rows;
+- RowKey ``r00000``… one row per recipient (the "communication reference"), each with its
+  own RecipientId, delivery status, provider message id and error.
+- CommId is derived from (LicenseeId, Reference) with uuid5, so a lookup by Reference is a
+  point read and an accepted Reference is unique per licensee by construction: the insert
+  of the ``comm`` row fails if that pair was ever used.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+
+HEADER_ROW = "comm"
+RECIPIENT_ROW_PREFIX = "r"
+TRANSACTION_LIMIT = 100
+CHUNK_CHARS = 30_000  # a string property holds 64 KiB of UTF-16: 32K characters
+MAX_CHUNKS = 15
+COMM_ID_NAMESPACE = uuid.UUID("6f1c1a52-3a4e-4c55-9a0e-8d0c4b7a51e2")
+
+
+class CommStatus(enum.StrEnum):
+    QUEUED = "Queued"
+    SENDING = "Sending"
+    SENT = "Sent"
+    PARTIALLY_SENT = "PartiallySent"
+    FAILED = "Failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {CommStatus.SENT, CommStatus.PARTIALLY_SENT, CommStatus.FAILED}
+
+
+class RecipientStatus(enum.StrEnum):
+    PENDING = "Pending"
+    SENDING = "Sending"
+    SENT = "Sent"
+    FAILED = "Failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {RecipientStatus.SENT, RecipientStatus.FAILED}
+
+
+class ReferenceTaken(Exception):
+    """The (licensee, reference) pair already exists; pick another reference."""
+
+
+class ConcurrentUpdate(Exception):
+    """Another worker changed the rows first; this attempt must step back."""
+
+
+def comm_id_for(licensee_id: uuid.UUID, reference: str) -> uuid.UUID:
+    return uuid.uuid5(COMM_ID_NAMESPACE, f"{licensee_id.hex}/{reference.upper()}")
+
+
+def recipient_id_for(comm_id: uuid.UUID, index: int) -> uuid.UUID:
+    """Stable per (communication, position): whoever creates the row, the id is the same."""
+    return uuid.uuid5(comm_id, f"recipient/{index}")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RecipientSpec:
+    """A recipient as accepted: normalised number plus what the client said about it."""
+
+    phone_number: str
+    name: str | None = None
+    contact_id: uuid.UUID | None = None
+
+
+@dataclass
+class Recipient:
+    index: int
+    recipient_id: uuid.UUID
+    phone_number: str
+    name: str | None = None
+    contact_id: uuid.UUID | None = None
+    status: RecipientStatus = RecipientStatus.PENDING
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    claimed_at: datetime | None = None
+    first_attempt_at: datetime | None = None
+    updated_at: datetime | None = None
+    etag: str | None = None  # None: the row does not exist yet
+
+    @property
+    def row_key(self) -> str:
+        return f"{RECIPIENT_ROW_PREFIX}{self.index:05d}"
+
+
+@dataclass
+class Communication:
+    comm_id: uuid.UUID
+    licensee_id: uuid.UUID
+    reference: str
+    sender: str
+    body: str
+    recipients_spec: list[RecipientSpec]
+    status: CommStatus = CommStatus.QUEUED
+    sender_name: str | None = None
+    sender_contact_id: uuid.UUID | None = None
+    reply_is_allowed: bool = False
+    reply_is_required: bool = False
+    notes: str | None = None
+    linked_object_id: uuid.UUID | None = None
+    suite_id: uuid.UUID | None = None
+    references_created: bool = False
+    sent_count: int = 0
+    failed_count: int = 0
+    last_error: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    etag: str | None = None
+
+    def planned_recipients(self) -> list[Recipient]:
+        """The per-recipient rows this communication owns, as they are before any delivery."""
+        return [
+            Recipient(
+                index=index,
+                recipient_id=recipient_id_for(self.comm_id, index),
+                phone_number=spec.phone_number,
+                name=spec.name,
+                contact_id=spec.contact_id,
+            )
+            for index, spec in enumerate(self.recipients_spec)
+        ]
+
+
+@dataclass
+class Snapshot:
+    """A communication and its recipient rows as read in one partition query."""
+
+    communication: Communication
+    recipients: list[Recipient]
+
+
+def _hex(value: uuid.UUID | None) -> str | None:
+    return value.hex if value is not None else None
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+def _without_none(entity: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entity.items() if value is not None}
+
+
+def _chunks(text: str) -> dict[str, str]:
+    parts = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
+    if len(parts) > MAX_CHUNKS:
+        raise ValueError("recipient list too large for one communication row")
+    return {f"Recipients{n}": part for n, part in enumerate(parts)}
+
+
+def _unchunk(entity: dict[str, Any]) -> str:
+    parts = []
+    for n in range(MAX_CHUNKS):
+        part = entity.get(f"Recipients{n}")
+        if part is None:
+            break
+        parts.append(part)
+    return "".join(parts)
+
+
+def communication_entity(comm: Communication) -> dict[str, Any]:
+    recipients = json.dumps(
+        [[spec.phone_number, spec.name, _hex(spec.contact_id)] for spec in comm.recipients_spec],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    entity = {
+        "PartitionKey": comm.comm_id.hex,
+        "RowKey": HEADER_ROW,
+        "LicenseeId": comm.licensee_id.hex,
+        "Reference": comm.reference,
+        "Status": comm.status.value,
+        "Sender": comm.sender,
+        "SenderName": comm.sender_name,
+        "SenderContactId": _hex(comm.sender_contact_id),
+        "Body": comm.body,
+        "ReplyIsAllowed": comm.reply_is_allowed,
+        "ReplyIsRequired": comm.reply_is_required,
+        "Notes": comm.notes,
+        "LinkedObjectId": _hex(comm.linked_object_id),
+        "SuiteId": _hex(comm.suite_id),
+        "RecipientCount": len(comm.recipients_spec),
+        "ReferencesCreated": comm.references_created,
+        "SentCount": comm.sent_count,
+        "FailedCount": comm.failed_count,
+        "LastError": comm.last_error,
+        "CreatedAt": comm.created_at,
+        "UpdatedAt": comm.updated_at,
+        **_chunks(recipients),
+    }
+    return _without_none(entity)
+
+
+def communication_from_entity(entity: dict[str, Any]) -> Communication:
+    specs = [
+        RecipientSpec(phone_number=phone, name=name, contact_id=_uuid(contact))
+        for phone, name, contact in json.loads(_unchunk(entity) or "[]")
+    ]
+    return Communication(
+        comm_id=uuid.UUID(entity["PartitionKey"]),
+        licensee_id=uuid.UUID(entity["LicenseeId"]),
+        reference=entity["Reference"],
+        sender=entity["Sender"],
+        body=entity["Body"],
+        recipients_spec=specs,
+        status=CommStatus(entity["Status"]),
+        sender_name=entity.get("SenderName"),
+        sender_contact_id=_uuid(entity.get("SenderContactId")),
+        reply_is_allowed=bool(entity.get("ReplyIsAllowed", False)),
+        reply_is_required=bool(entity.get("ReplyIsRequired", False)),
+        notes=entity.get("Notes"),
+        linked_object_id=_uuid(entity.get("LinkedObjectId")),
+        suite_id=_uuid(entity.get("SuiteId")),
+        references_created=bool(entity.get("ReferencesCreated", False)),
+        sent_count=int(entity.get("SentCount", 0)),
+        failed_count=int(entity.get("FailedCount", 0)),
+        last_error=entity.get("LastError"),
+        created_at=entity.get("CreatedAt") or utcnow(),
+        updated_at=entity.get("UpdatedAt") or utcnow(),
+        etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+    )
+
+
+def recipient_entity(comm_id: uuid.UUID, recipient: Recipient) -> dict[str, Any]:
+    return _without_none(
+        {
+            "PartitionKey": comm_id.hex,
+            "RowKey": recipient.row_key,
+            "RecipientId": recipient.recipient_id.hex,
+            "PhoneNumber": recipient.phone_number,
+            "Name": recipient.name,
+            "ContactId": _hex(recipient.contact_id),
+            "Status": recipient.status.value,
+            "ProviderMessageId": recipient.provider_message_id,
+            "ErrorCode": recipient.error_code,
+            "ErrorMessage": recipient.error_message,
+            "Attempts": recipient.attempts,
+            "ClaimedAt": recipient.claimed_at,
+            "FirstAttemptAt": recipient.first_attempt_at,
+            "UpdatedAt": recipient.updated_at,
+        }
+    )
+
+
+def recipient_from_entity(entity: dict[str, Any]) -> Recipient:
+    return Recipient(
+        index=int(entity["RowKey"][len(RECIPIENT_ROW_PREFIX) :]),
+        recipient_id=uuid.UUID(entity["RecipientId"]),
+        phone_number=entity["PhoneNumber"],
+        name=entity.get("Name"),
+        contact_id=_uuid(entity.get("ContactId")),
+        status=RecipientStatus(entity["Status"]),
+        provider_message_id=entity.get("ProviderMessageId"),
+        error_code=entity.get("ErrorCode"),
+        error_message=entity.get("ErrorMessage"),
+        attempts=int(entity.get("Attempts", 0)),
+        claimed_at=entity.get("ClaimedAt"),
+        first_attempt_at=entity.get("FirstAttemptAt"),
+        updated_at=entity.get("UpdatedAt"),
+        etag=entity.metadata.get("etag"),
+    )
+
+
+def _batches(operations: Sequence[Any], size: int = TRANSACTION_LIMIT) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(operations), size):
+        yield operations[start : start + size]
+
+
+class CommunicationStore:
+    """Reads and writes communications; every multi-row write is an entity-group transaction."""
+
+    def __init__(self, service: TableServiceClient, table_name: str) -> None:
+        self._service = service
+        self._table_name = table_name
+        self._table: TableClient = service.get_table_client(table_name)
+
+    def ensure_table(self) -> None:
+        self._service.create_table_if_not_exists(self._table_name)
+
+    def create(self, comm: Communication, recipients: Sequence[Recipient] = ()) -> None:
+        """Store an accepted communication, with its recipient rows when given.
+
+        The header goes in the LAST transaction: until it exists the communication was not
+        accepted, and no reader or worker sees recipient rows without it (docs/storage.md).
+        Raises ReferenceTaken if the (licensee, reference) pair exists.
+        """
+        operations: list[tuple[str, dict[str, Any]]] = [
+            ("create", recipient_entity(comm.comm_id, recipient)) for recipient in recipients
+        ]
+        operations.append(("create", communication_entity(comm)))
+        # Recipient rows first, so the batch carrying the header is the final one.
+        head = len(operations) % TRANSACTION_LIMIT or TRANSACTION_LIMIT
+        leading, final = operations[:-head], operations[-head:]
+        try:
+            for batch in _batches(leading):
+                self._table.submit_transaction(list(batch))
+            self._table.submit_transaction(list(final))
+        except (TableTransactionError, ResourceExistsError) as error:
+            if _is_conflict(error):
+                raise ReferenceTaken(comm.reference) from error
+            raise
+
+    def load(self, comm_id: uuid.UUID) -> Snapshot | None:
+        """The communication and its recipient rows, in one partition query."""
+        entities = list(
+            self._table.query_entities("PartitionKey eq @pk", parameters={"pk": comm_id.hex}, results_per_page=1000)
+        )
+        header = next((entity for entity in entities if entity["RowKey"] == HEADER_ROW), None)
+        if header is None:
+            return None
+        recipients = [
+            recipient_from_entity(entity)
+            for entity in entities
+            if entity["RowKey"].startswith(RECIPIENT_ROW_PREFIX)
+        ]
+        recipients.sort(key=lambda recipient: recipient.index)
+        return Snapshot(communication_from_entity(header), recipients)
+
+    def load_header(self, comm_id: uuid.UUID) -> Communication | None:
+        try:
+            return communication_from_entity(self._table.get_entity(comm_id.hex, HEADER_ROW))
+        except ResourceNotFoundError:
+            return None
+
+    def save(self, comm: Communication, recipients: Sequence[Recipient], *, claim: bool = False) -> None:
+        """Write recipient rows and the header's new state in one transaction.
+
+        With ``claim`` the write is conditional: existing rows must be unchanged since they
+        were read (ETag) and new rows must not exist, so two workers never both take the
+        same recipient. Raises ConcurrentUpdate when another writer got there first.
+        """
+        if len(recipients) + 1 > TRANSACTION_LIMIT:
+            raise ValueError(f"at most {TRANSACTION_LIMIT - 1} recipients per save")
+        operations: list[Any] = []
+        for recipient in recipients:
+            entity = recipient_entity(comm.comm_id, recipient)
+            if recipient.etag is None:
+                operations.append(("create", entity))
+            elif claim:
+                conditional = {"etag": recipient.etag, "match_condition": MatchConditions.IfNotModified}
+                operations.append(("update", entity, {"mode": UpdateMode.REPLACE, **conditional}))
+            else:
+                operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+        header = {
+            "PartitionKey": comm.comm_id.hex,
+            "RowKey": HEADER_ROW,
+            "Status": comm.status.value,
+            "ReferencesCreated": comm.references_created,
+            "SentCount": comm.sent_count,
+            "FailedCount": comm.failed_count,
+            "LastError": comm.last_error or "",
+            "UpdatedAt": comm.updated_at,
+        }
+        operations.append(("update", header, {"mode": UpdateMode.MERGE}))
+        try:
+            results = self._table.submit_transaction(operations)
+        except TableTransactionError as error:
+            if _is_conflict(error):
+                raise ConcurrentUpdate(comm.comm_id.hex) from error
+            raise
+        for recipient, result in zip(recipients, results, strict=False):
+            recipient.etag = result.get("etag")
+
+    def update_header(self, comm: Communication) -> None:
+        self.save(comm, [])
+
+
+def _is_conflict(error: HttpResponseError) -> bool:
+    return error.status_code in (409, 412) or getattr(error, "error_code", None) in {
+        "EntityAlreadyExists",
+        "UpdateConditionNotSatisfied",
+    }
+
+
+def with_status(recipient: Recipient, status: RecipientStatus, **changes: Any) -> Recipient:
+    return replace(recipient, status=status, **changes)

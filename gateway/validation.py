@@ -1,0 +1,165 @@
+"""Validation of an SMSSend: what a request must say before anything is stored.
+
+Errors are collected, not raised one by one, so a client sees every problem at once, each
+with its field path (``SMSModel.To[1].PhoneNumber``) as ServiceStack's validation reports it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+import phonenumbers
+
+from gateway.errors import ApiError, FieldError
+from gateway.models import SMSSend
+from gateway.settings import Settings
+from gateway.storage import RecipientSpec
+
+MAX_NAME_LENGTH = 256
+MAX_NOTES_LENGTH = 4000
+ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+SHORT_CODE_SENDER = re.compile(r"^\d{3,8}$")
+
+
+@dataclass(frozen=True)
+class ValidSend:
+    """An SMSSend that passed validation, with numbers in E.164 and duplicates removed."""
+
+    sender: str
+    sender_name: str | None
+    sender_contact_id: uuid.UUID | None
+    recipients: list[RecipientSpec]
+    body: str
+    reply_is_allowed: bool
+    reply_is_required: bool
+    notes: str | None
+    linked_object_id: uuid.UUID | None
+    suite_id: uuid.UUID | None
+    create_references_now: bool
+
+
+def normalise_number(raw: str, default_region: str | None) -> str | None:
+    """E.164 for a number phonenumbers accepts as valid; None otherwise."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _number_hint(settings: Settings) -> str:
+    if settings.default_region:
+        return f"a valid phone number, international (+...) or national for {settings.default_region}"
+    return "a valid phone number in international format (+ and country code)"
+
+
+def validate_send(request: SMSSend, settings: Settings) -> ValidSend:
+    errors: list[FieldError] = []
+    model = request.SMSModel
+    if model is None:
+        raise ApiError.validation([FieldError("SMSModel", "NotNull", "'SMSModel' must not be empty.")])
+
+    body = model.MessageBody or ""
+    if not body.strip():
+        errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "'Message Body' must not be empty."))
+    elif len(body) > settings.max_body_length:
+        errors.append(
+            FieldError(
+                "SMSModel.MessageBody",
+                "MaximumLength",
+                f"'Message Body' must be {settings.max_body_length} characters or fewer. You entered {len(body)}.",
+            )
+        )
+
+    sender = _sender(model.From.PhoneNumber if model.From else None, settings, errors)
+    if model.From and model.From.Name and len(model.From.Name) > MAX_NAME_LENGTH:
+        errors.append(_too_long("SMSModel.From.Name", "Name", MAX_NAME_LENGTH))
+    if model.Notes and len(model.Notes) > MAX_NOTES_LENGTH:
+        errors.append(_too_long("SMSModel.Notes", "Notes", MAX_NOTES_LENGTH))
+
+    recipients = _recipients(model.To or [], settings, errors)
+    if errors:
+        raise ApiError.validation(errors)
+    return ValidSend(
+        sender=sender or "",
+        sender_name=model.From.Name if model.From else None,
+        sender_contact_id=model.From.ContactId if model.From else None,
+        recipients=recipients,
+        body=body,
+        reply_is_allowed=model.ReplyIsAllowed,
+        reply_is_required=model.ReplyIsRequired,
+        notes=model.Notes,
+        linked_object_id=model.LinkedObjectId,
+        suite_id=model.SuiteId,
+        create_references_now=request.CreateCommunicationReferencesImmediately,
+    )
+
+
+def _too_long(path: str, label: str, limit: int) -> FieldError:
+    return FieldError(path, "MaximumLength", f"'{label}' must be {limit} characters or fewer.")
+
+
+def _sender(raw: str | None, settings: Settings, errors: list[FieldError]) -> str | None:
+    path = "SMSModel.From.PhoneNumber"
+    if raw is None or not raw.strip():
+        if settings.default_sender:
+            return settings.default_sender
+        errors.append(
+            FieldError(path, "NotEmpty", "'From Phone Number' must not be empty: no default sender is configured.")
+        )
+        return None
+    text = raw.strip()
+    if ALPHANUMERIC_SENDER.match(text) or SHORT_CODE_SENDER.match(text):
+        return text
+    number = normalise_number(text, settings.default_region)
+    if number is None:
+        errors.append(
+            FieldError(
+                path,
+                "InvalidPhoneNumber",
+                f"'{text}' is not {_number_hint(settings)}, a short code or an alphanumeric sender id.",
+            )
+        )
+    return number
+
+
+def _recipients(contacts: list, settings: Settings, errors: list[FieldError]) -> list[RecipientSpec]:
+    if not contacts:
+        errors.append(FieldError("SMSModel.To", "NotEmpty", "'To' must have at least one recipient."))
+        return []
+    if len(contacts) > settings.max_recipients:
+        errors.append(
+            FieldError(
+                "SMSModel.To",
+                "TooManyRecipients",
+                f"'To' must have {settings.max_recipients} recipients or fewer. You gave {len(contacts)}.",
+            )
+        )
+        return []
+    seen: set[str] = set()
+    recipients: list[RecipientSpec] = []
+    for index, contact in enumerate(contacts):
+        path = f"SMSModel.To[{index}]"
+        raw = (contact.PhoneNumber if contact else None) or ""
+        if not raw.strip():
+            errors.append(FieldError(f"{path}.PhoneNumber", "NotEmpty", "'Phone Number' must not be empty."))
+            continue
+        if contact.Name and len(contact.Name) > MAX_NAME_LENGTH:
+            errors.append(_too_long(f"{path}.Name", "Name", MAX_NAME_LENGTH))
+        number = normalise_number(raw.strip(), settings.default_region)
+        if number is None:
+            errors.append(
+                FieldError(
+                    f"{path}.PhoneNumber", "InvalidPhoneNumber", f"'{raw.strip()}' is not {_number_hint(settings)}."
+                )
+            )
+            continue
+        if number in seen:
+            continue
+        seen.add(number)
+        recipients.append(RecipientSpec(phone_number=number, name=contact.Name, contact_id=contact.ContactId))
+    return recipients
