@@ -33,3 +33,18 @@ def storage_env(storage_connection: str) -> dict[str, str]:
         "SMS_TABLE_PREFIX": f"T{suffix}",
         "SMS_QUEUE_NAME": f"q{suffix}",
     }
+
+
+@pytest.fixture
+def make_gateway(storage_env: dict[str, str]):
+    """Build a Gateway on Azurite from settings, as the app does, with per-test overrides."""
+    from gateway.runtime import Gateway
+    from gateway.settings import Settings
+
+    def build(**overrides: str) -> Gateway:
+        env = {"SMS_DEFAULT_SENDER": "+15005550006", **storage_env, **overrides}
+        gateway = Gateway.create(Settings.from_env(env))
+        gateway.ensure_resources()
+        return gateway
+
+    return build

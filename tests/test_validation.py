@@ -1,0 +1,102 @@
+import pytest
+
+from gateway.errors import ApiError
+from gateway.models import SMSSend
+from gateway.settings import Settings
+from gateway.validation import normalise_number, validate_send
+from tests.samples import send_body
+
+ENV = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_DEFAULT_SENDER": "+15005550006"}
+
+
+def settings(**overrides: str) -> Settings:
+    return Settings.from_env({**ENV, **overrides})
+
+
+def errors_of(body: dict, config: Settings | None = None) -> list[tuple[str, str]]:
+    with pytest.raises(ApiError) as caught:
+        validate_send(SMSSend.model_validate(body), config or settings())
+    assert caught.value.status == 400
+    first = caught.value.errors[0]
+    assert (caught.value.error_code, caught.value.message) == (first.error_code, first.message)
+    return [(error.field_name, error.error_code) for error in caught.value.errors]
+
+
+def test_missing_sms_model() -> None:
+    assert errors_of({"CreateCommunicationReferencesImmediately": True}) == [("SMSModel", "NotNull")]
+
+
+def test_no_recipients() -> None:
+    body = send_body()
+    body["SMSModel"]["To"] = []
+    assert errors_of(body) == [("SMSModel.To", "NotEmpty")]
+
+
+def test_recipient_without_phone_number_has_indexed_path() -> None:
+    body = send_body("+447911123456")
+    body["SMSModel"]["To"].append({"Name": "nobody"})
+    assert errors_of(body) == [("SMSModel.To[1].PhoneNumber", "NotEmpty")]
+
+
+def test_unparseable_number() -> None:
+    assert errors_of(send_body("+44 12")) == [("SMSModel.To[0].PhoneNumber", "InvalidPhoneNumber")]
+
+
+def test_national_number_needs_a_default_region() -> None:
+    assert errors_of(send_body("0412 345 678")) == [("SMSModel.To[0].PhoneNumber", "InvalidPhoneNumber")]
+    valid = validate_send(SMSSend.model_validate(send_body("0412 345 678")), settings(SMS_DEFAULT_REGION="AU"))
+    assert [r.phone_number for r in valid.recipients] == ["+61412345678"]
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t"])
+def test_empty_or_whitespace_body(text: str) -> None:
+    assert errors_of(send_body(body=text)) == [("SMSModel.MessageBody", "NotEmpty")]
+
+
+def test_body_over_the_configured_limit() -> None:
+    assert errors_of(send_body(body="x" * 1601)) == [("SMSModel.MessageBody", "MaximumLength")]
+    validate_send(SMSSend.model_validate(send_body(body="x" * 1600)), settings())
+    assert errors_of(send_body(body="x" * 11), settings(SMS_MAX_BODY_LENGTH="10")) == [
+        ("SMSModel.MessageBody", "MaximumLength")
+    ]
+
+
+def test_more_recipients_than_the_limit() -> None:
+    numbers = [f"+4479111234{n:02d}" for n in range(3)]
+    assert errors_of(send_body(*numbers), settings(SMS_MAX_RECIPIENTS="2")) == [("SMSModel.To", "TooManyRecipients")]
+
+
+def test_recipients_that_normalise_to_the_same_number_are_sent_once() -> None:
+    body = send_body("+447911123456", "+44 7911 123456", "07911123456", "+61412345678")
+    valid = validate_send(SMSSend.model_validate(body), settings(SMS_DEFAULT_REGION="GB"))
+    assert [r.phone_number for r in valid.recipients] == ["+447911123456", "+61412345678"]
+
+
+def test_from_is_optional_when_a_default_sender_is_configured() -> None:
+    body = send_body()
+    del body["SMSModel"]["From"]
+    assert validate_send(SMSSend.model_validate(body), settings()).sender == "+15005550006"
+    no_default = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert errors_of(body, no_default) == [("SMSModel.From.PhoneNumber", "NotEmpty")]
+
+
+@pytest.mark.parametrize("sender", ["ACME", "Clinic 24", "12345"])
+def test_alphanumeric_sender_ids_and_short_codes_are_kept(sender: str) -> None:
+    body = send_body()
+    body["SMSModel"]["From"] = {"PhoneNumber": sender}
+    assert validate_send(SMSSend.model_validate(body), settings()).sender == sender
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    body = send_body("bad", body="")
+    body["SMSModel"]["To"].append({})
+    assert errors_of(body) == [
+        ("SMSModel.MessageBody", "NotEmpty"),
+        ("SMSModel.To[0].PhoneNumber", "InvalidPhoneNumber"),
+        ("SMSModel.To[1].PhoneNumber", "NotEmpty"),
+    ]
+
+
+def test_numbers_are_stored_in_e164() -> None:
+    assert normalise_number("+44 7911 123-456", None) == "+447911123456"
+    assert normalise_number("(415) 555-0123", "US") == "+14155550123"
