@@ -1,4 +1,4 @@
-"""`python -m gateway keys create|list|revoke`: manage API keys from a shell.
+"""`python -m gateway keys create|list|revoke` and `outbox`: administration from a shell.
 
 Reads the same settings as the app (the environment, then local.settings.json), so it
 works against Azurite locally and against the real account with an identity in Azure.
@@ -11,19 +11,58 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from gateway.auth import ApiKeyStore
 from gateway.connections import StorageClients
 from gateway.models import EMPTY_GUID, parse_guid
 from gateway.settings import ConfigError, Settings, load_local_settings
 
 
-def _store() -> ApiKeyStore:
+def _connect() -> tuple[Settings, StorageClients]:
     load_local_settings("local.settings.json")
     settings = Settings.from_env()
-    clients = StorageClients.create(settings.storage)
+    return settings, StorageClients.create(settings.storage)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    settings, clients = _connect()
     store = ApiKeyStore(clients.tables, settings.api_keys_table)
     store.ensure_table()
-    return store
+    if args.command == "create":
+        record, secret = store.create(args.licensee, args.name)
+        print(f"Created key {record.key_id} '{record.name}' for licensee {record.licensee_id.hex}.")
+        print("Store it now: it is shown only once.")
+        print(secret)
+        return 0
+    if args.command == "list":
+        print(f"{'KEY ID':<14}{'LICENSEE':<34}{'STATE':<9}NAME")
+        for record in store.list():
+            state = "revoked" if record.revoked else "active"
+            print(f"{record.key_id:<14}{record.licensee_id.hex:<34}{state:<9}{record.name}")
+        return 0
+    record = store.revoke(args.key_id)
+    if record is None:
+        print(f"error: no single key has id {args.key_id!r}", file=sys.stderr)
+        return 1
+    print(f"Revoked key {record.key_id} '{record.name}'.")
+    return 0
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    """The newest would-be SMS the outbox provider recorded."""
+    settings, clients = _connect()
+    table = clients.tables.get_table_client(settings.outbox_table)
+    try:
+        rows = sorted(table.list_entities(), key=lambda row: row["SentAt"], reverse=True)[: args.limit]
+    except ResourceNotFoundError:
+        rows = []
+    if not rows:
+        print("The outbox is empty.")
+    for row in rows:
+        print(f"{row['SentAt']:%Y-%m-%d %H:%M:%S}  comm {row['PartitionKey']}  {row['From']} -> {row['To']}: "
+              f"{row['Body']!r}")
+    return 0
 
 
 def _licensee(text: str) -> uuid.UUID:
@@ -46,28 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys.add_parser("list", help="list keys (never their secrets)")
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", help="the id shown by `keys list`")
+    outbox = commands.add_parser("outbox", help="show what the outbox provider would have sent")
+    outbox.add_argument("--limit", type=int, default=20, help="how many of the newest to show")
     args = parser.parse_args(argv)
 
     try:
-        store = _store()
+        return _keys(args) if args.area == "keys" else _outbox(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.command == "create":
-        record, secret = store.create(args.licensee, args.name)
-        print(f"Created key {record.key_id} '{record.name}' for licensee {record.licensee_id.hex}.")
-        print("Store it now: it is shown only once.")
-        print(secret)
-        return 0
-    if args.command == "list":
-        print(f"{'KEY ID':<14}{'LICENSEE':<34}{'STATE':<9}NAME")
-        for record in store.list():
-            state = "revoked" if record.revoked else "active"
-            print(f"{record.key_id:<14}{record.licensee_id.hex:<34}{state:<9}{record.name}")
-        return 0
-    record = store.revoke(args.key_id)
-    if record is None:
-        print(f"error: no single key has id {args.key_id!r}", file=sys.stderr)
-        return 1
-    print(f"Revoked key {record.key_id} '{record.name}'.")
-    return 0

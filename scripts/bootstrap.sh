@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what the gateway needs, once: a virtualenv with requirements-dev.txt, and Azurite from npm.
+# Re-runs are cheap: each step is skipped while its lock file is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" - <<'PY' || { echo "Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+command -v npm >/dev/null || { echo "Node.js 18+ with npm is required for Azurite" >&2; exit 1; }
+
+stamp() { cat "$@" | sha256sum | cut -c1-16; }
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+want=$(stamp requirements.txt requirements-dev.txt)
+if [ "$(cat .venv/.installed 2>/dev/null || true)" != "$want" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+  echo "$want" > .venv/.installed
+fi
+
+want=$(stamp package-lock.json)
+if [ ! -x node_modules/.bin/azurite ] || [ "$(cat node_modules/.installed 2>/dev/null || true)" != "$want" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > node_modules/.installed
+fi

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Run the gateway locally: Azurite (data in .azurite/) plus the functions on http://127.0.0.1:7071.
+# Prints a development API key and a curl command that sends an SMS through the outbox provider.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+
+[ -f local.settings.json ] || cp local.settings.json.example local.settings.json
+mkdir -p .azurite
+
+azurite_pid=""
+cleanup() { [ -n "$azurite_pid" ] && kill "$azurite_pid" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if (exec 3<>/dev/tcp/127.0.0.1/10002) 2>/dev/null; then
+  echo "Azurite (or another storage emulator) is already listening on 10000-10002; using it."
+else
+  node_modules/.bin/azurite --silent --skipApiVersionCheck --location .azurite \
+    --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1 &
+  azurite_pid=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/10002) 2>/dev/null && break
+    sleep 0.1
+  done
+fi
+
+key_file=.azurite/dev-api-key
+licensee=11111111111111111111111111111111
+if [ ! -s "$key_file" ]; then
+  .venv/bin/python -m gateway keys create --licensee "$licensee" --name "local development" | tail -n 1 > "$key_file"
+fi
+key=$(cat "$key_file")
+port=${PORT:-7071}
+
+cat <<MSG
+
+Development API key (licensee $licensee): $key
+
+Send an SMS (delivered to the outbox table, nothing leaves this machine):
+
+  curl -s -X POST http://127.0.0.1:$port/api/sendmessage/immediate \\
+    -H "Authorization: Bearer $key" -H "Content-Type: application/json" \\
+    -d '{"SMSModel":{"To":[{"Name":"Alex","PhoneNumber":"+447911123456"}],"MessageBody":"Hello from the gateway"}}'
+
+See what would have been sent:  .venv/bin/python -m gateway outbox
+
+MSG
+.venv/bin/python -m gateway.devhost --port "$port"

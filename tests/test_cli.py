@@ -1,0 +1,48 @@
+"""`python -m gateway` run as a user runs it: a subprocess against Azurite."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+from tests.azurite import ROOT
+
+LICENSEE = uuid.UUID("11111111-2222-3333-4444-555555555555")
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_keys_create_list_revoke(storage_env, make_gateway) -> None:
+    created = cli(storage_env, "keys", "create", "--licensee", str(LICENSEE), "--name", "billing system")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("sgk_") and len(secret) > 40
+
+    gateway = make_gateway()
+    principal = gateway.authenticator.authenticate({"authorization": f"Bearer {secret}"})
+    assert principal.licensee_id == LICENSEE
+
+    listed = cli(storage_env, "keys", "list")
+    assert listed.returncode == 0
+    assert "billing system" in listed.stdout and LICENSEE.hex in listed.stdout and secret not in listed.stdout
+    key_id = principal.key_id
+    assert key_id in listed.stdout
+
+    revoked = cli(storage_env, "keys", "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked" in cli(storage_env, "keys", "list").stdout
+    assert cli(storage_env, "keys", "revoke", "ffffffffffff").returncode == 1
+
+
+def test_create_rejects_a_bad_licensee_and_missing_settings(storage_env) -> None:
+    bad = cli(storage_env, "keys", "create", "--licensee", "nope", "--name", "x")
+    assert bad.returncode == 2 and "Guid" in bad.stderr
+    empty = cli(storage_env, "keys", "create", "--licensee", "0" * 32, "--name", "x")
+    assert empty.returncode == 2
+    unset = {name: "" for name in storage_env}
+    missing = subprocess.run([sys.executable, "-m", "gateway", "keys", "list"], cwd="/", capture_output=True,
+                             text=True, env={**os.environ, **unset, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert missing.returncode == 2 and "AzureWebJobsStorage" in missing.stderr
