@@ -1,0 +1,64 @@
+"""The gateway as users run it: `python -m gateway.devhost` in a subprocess, over a real socket."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import requests
+
+from tests.azurite import ROOT, free_port
+
+
+@dataclass
+class GatewayServer:
+    url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, env: dict[str, str], *args: str) -> GatewayServer:
+        port = free_port()
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "gateway.devhost", "--port", str(port), "--settings", "no-local-settings",
+                   *args]
+        log = open(ROOT / ".pytest_cache" / f"devhost-{port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        server = cls(f"http://127.0.0.1:{port}", env, process)
+        server._log = log
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"devhost exited with {process.returncode}: see {log.name}")
+            try:
+                requests.get(f"{server.url}/api/health", timeout=2)
+                return server
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        server.stop()
+        raise RuntimeError("devhost did not start within 60 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def post(self, path: str, json: object = None, *, key: str | None = None, **kwargs: object) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[arg-type]
+        if key is not None:
+            headers.setdefault("Authorization", f"Bearer {key}")
+        return requests.post(self.url + path, json=json, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def get(self, path: str, *, key: str | None = None, **kwargs: object) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[arg-type]
+        if key is not None:
+            headers.setdefault("Authorization", f"Bearer {key}")
+        return requests.get(self.url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
