@@ -71,6 +71,13 @@ def get_gateway() -> Gateway:
     return _gateway
 
 
+def use_gateway(gateway: Gateway | None) -> None:
+    """Replace the process's Gateway (tests and benchmarks host the app with their own parts)."""
+    global _gateway
+    with _lock:
+        _gateway = gateway
+
+
 def check_configuration() -> None:
     """Fail start-up with a message naming the setting when the configuration cannot work."""
     get_settings()

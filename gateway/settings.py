@@ -152,21 +152,3 @@ def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings.from_env()
 
-
-def load_local_settings(path: str, environ: dict[str, str] | None = None) -> bool:
-    """Copy ``Values`` from a local.settings.json into the environment, as ``func start`` does.
-
-    Variables already set win, so a shell or a test can override any value.
-    Returns False when there is no such file.
-    """
-    import json
-
-    environ = os.environ if environ is None else environ  # type: ignore[assignment]
-    try:
-        with open(path, encoding="utf-8") as handle:
-            values = json.load(handle).get("Values", {})
-    except FileNotFoundError:
-        return False
-    for name, value in values.items():
-        environ.setdefault(name, str(value))
-    return True

@@ -23,9 +23,11 @@ class GatewayServer:
     def start(cls, env: dict[str, str], *args: str) -> GatewayServer:
         port = free_port()
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, "-m", "gateway.devhost", "--port", str(port), "--settings", "no-local-settings",
-                   *args]
-        log = open(ROOT / ".pytest_cache" / f"devhost-{port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        settings = "tests/empty.settings.json"  # the environment alone configures the host
+        command = [sys.executable, "-m", "gateway.devhost", "--port", str(port), "--settings", settings, *args]
+        logs = ROOT / ".pytest_cache"
+        logs.mkdir(exist_ok=True)
+        log = open(logs / f"devhost-{port}.log", "wb")  # noqa: SIM115 - closed in stop()
         process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
         server = cls(f"http://127.0.0.1:{port}", env, process)
         server._log = log
