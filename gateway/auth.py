@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import UpdateMode
 
+from gateway.connections import TableStore
 from gateway.errors import forbidden, unauthorized
 from gateway.models import EMPTY_GUID
 
@@ -55,16 +56,8 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class ApiKeyStore:
+class ApiKeyStore(TableStore):
     """Hashed keys in a table: PartitionKey = first two hex digits of the hash, RowKey = the hash."""
-
-    def __init__(self, service: TableServiceClient, table_name: str) -> None:
-        self._service = service
-        self._table_name = table_name
-        self._table: TableClient = service.get_table_client(table_name)
-
-    def ensure_table(self) -> None:
-        self._service.create_table_if_not_exists(self._table_name)
 
     def create(self, licensee_id: uuid.UUID, name: str) -> tuple[ApiKey, str]:
         """A new key: returns its record and the secret, which is never stored or shown again."""

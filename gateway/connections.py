@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from gateway.settings import ConfigError, StorageSettings
@@ -79,3 +79,15 @@ class StorageClients:
             **codecs,
             **CLIENT_OPTIONS,
         )
+
+
+class TableStore:
+    """Base for the classes that own one table: keeps the client and can create the table."""
+
+    def __init__(self, service: TableServiceClient, table_name: str) -> None:
+        self._service = service
+        self._table_name = table_name
+        self._table: TableClient = service.get_table_client(table_name)
+
+    def ensure_table(self) -> None:
+        self._service.create_table_if_not_exists(self._table_name)

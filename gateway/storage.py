@@ -22,7 +22,9 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
+
+from gateway.connections import TableStore
 
 HEADER_ROW = "comm"
 RECIPIENT_ROW_PREFIX = "r"
@@ -290,16 +292,8 @@ def _batches(operations: Sequence[Any], size: int = TRANSACTION_LIMIT) -> Iterab
         yield operations[start : start + size]
 
 
-class CommunicationStore:
+class CommunicationStore(TableStore):
     """Reads and writes communications; every multi-row write is an entity-group transaction."""
-
-    def __init__(self, service: TableServiceClient, table_name: str) -> None:
-        self._service = service
-        self._table_name = table_name
-        self._table: TableClient = service.get_table_client(table_name)
-
-    def ensure_table(self) -> None:
-        self._service.create_table_if_not_exists(self._table_name)
 
     def create(self, comm: Communication, recipients: Sequence[Recipient] = ()) -> None:
         """Store an accepted communication, with its recipient rows when given.
