@@ -13,6 +13,7 @@ import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -29,6 +30,7 @@ class OutboundSms:
     to: str
     sender: str
     body: str
+    first_attempt_at: datetime | None = None  # stable across retries, for providers that de-duplicate
 
 
 @dataclass(frozen=True)
