@@ -60,7 +60,11 @@ class FakeHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def before_answer(self, status: int) -> None:
+        """Called just before an answer goes out, so a fake's records are complete when the client reads it."""
+
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self.before_answer(status)
         data = json.dumps(payload).encode("utf-8") if payload is not None else b""
         self.send_response(status)
         if payload is not None:

@@ -126,13 +126,18 @@ class _TwilioHandler(FakeHandler):
         self._serve()
 
     def _serve(self) -> None:
-        body = self.read_body()
-        fake = self.fake
-        auth_user = self._auth_user()
-        status = self._answer(fake, body, auth_user)
-        fake.record_request(
-            SeenRequest(self.command, self.path, self.headers.get("Content-Type"), body, auth_user, status)
+        self._body = self.read_body()
+        self._recorded = False
+        status = self._answer(self.fake, self._body, self._auth_user())
+        if not self._recorded:  # a delay fault that ended without an answer
+            self.before_answer(status)
+
+    def before_answer(self, status: int) -> None:
+        self._recorded = True
+        seen = SeenRequest(
+            self.command, self.path, self.headers.get("Content-Type"), self._body, self._auth_user(), status
         )
+        self.fake.record_request(seen)
 
     def _auth_user(self) -> str | None:
         header = self.headers.get("Authorization", "")
@@ -185,7 +190,7 @@ class _TwilioHandler(FakeHandler):
         rejection = fake.rejection_for(params)
         if rejection is not None:
             return self._fail(rejection.status, rejection.code, rejection.message)
-        resource = fake.create(params, self._auth_user() or "")
+        resource = fake.create(params, auth_user or "")
         fake.description.check_response(operation, 201, resource)
         self.send_json(201, resource, {"Twilio-Request-Id": "RQ" + uuid.uuid4().hex})
         return 201
