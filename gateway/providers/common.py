@@ -42,6 +42,12 @@ def mask_text(text: str | None) -> str:
     return _NUMBER_IN_TEXT.sub(lambda match: mask_phone(match.group(0)), text)
 
 
+def brief(text: str | None, limit: int = 300) -> str:
+    """A provider's message fit for a log line: numbers masked, and cut short (services may echo the request)."""
+    masked = mask_text(text)
+    return masked if len(masked) <= limit else masked[: limit - 1] + "…"
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None when absent or unreadable."""
     if value is None:

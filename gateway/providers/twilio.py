@@ -23,8 +23,8 @@ from gateway.providers.common import (
     CONNECTION_LOST,
     NOT_ATTEMPTED,
     TIMEOUT,
+    brief,
     mask_phone,
-    mask_text,
     parse_retry_after,
 )
 from gateway.settings import TwilioSettings
@@ -129,10 +129,10 @@ class TwilioProvider:
                 "and TWILIO_AUTH_TOKEN or TWILIO_API_KEY_SID/TWILIO_API_KEY_SECRET",
                 status,
                 code,
-                mask_text(text),
+                brief(text),
             )
         else:
-            log.warning("twilio: HTTP %s (code %s) for %s: %s", status, code, to, mask_text(text))
+            log.warning("twilio: HTTP %s (code %s) for %s: %s", status, code, to, brief(text))
         return SendResult(message.recipient_id, Outcome.FAILED, error_code=code, error_message=text), False
 
 
