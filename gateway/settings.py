@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import phonenumbers
 
 DEV_STORAGE_CONNECTION = "UseDevelopmentStorage=true"
+PROVIDER_NAMES = ("outbox", "twilio", "acs")
 MAX_RECIPIENTS_CEILING = 1000  # what one communication row can hold (docs/storage.md)
 
 
@@ -136,10 +137,16 @@ class Settings:
             ),
         )
         settings.check()
+        if settings.provider == "twilio":
+            settings = replace(settings, twilio=TwilioSettings.from_env(env))
+        elif settings.provider == "acs":
+            settings = replace(settings, acs=AcsSettings.from_env(env))
         return settings
 
     def check(self) -> None:
         """Refuse configurations that must not run."""
+        if self.provider not in PROVIDER_NAMES:
+            raise ConfigError(f"SMS_PROVIDER must be one of {', '.join(PROVIDER_NAMES)}, not {self.provider!r}")
         if self.provider == "outbox" and self.running_in_azure and not self.allow_outbox_in_azure:
             raise ConfigError(
                 "SMS_PROVIDER is 'outbox', a development provider that sends nothing; "
@@ -147,8 +154,184 @@ class Settings:
             )
 
 
+
+
+# --- SMS provider settings ---------------------------------------------------------------------------------------
+# Read only when SMS_PROVIDER names the provider, so a deployment configures just the one it uses.
+
+TWILIO_DEFAULT_BASE_URL = "https://api.twilio.com"
+PROVIDER_DEFAULT_TIMEOUT_SECONDS = 10.0
+PROVIDER_MAX_TIMEOUT_SECONDS = 120.0
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    return value or None
+
+
+def _seconds(value: str | None, name: str, default: float) -> float:
+    """A positive number of seconds (fractions allowed), bounded so a stuck call cannot hold a worker for long."""
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 < number <= PROVIDER_MAX_TIMEOUT_SECONDS:
+        raise ConfigError(f"{name} must be more than 0 and at most {PROVIDER_MAX_TIMEOUT_SECONDS:g}, not {value!r}")
+    return number
+
+
+def _twilio_sid(value: str | None, name: str, prefix: str) -> str | None:
+    """Twilio SIDs are two letters and 32 hex digits; checking early turns a typo into a named ConfigError."""
+    if value is None:
+        return None
+    hex_part = value[2:]
+    if len(value) != 34 or value[:2] != prefix or any(c not in "0123456789abcdefABCDEF" for c in hex_part):
+        raise ConfigError(f"{name} must be {prefix} followed by 32 hex digits")
+    return value
+
+
+def _http_url(value: str | None, name: str, *, https_only: bool = False) -> str | None:
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    schemes = {"https"} if https_only else {"http", "https"}
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        wanted = "an https URL" if https_only else "an absolute http(s) URL"
+        raise ConfigError(f"{name} must be {wanted}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    """Twilio Programmable Messaging: an Account SID plus either its Auth Token or an API key pair."""
+
+    account_sid: str
+    auth_token: str | None = field(default=None, repr=False)
+    api_key_sid: str | None = None
+    api_key_secret: str | None = field(default=None, repr=False)
+    messaging_service_sid: str | None = None
+    status_callback_url: str | None = None
+    base_url: str = TWILIO_DEFAULT_BASE_URL
+    timeout_seconds: float = PROVIDER_DEFAULT_TIMEOUT_SECONDS
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        """HTTP Basic user and password: the API key pair when set, else Account SID and Auth Token."""
+        if self.api_key_sid and self.api_key_secret:
+            return self.api_key_sid, self.api_key_secret
+        if self.auth_token:
+            return self.account_sid, self.auth_token
+        raise ConfigError("TWILIO_AUTH_TOKEN or TWILIO_API_KEY_SID with TWILIO_API_KEY_SECRET must be set")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TwilioSettings:
+        env = os.environ if env is None else env
+        account_sid = _twilio_sid(_text(env, "TWILIO_ACCOUNT_SID"), "TWILIO_ACCOUNT_SID", "AC")
+        if account_sid is None:
+            raise ConfigError("TWILIO_ACCOUNT_SID is not set: the Account SID (AC...) from the Twilio console")
+        auth_token = _text(env, "TWILIO_AUTH_TOKEN")
+        key_sid = _twilio_sid(_text(env, "TWILIO_API_KEY_SID"), "TWILIO_API_KEY_SID", "SK")
+        key_secret = _text(env, "TWILIO_API_KEY_SECRET")
+        if key_sid and not key_secret:
+            raise ConfigError("TWILIO_API_KEY_SECRET is not set: it is required with TWILIO_API_KEY_SID")
+        if key_secret and not key_sid:
+            raise ConfigError("TWILIO_API_KEY_SID is not set: it is required with TWILIO_API_KEY_SECRET")
+        if auth_token and key_sid:
+            raise ConfigError(
+                "TWILIO_AUTH_TOKEN and TWILIO_API_KEY_SID are both set: "
+                "give the Auth Token or an API key pair, not both"
+            )
+        if not auth_token and not key_sid:
+            raise ConfigError(
+                "TWILIO_AUTH_TOKEN is not set: give the Auth Token, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET"
+            )
+        base_url = _http_url(_text(env, "TWILIO_BASE_URL"), "TWILIO_BASE_URL") or TWILIO_DEFAULT_BASE_URL
+        return cls(
+            account_sid=account_sid,
+            auth_token=auth_token,
+            api_key_sid=key_sid,
+            api_key_secret=key_secret,
+            messaging_service_sid=_twilio_sid(
+                _text(env, "TWILIO_MESSAGING_SERVICE_SID"), "TWILIO_MESSAGING_SERVICE_SID", "MG"
+            ),
+            status_callback_url=_http_url(_text(env, "TWILIO_STATUS_CALLBACK_URL"), "TWILIO_STATUS_CALLBACK_URL"),
+            base_url=base_url.rstrip("/"),
+            timeout_seconds=_seconds(
+                env.get("TWILIO_TIMEOUT_SECONDS"), "TWILIO_TIMEOUT_SECONDS", PROVIDER_DEFAULT_TIMEOUT_SECONDS
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class AcsSettings:
+    """Azure Communication Services SMS: a connection string (access key), or an endpoint and an identity."""
+
+    connection_string: str | None = field(default=None, repr=False)
+    endpoint: str | None = None
+    client_id: str | None = None
+    timeout_seconds: float = PROVIDER_DEFAULT_TIMEOUT_SECONDS
+    # For tests only: a CA bundle that trusts a local fake's self-signed certificate.
+    ca_bundle: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AcsSettings:
+        env = os.environ if env is None else env
+        connection_string = _text(env, "ACS_CONNECTION_STRING")
+        endpoint = _http_url(_text(env, "ACS_ENDPOINT"), "ACS_ENDPOINT", https_only=True)
+        client_id = _text(env, "ACS_CLIENT_ID")
+        if connection_string and endpoint:
+            raise ConfigError(
+                "ACS_CONNECTION_STRING and ACS_ENDPOINT are both set: give the connection string (access key) "
+                "or the endpoint (managed identity), not both"
+            )
+        if not connection_string and not endpoint:
+            raise ConfigError(
+                "ACS_CONNECTION_STRING is not set: give the resource's connection string, "
+                "or ACS_ENDPOINT to authenticate with a managed identity"
+            )
+        if connection_string:
+            _check_acs_connection_string(connection_string)
+            if client_id:
+                raise ConfigError("ACS_CLIENT_ID is only used with ACS_ENDPOINT (managed identity); remove it")
+        ca_bundle = _text(env, "ACS_CA_BUNDLE")
+        if ca_bundle is not None and not os.path.isfile(ca_bundle):
+            raise ConfigError(f"ACS_CA_BUNDLE must be the path of a PEM file, and {ca_bundle!r} is not a file")
+        return cls(
+            connection_string=connection_string,
+            endpoint=endpoint.rstrip("/") if endpoint else None,
+            client_id=client_id,
+            timeout_seconds=_seconds(
+                env.get("ACS_TIMEOUT_SECONDS"), "ACS_TIMEOUT_SECONDS", PROVIDER_DEFAULT_TIMEOUT_SECONDS
+            ),
+            ca_bundle=ca_bundle,
+        )
+
+
+def _check_acs_connection_string(value: str) -> None:
+    """The SDK's form, ``endpoint=https://...;accesskey=<base64>``; the message never echoes the key."""
+    import base64
+    import binascii
+
+    parts: dict[str, str] = {}
+    for element in value.split(";"):
+        key, _, item = element.partition("=")
+        if key.strip():
+            parts[key.strip().lower()] = item.strip()
+    endpoint, access_key = parts.get("endpoint"), parts.get("accesskey")
+    if not endpoint or not access_key:
+        raise ConfigError("ACS_CONNECTION_STRING must look like endpoint=https://<resource>/;accesskey=<key>")
+    _http_url(endpoint, "ACS_CONNECTION_STRING's endpoint", https_only=True)
+    try:
+        base64.b64decode(access_key, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("ACS_CONNECTION_STRING's accesskey is not base64: copy the whole key") from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings.from_env()
-

@@ -7,24 +7,45 @@ costs cold-start time.
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
+
+from azure.data.tables import TableServiceClient
 
 from gateway.providers.base import OutboundSms, Outcome, SendResult, SmsProvider
 from gateway.settings import ConfigError, Settings
 
-# provider name -> "module:factory"; the factory takes (settings, storage clients) and returns an SmsProvider
-PROVIDERS: dict[str, str] = {
-    "outbox": "gateway.providers.outbox:create",
+
+def _outbox(settings: Settings, tables: TableServiceClient) -> SmsProvider:
+    from gateway.providers import outbox
+
+    return outbox.create(settings, tables)
+
+
+def _twilio(settings: Settings, tables: TableServiceClient) -> SmsProvider:
+    from gateway.providers import twilio
+
+    assert settings.twilio is not None  # Settings.from_env reads them when SMS_PROVIDER=twilio
+    return twilio.create(settings.twilio)
+
+
+def _acs(settings: Settings, tables: TableServiceClient) -> SmsProvider:
+    from gateway.providers import acs
+
+    assert settings.acs is not None  # Settings.from_env reads them when SMS_PROVIDER=acs
+    return acs.create(settings.acs)
+
+
+PROVIDERS: dict[str, Callable[[Settings, TableServiceClient], SmsProvider]] = {
+    "outbox": _outbox,
+    "twilio": _twilio,
+    "acs": _acs,
 }
 
 
-def create_provider(settings: Settings, tables: object) -> SmsProvider:
-    target = PROVIDERS.get(settings.provider)
-    if target is None:
-        known = ", ".join(sorted(PROVIDERS))
-        raise ConfigError(f"SMS_PROVIDER must be one of {known}, not {settings.provider!r}")
-    module_name, factory_name = target.split(":")
-    factory = getattr(importlib.import_module(module_name), factory_name)
+def create_provider(settings: Settings, tables: TableServiceClient) -> SmsProvider:
+    factory = PROVIDERS.get(settings.provider)
+    if factory is None:
+        raise ConfigError(f"SMS_PROVIDER must be one of {', '.join(sorted(PROVIDERS))}, not {settings.provider!r}")
     return factory(settings, tables)
 
 

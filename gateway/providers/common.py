@@ -1,0 +1,70 @@
+"""Small helpers the real providers share: masking numbers for logs, reading Retry-After.
+
+Kept free of any SDK import, so importing it costs nothing at cold start.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import re
+from datetime import UTC, datetime
+
+# How a RETRY says whether the provider may have the message. Delivery records the code; for a provider
+# whose resends are not safe (Twilio), TIMEOUT is the one outcome where the SMS may already be on its way.
+CONNECT_FAILED = "ConnectFailed"  # no connection was made: the provider never saw the request
+TIMEOUT = "Timeout"  # the request went out and no answer came in time: the provider may have it
+CONNECTION_LOST = "ConnectionLost"  # the connection broke after the request went out: the provider may have it
+NOT_ATTEMPTED = "NotAttempted"  # skipped after an earlier message in the batch met a service-wide failure
+
+# Retry-After values beyond this are clamped: a queue message cannot usefully wait longer than a few hours,
+# and a broken header must not park a message for a year.
+MAX_RETRY_AFTER_SECONDS = 6 * 3600.0
+
+
+def mask_phone(number: str | None) -> str:
+    """All but the last four digits hidden, for logs: enough to match a complaint, not enough to reuse."""
+    if not number:
+        return "<none>"
+    digits = [c for c in number if c.isdigit()]
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    return "*" * (len(digits) - 4) + "".join(digits[-4:])
+
+
+_NUMBER_IN_TEXT = re.compile(r"\+?\d[\d ()-]{4,}\d")
+
+
+def mask_text(text: str | None) -> str:
+    """A provider's message with every phone-like number in it masked (Twilio quotes the number back)."""
+    if not text:
+        return ""
+    return _NUMBER_IN_TEXT.sub(lambda match: mask_phone(match.group(0)), text)
+
+
+def brief(text: str | None, limit: int = 300) -> str:
+    """A provider's message fit for a log line: numbers masked, and cut short (services may echo the request)."""
+    masked = mask_text(text)
+    return masked if len(masked) <= limit else masked[: limit - 1] + "…"
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)

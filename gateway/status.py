@@ -1,0 +1,83 @@
+"""Status look-ups: a licensee reads its own communications, by CommId or by Reference.
+
+Another licensee's communication answers 404, exactly like one that does not exist, so ids
+cannot be probed across licensees.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from gateway.auth import Principal
+from gateway.errors import not_found
+from gateway.models import RecipientStatus, SMSContact, SMSStatusResponse, parse_guid
+from gateway.storage import CommunicationStore, Snapshot, comm_id_for
+
+NOT_FOUND = "No communication with that id exists for this licensee"
+
+
+class StatusService:
+    def __init__(self, store: CommunicationStore) -> None:
+        self._store = store
+
+    def by_id(self, principal: Principal, comm_id: str) -> SMSStatusResponse:
+        try:
+            parsed = parse_guid(comm_id)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise not_found(NOT_FOUND)
+        return self._lookup(principal, parsed)
+
+    def by_reference(self, principal: Principal, reference: str) -> SMSStatusResponse:
+        reference = reference.strip().upper()
+        if not reference.isalnum():
+            raise not_found(NOT_FOUND)
+        return self._lookup(principal, comm_id_for(principal.licensee_id, reference))
+
+    def _lookup(self, principal: Principal, comm_id: uuid.UUID) -> SMSStatusResponse:
+        snapshot = self._store.load(comm_id)
+        if snapshot is None or snapshot.communication.licensee_id != principal.licensee_id:
+            raise not_found(NOT_FOUND)
+        return describe(snapshot)
+
+
+def describe(snapshot: Snapshot) -> SMSStatusResponse:
+    comm = snapshot.communication
+    existing = {recipient.index: recipient for recipient in snapshot.recipients}
+    recipients = [existing.get(planned.index, planned) for planned in comm.planned_recipients()]
+    return SMSStatusResponse(
+        CommId=comm.comm_id,
+        Reference=comm.reference,
+        LicenseeId=comm.licensee_id,
+        Status=comm.status.value,
+        From=SMSContact(Name=comm.sender_name, PhoneNumber=comm.sender, ContactId=comm.sender_contact_id),
+        MessageBody=comm.body,
+        ReplyIsAllowed=comm.reply_is_allowed,
+        ReplyIsRequired=comm.reply_is_required,
+        Notes=comm.notes,
+        LinkedObjectId=comm.linked_object_id,
+        SuiteId=comm.suite_id,
+        RecipientCount=len(recipients),
+        SentCount=sum(1 for r in recipients if r.status.value == "Sent"),
+        FailedCount=sum(1 for r in recipients if r.status.value == "Failed"),
+        PendingCount=sum(1 for r in recipients if not r.status.is_final),
+        LastError=comm.last_error,
+        CreatedAt=comm.created_at,
+        UpdatedAt=comm.updated_at,
+        Recipients=[
+            RecipientStatus(
+                RecipientId=r.recipient_id,
+                Name=r.name,
+                PhoneNumber=r.phone_number,
+                ContactId=r.contact_id,
+                Status=r.status.value,
+                ProviderMessageId=r.provider_message_id,
+                ErrorCode=r.error_code,
+                ErrorMessage=r.error_message,
+                Attempts=r.attempts,
+                UpdatedAt=r.updated_at,
+            )
+            for r in recipients
+        ],
+    )

@@ -1,0 +1,328 @@
+"""A local Twilio Messages API: the real wire, checked against Twilio's own OpenAPI description.
+
+Every request is matched against ``twilio-messages-openapi.json`` (the Messages resource of
+Twilio's ``twilio_api_v2010`` description, MIT License, Copyright (C) 2023 Twilio, Inc.; copied
+here from the project's shared reference so the tests need nothing outside the repository):
+path and path parameters, form body, parameter types and patterns, the required ``To`` and the
+``x-twilio.conditional`` groups (``From`` or ``MessagingServiceSid``; ``Body``, ``MediaUrl`` or
+``ContentSid``). Every answer it makes for a create is checked against the described 201 schema.
+
+Errors carry Twilio's JSON shape ``{"code", "message", "more_info", "status"}`` and its codes:
+20003 (401, bad credentials), 21604 (no To), 21603 (no From/MessagingServiceSid), 21602 (no
+Body/MediaUrl/ContentSid), 21211 (To not a phone number), 21617 (body over 1600 characters),
+21606 (From not one of the account's senders, when ``senders`` is given), and Twilio's test
+"magic numbers" (+15005550001 invalid, +15005550002 unreachable, +15005550003 region not enabled,
++15005550004 unsubscribed, +15005550009 not a mobile). A request that breaks the description in
+any other way gets 400 with code 70002 ("Bad request"). Deliberately stricter than Twilio:
+parameters the description does not name are refused, so a misspelt parameter fails a test
+instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.fakes.openapi import MethodNotAllowed, OpenApiDescription, RequestProblem, RouteNotFound
+from tests.fakes.server import FakeHandler, FakeService
+
+SPEC_PATH = Path(__file__).with_name("twilio-messages-openapi.json")
+CREATE_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
+FETCH_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
+MAX_BODY = 1600
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+CHANNEL_ADDRESS = re.compile(r"^[a-z]+:\+[1-9]\d{1,14}$")
+
+# Twilio's test credentials answer these To numbers with these errors; the fake does the same by default.
+MAGIC_NUMBERS: dict[str, tuple[int, str]] = {
+    "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
+    "+15005550002": (21612, "The 'To' phone number: +15005550002, is not currently reachable using the 'From' "
+                     "phone number via SMS."),
+    "+15005550003": (21408, "Permission to send an SMS has not been enabled for the region indicated by the "
+                     "'To' number: +15005550003."),
+    "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
+    "+15005550009": (21614, "'To' number is not a valid mobile number"),
+}  # fmt: skip
+
+
+def error_body(status: int, code: int | None = None, message: str | None = None) -> dict[str, Any]:
+    """Twilio's error document; without a code, the generic one Twilio uses for the status."""
+    generic = {401: (20003, "Authenticate"), 404: (20404, "The requested resource was not found"),
+               405: (20004, "Method not allowed"), 429: (20429, "Too Many Requests"),
+               500: (20500, "Internal Server Error"), 503: (20503, "Service Unavailable")}  # fmt: skip
+    default_code, default_message = generic.get(status, (70002, "Bad request"))
+    code = default_code if code is None else code
+    return {
+        "code": code,
+        "message": message or default_message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A Message the fake created: what a real account would have sent."""
+
+    sid: str
+    to: str
+    from_: str | None
+    body: str | None
+    messaging_service_sid: str | None
+    status_callback: str | None
+    auth_user: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """Every request, whatever became of it."""
+
+    method: str
+    path: str
+    content_type: str | None
+    body: bytes
+    auth_user: str | None
+    status: int
+
+
+@dataclass
+class _Rejection:
+    code: int
+    message: str
+    status: int = 400
+
+
+class _TwilioHandler(FakeHandler):
+    server: Any
+
+    @property
+    def fake(self) -> TwilioFake:
+        return self.server.owner
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        self._body = self.read_body()
+        self._recorded = False
+        status = self._answer(self.fake, self._body, self._auth_user())
+        if not self._recorded:  # a delay fault that ended without an answer
+            self.before_answer(status)
+
+    def before_answer(self, status: int) -> None:
+        self._recorded = True
+        seen = SeenRequest(
+            self.command, self.path, self.headers.get("Content-Type"), self._body, self._auth_user(), status
+        )
+        self.fake.record_request(seen)
+
+    def _auth_user(self) -> str | None:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            user, _, _ = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user
+
+    def _fail(self, status: int, code: int | None = None, message: str | None = None) -> int:
+        headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if status == 401 else None
+        self.send_json(status, error_body(status, code, message), headers)
+        return status
+
+    def _answer(self, fake: TwilioFake, body: bytes, auth_user: str | None) -> int:
+        fault = fake.next_fault()
+        if self.apply_fault(fault, error_body):
+            return fault.status or 0 if fault is not None else 0
+        path = urlsplit(self.path).path
+        try:
+            operation = fake.description.match(self.command, path)
+        except RouteNotFound:
+            return self._fail(404, message=f"The requested resource {path} was not found")
+        except MethodNotAllowed:
+            return self._fail(405)
+        except RequestProblem:
+            # A malformed AccountSid can belong to no one: Twilio answers it as an authentication failure.
+            return self._fail(401)
+        if not fake.authorised(self.headers.get("Authorization"), operation.path_params.get("AccountSid")):
+            return self._fail(401)
+        if operation.template == FETCH_PATH and self.command == "GET":
+            return self._fetch(fake, operation.path_params["Sid"])
+        if operation.template != CREATE_PATH or self.command != "POST":
+            return self._fail(405, message=f"the fake does not implement {operation.operation_id}")
+        try:
+            params = fake.description.check_form(operation, self.headers.get("Content-Type"), body)
+        except RequestProblem as problem:
+            if problem.kind == "required" and problem.parameter == "To":
+                return self._fail(400, 21604, "A 'To' phone number is required.")
+            return self._fail(400, 70002, problem.message)
+        for group in fake.description.conditional_groups(operation):
+            if not any(params.get(name) not in (None, "", []) for name in group):
+                if "From" in group:
+                    return self._fail(400, 21603, "A 'From' phone number is required.")
+                if "Body" in group:
+                    return self._fail(400, 21602, "Message body is required.")
+                return self._fail(400, 70002, f"one of {', '.join(group)} is required")
+        rejection = fake.rejection_for(params)
+        if rejection is not None:
+            return self._fail(rejection.status, rejection.code, rejection.message)
+        resource = fake.create(params, auth_user or "")
+        fake.description.check_response(operation, 201, resource)
+        self.send_json(201, resource, {"Twilio-Request-Id": "RQ" + uuid.uuid4().hex})
+        return 201
+
+    def _fetch(self, fake: TwilioFake, sid: str) -> int:
+        resource = fake.resources.get(sid)
+        if resource is None:
+            return self._fail(404, message=f"The requested resource {self.path} was not found")
+        self.send_json(200, resource)
+        return 200
+
+
+class TwilioFake(FakeService):
+    """Start with ``with TwilioFake() as fake:``; point the provider at ``fake.base_url``."""
+
+    handler = _TwilioHandler
+
+    def __init__(
+        self,
+        *,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        api_key_sid: str | None = None,
+        api_key_secret: str | None = None,
+        senders: set[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.account_sid = account_sid or "AC" + secrets.token_hex(16)
+        self.auth_token = auth_token or secrets.token_hex(16)
+        self.api_key_sid = api_key_sid or "SK" + secrets.token_hex(16)
+        self.api_key_secret = api_key_secret or secrets.token_urlsafe(24)
+        self.senders = senders
+        self.description = OpenApiDescription.load(SPEC_PATH)
+        self.messages: list[ReceivedMessage] = []
+        self.requests: list[SeenRequest] = []
+        self.resources: dict[str, dict[str, Any]] = {}
+        self._rejections: dict[str, _Rejection] = {
+            number: _Rejection(code, message) for number, (code, message) in MAGIC_NUMBERS.items()
+        }
+
+    def reject(self, number: str, code: int, message: str, status: int = 400) -> None:
+        """Answer any Message to ``number`` with this Twilio error."""
+        with self.lock:
+            self._rejections[number] = _Rejection(code, message, status)
+
+    def authorised(self, header: str | None, account_sid: str | None) -> bool:
+        if not header or not header.startswith("Basic ") or account_sid != self.account_sid:
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        pairs = ((self.account_sid, self.auth_token), (self.api_key_sid, self.api_key_secret))
+        return any(hmac.compare_digest(user, u) and hmac.compare_digest(password, p) for u, p in pairs)
+
+    def rejection_for(self, params: dict[str, Any]) -> _Rejection | None:
+        to = str(params["To"])
+        with self.lock:
+            scripted = self._rejections.get(to)
+        if scripted is not None:
+            return scripted
+        if not (E164.match(to) or CHANNEL_ADDRESS.match(to)):
+            return _Rejection(21211, f"The 'To' number {to} is not a valid phone number.")
+        sender = params.get("From")
+        if sender and self.senders is not None and sender not in self.senders:
+            return _Rejection(
+                21606,
+                f"The From phone number {sender} is not a valid, SMS-capable inbound phone number or short code "
+                "for your account.",
+            )
+        if len(str(params.get("Body") or "")) > MAX_BODY:
+            return _Rejection(21617, "The concatenated message body exceeds the 1600 character limit.")
+        return None
+
+    def create(self, params: dict[str, Any], auth_user: str) -> dict[str, Any]:
+        """The Message resource as Twilio returns it on create, and a record of the send."""
+        sid = "SM" + uuid.uuid4().hex
+        now = format_datetime(datetime.now(UTC))
+        body = params.get("Body")
+        service = params.get("MessagingServiceSid")
+        sender = params.get("From")
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"
+        resource = {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sender,
+            "messaging_service_sid": service,
+            "num_media": str(len(params.get("MediaUrl", []))),
+            "num_segments": "0" if service and not sender else str(_segments(body or "")),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            # With only a Messaging Service, Twilio accepts first and picks a sender later.
+            "status": "accepted" if service and not sender else "queued",
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+            "to": params["To"],
+            "uri": uri,
+        }
+        message = ReceivedMessage(
+            sid=sid,
+            to=params["To"],
+            from_=sender,
+            body=body,
+            messaging_service_sid=service,
+            status_callback=params.get("StatusCallback"),
+            auth_user=auth_user,
+            params=dict(params),
+        )
+        with self.lock:
+            self.messages.append(message)
+            self.resources[sid] = resource
+        return resource
+
+    def record_request(self, seen: SeenRequest) -> None:
+        with self.lock:
+            self.requests.append(seen)
+
+    @property
+    def messages_url(self) -> str:
+        return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+
+
+def _segments(body: str) -> int:
+    """How many SMS parts: GSM-7 (ASCII here, roughly) fits 160 or 153 per part, else UCS-2 fits 70 or 67."""
+    single, part = (160, 153) if body.isascii() else (70, 67)
+    if len(body) <= single:
+        return 1
+    return -(-len(body) // part)
