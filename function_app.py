@@ -33,6 +33,18 @@ for _name, (_route, _immediate) in SEND_ROUTES.items():
     _bind_send(_name, _route, _immediate)
 
 
+@app.function_name("status_by_id")
+@app.route(route="api/sms/{commId}", methods=["GET"])
+def status_by_id(req: func.HttpRequest) -> func.HttpResponse:
+    return http.status_by_id(req)
+
+
+@app.function_name("status_by_reference")
+@app.route(route="api/sms/reference/{reference}", methods=["GET"])
+def status_by_reference(req: func.HttpRequest) -> func.HttpResponse:
+    return http.status_by_reference(req)
+
+
 @app.function_name("health")
 @app.route(route="api/health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -43,3 +55,15 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="message", queue_name="%SMS_QUEUE_NAME%", connection="AzureWebJobsStorage")
 def deliver(message: func.QueueMessage) -> None:
     worker.deliver(message)
+
+
+@app.function_name("abandon")
+@app.queue_trigger(arg_name="message", queue_name="%SMS_QUEUE_NAME%-poison", connection="AzureWebJobsStorage")
+def abandon(message: func.QueueMessage) -> None:
+    worker.abandon(message)
+
+
+@app.function_name("sweep")
+@app.timer_trigger(arg_name="timer", schedule="%SMS_SWEEP_SCHEDULE%", run_on_startup=False)
+def sweep(timer: func.TimerRequest) -> None:
+    worker.sweep()

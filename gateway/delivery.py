@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.providers.base import OutboundSms, Outcome, SendResult, SmsProvider
+from gateway.providers.common import MAYBE_SENT
 from gateway.storage import (
     TRANSACTION_LIMIT,
     CommStatus,
@@ -29,6 +30,7 @@ from gateway.storage import (
 log = logging.getLogger("gateway.delivery")
 
 UNKNOWN_OUTCOME = "OutcomeUnknown"
+ABANDONED = "DeliveryAbandoned"
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,11 @@ class RetryLater(Exception):
 
 
 class DeliveryInProgress(Exception):
-    """Another worker holds a fresh claim on this communication; try again later."""
+    """Another worker holds a fresh claim on this communication; try again once it expires."""
+
+    def __init__(self, comm_id: str, retry_in_seconds: float = 30) -> None:
+        super().__init__(f"{comm_id} is claimed by another worker; look again in {retry_in_seconds:.0f} s")
+        self.retry_in_seconds = retry_in_seconds
 
 
 def aggregate_status(sent: int, failed: int, pending: int) -> CommStatus:
@@ -93,7 +99,7 @@ class Delivery:
         if comm.status.is_final:
             return self._report(comm, recipients, None)
 
-        due, unknown, busy = self._classify(recipients)
+        due, unknown, busy_for = self._classify(recipients)
         for start in range(0, len(unknown), self._batch_size):
             self._record(comm, recipients, unknown[start : start + self._batch_size])
         retry_after: float | None = None
@@ -103,38 +109,89 @@ class Delivery:
             results = self._send(comm, batch)
             retry_after = _longest(retry_after, self._apply(batch, results))
             self._record(comm, recipients, batch)
-        if busy and not due:
-            raise DeliveryInProgress(comm_id.hex)
+        if busy_for is not None and not due:
+            raise DeliveryInProgress(comm_id.hex, busy_for)
         report = self._report(comm, recipients, retry_after)
         if report.pending:
             raise RetryLater(report)
         return report
 
-    def _classify(self, recipients: Sequence[Recipient]) -> tuple[list[Recipient], list[Recipient], bool]:
-        """Split recipients into due now, interrupted with an unknown outcome, and busy elsewhere."""
+    def give_up(self, comm_id: uuid.UUID, reason: str) -> DeliveryReport | None:
+        """Mark every recipient not yet Sent or Failed as Failed, so the communication ends.
+
+        Used when the retry budget is spent (the poison queue): nothing stays Pending or
+        Sending forever. Conditional writes make it step back if a worker is mid-way.
+        """
+        snapshot = self._store.load(comm_id)
+        if snapshot is None:
+            return None
+        comm = snapshot.communication
+        existing = {recipient.index: recipient for recipient in snapshot.recipients}
+        recipients = [existing.get(planned.index, planned) for planned in comm.planned_recipients()]
+        now = self._clock()
+        open_recipients = [recipient for recipient in recipients if not recipient.status.is_final]
+        for recipient in open_recipients:
+            detail = f" (last error {recipient.error_code}: {recipient.error_message})" if recipient.error_code else ""
+            recipient.status = RecipientStatus.FAILED
+            recipient.error_code = ABANDONED
+            recipient.error_message = f"{reason}{detail}"[:1000]
+            recipient.updated_at = now
+        comm.last_error = f"{ABANDONED}: {reason}"[:1000]
+        if not open_recipients:
+            sent, failed, pending = _counts(recipients)
+            comm.status = aggregate_status(sent, failed, pending)
+            comm.updated_at = now
+            self._store.save(comm, [])
+        for start in range(0, len(open_recipients), self._batch_size):
+            batch = open_recipients[start : start + self._batch_size]
+            sent, failed, pending = _counts(recipients)
+            comm.sent_count, comm.failed_count = sent, failed
+            comm.status = aggregate_status(sent, failed, pending)
+            comm.updated_at = now
+            try:
+                self._store.save(comm, batch, claim=True)
+            except ConcurrentUpdate as error:
+                raise DeliveryInProgress(comm_id.hex) from error
+        log.warning("comm %s abandoned: %s", comm_id.hex, reason)
+        return self._report(comm, recipients, None)
+
+    def _classify(self, recipients: Sequence[Recipient]) -> tuple[list[Recipient], list[Recipient], float | None]:
+        """Split recipients into due now and ended with an unknown outcome; say how long others stay claimed.
+
+        A recipient whose last attempt may have reached the provider (a claim left by a worker
+        that died, or a time-out after the request went out) is sent again only while the
+        provider makes that safe; otherwise it ends Failed with ``OutcomeUnknown``.
+        """
         now = self._clock()
         due: list[Recipient] = []
         unknown: list[Recipient] = []
-        busy = False
+        busy_for: float | None = None
         for recipient in recipients:
             if recipient.status is RecipientStatus.PENDING:
-                due.append(recipient)
+                if recipient.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
+                    unknown.append(self._unknown(recipient, now))
+                else:
+                    due.append(recipient)
             elif recipient.status is RecipientStatus.SENDING:
-                claimed_at = recipient.claimed_at or now
-                if (now - claimed_at).total_seconds() < self._claim_timeout:
-                    busy = True
+                age = (now - (recipient.claimed_at or now)).total_seconds()
+                if age < self._claim_timeout:
+                    busy_for = max(busy_for or 0, self._claim_timeout - age + 1)
                 elif self._resend_is_safe(recipient, now):
                     due.append(recipient)
                 else:
-                    recipient.status = RecipientStatus.FAILED
-                    recipient.error_code = UNKNOWN_OUTCOME
-                    recipient.error_message = (
-                        "An earlier attempt was interrupted before the provider's answer was recorded; "
-                        "not sent again, to avoid a duplicate SMS"
-                    )
-                    recipient.updated_at = now
-                    unknown.append(recipient)
-        return due, unknown, busy
+                    unknown.append(self._unknown(recipient, now))
+        return due, unknown, busy_for
+
+    @staticmethod
+    def _unknown(recipient: Recipient, now: datetime) -> Recipient:
+        recipient.status = RecipientStatus.FAILED
+        recipient.error_code = UNKNOWN_OUTCOME
+        recipient.error_message = (
+            "An earlier attempt may have reached the provider, but its answer was never recorded; "
+            "not sent again, to avoid a duplicate SMS"
+        )
+        recipient.updated_at = now
+        return recipient
 
     def _resend_is_safe(self, recipient: Recipient, now: datetime) -> bool:
         if not self._provider.resend_is_safe:
@@ -158,7 +215,7 @@ class Delivery:
         try:
             self._store.save(comm, batch, claim=True)
         except ConcurrentUpdate as error:
-            raise DeliveryInProgress(comm.comm_id.hex) from error
+            raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
         comm.references_created = all(recipient.etag is not None for recipient in recipients)
 
     def _send(self, comm: Communication, batch: Sequence[Recipient]) -> list[SendResult]:
@@ -191,6 +248,8 @@ class Delivery:
                 recipient.provider_message_id = result.provider_message_id
             elif result.outcome is Outcome.FAILED:
                 recipient.status = RecipientStatus.FAILED
+            elif result.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
+                self._unknown(recipient, now).error_message += f" ({result.error_code}: {result.error_message})"
             else:
                 recipient.status = RecipientStatus.PENDING
                 retry_after = _longest(retry_after, result.retry_after_seconds)

@@ -79,6 +79,22 @@ def send(req: func.HttpRequest, *, immediate: bool) -> func.HttpResponse:
     return _handle(action)
 
 
+def status_by_id(req: func.HttpRequest) -> func.HttpResponse:
+    def action(gateway: Gateway) -> WireModel:
+        principal = gateway.authenticator.authenticate(req.headers)
+        return gateway.status.by_id(principal, req.route_params.get("commId", ""))
+
+    return _handle(action)
+
+
+def status_by_reference(req: func.HttpRequest) -> func.HttpResponse:
+    def action(gateway: Gateway) -> WireModel:
+        principal = gateway.authenticator.authenticate(req.headers)
+        return gateway.status.by_reference(principal, req.route_params.get("reference", ""))
+
+    return _handle(action)
+
+
 def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
         gateway = get_gateway()

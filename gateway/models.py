@@ -8,6 +8,7 @@ with Guids in N form and null properties omitted (``to_wire``).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
@@ -95,3 +96,42 @@ class CommResponse(WireModel):
     Reference: str | None = None
     Status: bool = False
     Message: str | None = None
+
+
+class RecipientStatus(WireModel):
+    """One recipient's delivery state: the per-recipient communication reference."""
+
+    RecipientId: Guid = None
+    Name: str | None = None
+    PhoneNumber: str | None = None
+    ContactId: Guid = None
+    Status: str | None = None
+    ProviderMessageId: str | None = None
+    ErrorCode: str | None = None
+    ErrorMessage: str | None = None
+    Attempts: int = 0
+    UpdatedAt: datetime | None = None
+
+
+class SMSStatusResponse(WireModel):
+    """What GET /api/sms/{CommId} and /api/sms/reference/{Reference} answer."""
+
+    CommId: Guid = None
+    Reference: str | None = None
+    LicenseeId: Guid = None
+    Status: str | None = None
+    From: SMSContact | None = None
+    MessageBody: str | None = None
+    ReplyIsAllowed: bool = False
+    ReplyIsRequired: bool = False
+    Notes: str | None = None
+    LinkedObjectId: Guid = None
+    SuiteId: Guid = None
+    RecipientCount: int = 0
+    SentCount: int = 0
+    FailedCount: int = 0
+    PendingCount: int = 0
+    LastError: str | None = None
+    CreatedAt: datetime | None = None
+    UpdatedAt: datetime | None = None
+    Recipients: list[RecipientStatus] = []

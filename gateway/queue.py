@@ -1,7 +1,9 @@
-"""The delivery queue: messages carry only a CommId; the table is the source of truth.
+"""The delivery queue: messages carry a CommId (and a retry count); the table is the source of truth.
 
 Messages are base64 text (the client's encode policy), which is what the Functions queue
-trigger decodes by default.
+trigger decodes by default. ``Attempt`` counts the delivery runs before this message, so a
+retry re-queued with a delay (to honour a provider's Retry-After) keeps its place in the
+retry budget.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
@@ -18,14 +21,24 @@ class BadQueueMessage(ValueError):
     """The message is not one this gateway wrote; retrying cannot help."""
 
 
-def encode_message(comm_id: uuid.UUID) -> str:
-    return json.dumps({"CommId": comm_id.hex}, separators=(",", ":"))
+@dataclass(frozen=True)
+class DeliveryMessage:
+    comm_id: uuid.UUID
+    attempt: int = 0  # delivery runs before this message was written
 
 
-def decode_message(body: bytes | str) -> uuid.UUID:
+def encode_message(comm_id: uuid.UUID, attempt: int = 0) -> str:
+    fields: dict[str, object] = {"CommId": comm_id.hex}
+    if attempt:
+        fields["Attempt"] = attempt
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def decode_message(body: bytes | str) -> DeliveryMessage:
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        return uuid.UUID(json.loads(text)["CommId"])
+        fields = json.loads(text)
+        return DeliveryMessage(uuid.UUID(fields["CommId"]), max(0, int(fields.get("Attempt", 0))))
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise BadQueueMessage(f"not a delivery message: {error}") from error
 
@@ -42,5 +55,5 @@ class DeliveryQueue:
         with contextlib.suppress(ResourceExistsError):
             self._client.create_queue()
 
-    def enqueue(self, comm_id: uuid.UUID, *, delay_seconds: int = 0) -> None:
-        self._client.send_message(encode_message(comm_id), visibility_timeout=delay_seconds or None)
+    def enqueue(self, comm_id: uuid.UUID, *, delay_seconds: int = 0, attempt: int = 0) -> None:
+        self._client.send_message(encode_message(comm_id, attempt), visibility_timeout=delay_seconds or None)

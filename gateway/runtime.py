@@ -12,6 +12,7 @@ from gateway.providers import SmsProvider, create_provider
 from gateway.queue import DeliveryQueue
 from gateway.service import SendService
 from gateway.settings import Settings, get_settings
+from gateway.status import StatusService
 from gateway.storage import CommunicationStore
 
 
@@ -23,9 +24,11 @@ class Gateway:
     keys: ApiKeyStore
     authenticator: Authenticator
     queue: DeliveryQueue
+    poison_queue: DeliveryQueue
     provider: SmsProvider
     delivery: Delivery
     service: SendService
+    status: StatusService
 
     @classmethod
     def create(cls, settings: Settings) -> Gateway:
@@ -34,7 +37,7 @@ class Gateway:
         keys = ApiKeyStore(clients.tables, settings.api_keys_table)
         queue = DeliveryQueue(clients.queue(settings.queue_name))
         provider = create_provider(settings, clients.tables)
-        delivery = Delivery(store, provider)
+        delivery = Delivery(store, provider, claim_timeout_seconds=settings.claim_timeout_seconds)
         return cls(
             settings=settings,
             clients=clients,
@@ -42,9 +45,11 @@ class Gateway:
             keys=keys,
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
             queue=queue,
+            poison_queue=DeliveryQueue(clients.queue(settings.poison_queue_name)),
             provider=provider,
             delivery=delivery,
             service=SendService(settings, store, queue, delivery),
+            status=StatusService(store),
         )
 
     def ensure_resources(self) -> None:
@@ -52,7 +57,7 @@ class Gateway:
         self.store.ensure_table()
         self.keys.ensure_table()
         self.queue.ensure_queue()
-        DeliveryQueue(self.clients.queue(self.settings.poison_queue_name)).ensure_queue()
+        self.poison_queue.ensure_queue()
 
 
 _lock = threading.Lock()

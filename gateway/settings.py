@@ -92,6 +92,13 @@ class Settings:
     max_recipients: int = 1000
     max_request_bytes: int = 1024 * 1024
     api_key_cache_seconds: int = 60
+    max_delivery_attempts: int = 5
+    retry_base_seconds: int = 30
+    sweep_after_seconds: int = 600
+    sweep_schedule: str = "0 */5 * * * *"
+    claim_timeout_seconds: int = 330
+    twilio: TwilioSettings | None = None
+    acs: AcsSettings | None = None
 
     @property
     def communications_table(self) -> str:
@@ -134,6 +141,13 @@ class Settings:
             max_request_bytes=_int(env.get("SMS_MAX_REQUEST_BYTES"), "SMS_MAX_REQUEST_BYTES", 1024 * 1024),
             api_key_cache_seconds=_int(
                 env.get("SMS_API_KEY_CACHE_SECONDS"), "SMS_API_KEY_CACHE_SECONDS", 60, minimum=0
+            ),
+            max_delivery_attempts=_int(env.get("SMS_MAX_DELIVERY_ATTEMPTS"), "SMS_MAX_DELIVERY_ATTEMPTS", 5),
+            retry_base_seconds=_int(env.get("SMS_RETRY_BASE_SECONDS"), "SMS_RETRY_BASE_SECONDS", 30, minimum=0),
+            sweep_after_seconds=_int(env.get("SMS_SWEEP_AFTER_SECONDS"), "SMS_SWEEP_AFTER_SECONDS", 600, minimum=60),
+            sweep_schedule=(env.get("SMS_SWEEP_SCHEDULE") or "0 */5 * * * *").strip(),
+            claim_timeout_seconds=_int(
+                env.get("SMS_CLAIM_TIMEOUT_SECONDS"), "SMS_CLAIM_TIMEOUT_SECONDS", 330, minimum=1
             ),
         )
         settings.check()

@@ -129,6 +129,7 @@ class Communication:
     sent_count: int = 0
     failed_count: int = 0
     last_error: str | None = None
+    sweeps: int = 0
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     etag: str | None = None
@@ -240,7 +241,8 @@ def communication_from_entity(entity: dict[str, Any]) -> Communication:
         references_created=bool(entity.get("ReferencesCreated", False)),
         sent_count=int(entity.get("SentCount", 0)),
         failed_count=int(entity.get("FailedCount", 0)),
-        last_error=entity.get("LastError"),
+        last_error=entity.get("LastError") or None,
+        sweeps=int(entity.get("Sweeps", 0)),
         created_at=entity.get("CreatedAt") or utcnow(),
         updated_at=entity.get("UpdatedAt") or utcnow(),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
@@ -379,8 +381,32 @@ class CommunicationStore(TableStore):
         for recipient, result in zip(recipients, results, strict=False):
             recipient.etag = result.get("etag")
 
-    def update_header(self, comm: Communication) -> None:
-        self.save(comm, [])
+    def stale(self, updated_before: datetime, created_after: datetime) -> Iterable[Communication]:
+        """Communications not yet final whose last change is older than ``updated_before``.
+
+        A filtered scan across partitions: the sweep runs it every few minutes, and it is the
+        one query that is not a point read (docs/storage.md says what it costs).
+        """
+        query = (
+            "RowKey eq @row and (Status eq @queued or Status eq @sending) "
+            "and UpdatedAt lt @before and CreatedAt gt @after"
+        )
+        parameters = {
+            "row": HEADER_ROW,
+            "queued": CommStatus.QUEUED.value,
+            "sending": CommStatus.SENDING.value,
+            "before": updated_before,
+            "after": created_after,
+        }
+        for entity in self._table.query_entities(query, parameters=parameters):
+            yield communication_from_entity(entity)
+
+    def mark_swept(self, comm: Communication, when: datetime) -> None:
+        """Record that the sweep re-queued this communication (and when), so it is not re-queued every run."""
+        comm.sweeps += 1
+        comm.updated_at = when
+        entity = {"PartitionKey": comm.comm_id.hex, "RowKey": HEADER_ROW, "Sweeps": comm.sweeps, "UpdatedAt": when}
+        self._table.update_entity(entity, mode=UpdateMode.MERGE)
 
 
 def _is_conflict(error: HttpResponseError) -> bool:

@@ -1,35 +1,95 @@
-"""The queue adapter: a delivery message in, delivery run, the queue told how it went.
+"""The queue and timer adapters: delivery messages in, delivery run, the queue told how it went.
 
-Returning deletes the message; raising makes the host show it again after
-``visibilityTimeout`` and, after ``maxDequeueCount`` tries, move it to the poison queue.
+Transient provider failures are re-queued here with a delay (the provider's Retry-After, or
+an exponential back-off), never slept on; after ``SMS_MAX_DELIVERY_ATTEMPTS`` runs the
+message goes to the poison queue, whose own function ends the communication as Failed.
+Anything unexpected is raised, so the host's visibilityTimeout / maxDequeueCount apply.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import azure.functions as func
 
 from gateway.delivery import DeliveryInProgress, RetryLater
-from gateway.queue import BadQueueMessage, decode_message
-from gateway.runtime import get_gateway
+from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
+from gateway.runtime import Gateway, get_gateway
+from gateway.storage import utcnow
 
 log = logging.getLogger("gateway.worker")
 
+MAX_DELAY_SECONDS = 3600
+SWEEP_GIVE_UP_AFTER = 3  # re-queues by the sweep before the communication is ended as Failed
+SWEEP_LOOKBACK = timedelta(days=2)
 
-def deliver(message: func.QueueMessage) -> None:
+
+def _decode(message: func.QueueMessage) -> DeliveryMessage | None:
     try:
-        comm_id = decode_message(message.get_body())
+        return decode_message(message.get_body())
     except BadQueueMessage:
         log.error("dropping queue message %s: not a delivery message", message.id)
+        return None
+
+
+def retry_delay(gateway: Gateway, attempt: int, retry_after: float | None) -> int:
+    backoff = gateway.settings.retry_base_seconds * 2 ** max(0, attempt - 1)
+    return int(min(MAX_DELAY_SECONDS, max(backoff, retry_after or 0)))
+
+
+def deliver(message: func.QueueMessage) -> None:
+    envelope = _decode(message)
+    if envelope is None:
         return
+    gateway = get_gateway()
+    attempt = envelope.attempt + max(1, getattr(message, "dequeue_count", None) or 1)
     try:
-        report = get_gateway().delivery.deliver(comm_id)
+        report = gateway.delivery.deliver(envelope.comm_id)
     except RetryLater as later:
-        log.warning("comm %s: %s (attempt %s)", comm_id.hex, later, getattr(message, "dequeue_count", "?"))
-        raise
-    except DeliveryInProgress:
-        log.info("comm %s is being delivered by another worker; will look again", comm_id.hex)
-        raise
-    if report is None:
-        log.warning("queue message for unknown comm %s dropped", comm_id.hex)
+        reason, delay = str(later), retry_delay(gateway, attempt, later.report.retry_after_seconds)
+    except DeliveryInProgress as busy:
+        reason, delay = str(busy), int(min(MAX_DELAY_SECONDS, busy.retry_in_seconds))
+    else:
+        if report is None:
+            log.warning("queue message for unknown comm %s dropped", envelope.comm_id.hex)
+        return
+    if attempt >= gateway.settings.max_delivery_attempts:
+        log.warning("comm %s: giving up after %d attempts: %s", envelope.comm_id.hex, attempt, reason)
+        gateway.poison_queue.enqueue(envelope.comm_id, attempt=attempt)
+        return
+    log.info("comm %s: %s; attempt %d in %d s", envelope.comm_id.hex, reason, attempt + 1, delay)
+    gateway.queue.enqueue(envelope.comm_id, delay_seconds=delay, attempt=attempt)
+
+
+def abandon(message: func.QueueMessage) -> None:
+    """A poison message: end its communication, every recipient still open marked Failed."""
+    envelope = _decode(message)
+    if envelope is None:
+        return
+    gateway = get_gateway()
+    attempts = envelope.attempt or gateway.settings.max_delivery_attempts
+    gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts")
+
+
+def sweep() -> int:
+    """Queue every accepted communication that is not final and has not moved for a while.
+
+    Catches what the queue lost: a crash between the table write and the enqueue, an
+    immediate send interrupted mid-way, a poison message that could not be processed.
+    Returns how many communications it queued.
+    """
+    gateway = get_gateway()
+    now = utcnow()
+    queued = 0
+    cutoff = now - timedelta(seconds=gateway.settings.sweep_after_seconds)
+    for comm in gateway.store.stale(updated_before=cutoff, created_after=now - SWEEP_LOOKBACK):
+        if comm.sweeps >= SWEEP_GIVE_UP_AFTER:
+            gateway.delivery.give_up(comm.comm_id, f"Delivery did not finish after {comm.sweeps} sweeps")
+            continue
+        gateway.queue.enqueue(comm.comm_id)
+        gateway.store.mark_swept(comm, now)
+        queued += 1
+        log.warning("sweep queued comm %s (status %s, last change %s)", comm.comm_id.hex, comm.status,
+                    comm.updated_at.isoformat())
+    return queued

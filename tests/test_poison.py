@@ -1,7 +1,8 @@
-"""A message whose processing keeps failing ends in the poison queue after maxDequeueCount.
+"""Nothing stays open forever: a message that keeps failing reaches the poison queue, and the
+poison function ends its communication as Failed.
 
 The real function_app is hosted in-process by gateway.devhost (as `func start` would host it),
-with a provider that always reports a transient failure.
+with providers that fail in the two ways that matter: transiently, and by raising.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import uuid
 from collections.abc import Sequence
 
 import pytest
+import requests
 
+from gateway.delivery import ABANDONED
 from gateway.devhost import DevHost
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.runtime import use_gateway
 from gateway.settings import get_settings
-from tests.samples import send_body
+from gateway.storage import CommStatus, RecipientStatus
+from tests.samples import NUMBERS, send_body
 
 HOST_JSON = {
     "version": "2.0",
@@ -34,47 +38,71 @@ class AlwaysBusyProvider:
     resend_is_safe = True
     resend_window_seconds = None
 
-    def __init__(self) -> None:
+    def __init__(self, *, crash: bool = False) -> None:
         self.attempts = 0
+        self.crash = crash
 
     def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
         self.attempts += 1
+        if self.crash:
+            raise RuntimeError("provider bug")
         return [SendResult(m.recipient_id, Outcome.RETRY, error_code="503", error_message="busy") for m in messages]
 
 
 @pytest.fixture
-def hosted(storage_env, make_gateway, monkeypatch):
+def host(storage_env, make_gateway, monkeypatch):
     for name, value in storage_env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     import function_app
 
-    gateway = make_gateway()
-    provider = AlwaysBusyProvider()
-    gateway.provider = provider
-    gateway.delivery._provider = provider
-    use_gateway(gateway)
-    host = DevHost(function_app.app, HOST_JSON, port=0, queues=True, timers=False).start()
-    yield host, gateway, provider
-    host.stop()
+    def start(provider: AlwaysBusyProvider):
+        # A claim left by a raising provider expires after a second here (330 s by default).
+        gateway = make_gateway(SMS_MAX_DELIVERY_ATTEMPTS="3", SMS_RETRY_BASE_SECONDS="0", SMS_CLAIM_TIMEOUT_SECONDS="1")
+        gateway.provider = provider
+        gateway.delivery._provider = provider
+        use_gateway(gateway)
+        started.append(DevHost(function_app.app, HOST_JSON, port=0, queues=True, timers=False).start())
+        return started[-1], gateway
+
+    started: list[DevHost] = []
+    yield start
+    for running in started:
+        running.stop()
     use_gateway(None)
     get_settings.cache_clear()
 
 
-def test_a_message_that_keeps_failing_lands_in_the_poison_queue(hosted) -> None:
-    host, gateway, provider = hosted
-    key = gateway.keys.create(uuid.uuid4(), "poison")[1]
-    import requests
-
-    response = requests.post(f"{host.url}/api/sendmessage", json=send_body(), headers={"X-Api-Key": key}, timeout=30)
-    assert response.status_code == 200, response.text
-    comm_id = response.json()["CommId"]
-    poison = gateway.clients.queue(gateway.settings.poison_queue_name)
-    deadline = time.monotonic() + 30
-    messages = []
-    while time.monotonic() < deadline and not messages:
-        messages = list(poison.peek_messages(max_messages=10))
+def wait_until_final(gateway, comm_id: uuid.UUID, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snapshot = gateway.store.load(comm_id)
+        if snapshot.communication.status.is_final:
+            return snapshot
         time.sleep(0.2)
-    assert [m.content for m in messages] == [f'{{"CommId":"{comm_id}"}}']
-    assert provider.attempts == 3
-    assert gateway.clients.queue(gateway.settings.queue_name).get_queue_properties().approximate_message_count == 0
+    raise AssertionError(f"comm {comm_id.hex} still {snapshot.communication.status}")
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["transient-forever", "raises-forever"])
+def test_a_message_that_keeps_failing_ends_failed_through_the_poison_queue(host, crash: bool) -> None:
+    provider = AlwaysBusyProvider(crash=crash)
+    devhost, gateway = host(provider)
+    key = gateway.keys.create(uuid.uuid4(), "poison")[1]
+    response = requests.post(f"{devhost.url}/api/sendmessage", json=send_body(*NUMBERS[:2]),
+                             headers={"X-Api-Key": key}, timeout=30)
+    assert response.status_code == 200, response.text
+    comm_id = uuid.UUID(response.json()["CommId"])
+
+    snapshot = wait_until_final(gateway, comm_id)
+    assert snapshot.communication.status is CommStatus.FAILED
+    assert snapshot.communication.last_error.startswith(ABANDONED)
+    assert [r.status for r in snapshot.recipients] == [RecipientStatus.FAILED] * 2
+    assert {r.error_code for r in snapshot.recipients} == {ABANDONED}
+    if not crash:
+        assert "last error 503: busy" in snapshot.recipients[0].error_message
+    if crash:  # a raise leaves claims: each later run waits for them to expire, then resends (safe here)
+        assert 1 <= provider.attempts <= 3
+    else:
+        assert provider.attempts == 3  # SMS_MAX_DELIVERY_ATTEMPTS
+    for name in (gateway.settings.queue_name, gateway.settings.poison_queue_name):
+        assert gateway.clients.queue(name).get_queue_properties().approximate_message_count == 0

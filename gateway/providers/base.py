@@ -53,3 +53,15 @@ class SmsProvider(Protocol):
     resend_window_seconds: float | None
 
     def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]: ...
+
+
+class ReconcilingProvider(SmsProvider, Protocol):
+    """A provider that can say which messages it already has, so an unknown outcome need not be guessed.
+
+    ``find_sent`` gets messages whose last attempt may or may not have reached the provider
+    (a worker died mid-call, or a time-out after the request went out) and returns the
+    provider's message id for each one it finds; the rest were never received and are safe
+    to send. It raises (or returns None) when it cannot tell, and delivery then assumes the worst.
+    """
+
+    def find_sent(self, messages: Sequence[OutboundSms]) -> dict[uuid.UUID, str] | None: ...

@@ -16,6 +16,7 @@ CONNECT_FAILED = "ConnectFailed"  # no connection was made: the provider never s
 TIMEOUT = "Timeout"  # the request went out and no answer came in time: the provider may have it
 CONNECTION_LOST = "ConnectionLost"  # the connection broke after the request went out: the provider may have it
 NOT_ATTEMPTED = "NotAttempted"  # skipped after an earlier message in the batch met a service-wide failure
+MAYBE_SENT = frozenset({TIMEOUT, CONNECTION_LOST})  # RETRY codes after which a resend may duplicate the SMS
 
 # Retry-After values beyond this are clamped: a queue message cannot usefully wait longer than a few hours,
 # and a broken header must not park a message for a year.
