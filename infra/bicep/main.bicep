@@ -244,7 +244,9 @@ var useTwilioAuthToken = !empty(twilioAuthToken) || contains(existingSecretNames
 var useTwilioApiKeySecret = !empty(twilioApiKeySecret) || contains(existingSecretNames, secretNames.twilioApiKeySecret)
 var useAcsConnectionString = !empty(acsConnectionString) || contains(existingSecretNames, secretNames.acsConnectionString)
 var vaultSecretsUri = 'https://${vaultName}${environment().suffixes.keyvaultDns}/secrets'
-var acsEndpointValue = createCommunicationService ? 'https://${communicationService.properties.hostName}' : acsEndpoint
+// The app takes a connection string or an endpoint, not both: a configured connection string wins.
+var acsIdentityEndpoint = createCommunicationService ? 'https://${communicationService.properties.hostName}' : acsEndpoint
+var acsEndpointValue = useAcsConnectionString ? '' : acsIdentityEndpoint
 
 // ---------------------------------------------------------------------------------------------------------
 // App settings: the one list of every setting the app and the host read. Empty values mean "not configured"
