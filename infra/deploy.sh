@@ -15,7 +15,10 @@
 #   TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN*, TWILIO_API_KEY_SID, TWILIO_API_KEY_SECRET*,
 #   TWILIO_MESSAGING_SERVICE_SID, TWILIO_STATUS_CALLBACK_URL
 #   ACS_ENDPOINT, ACS_CONNECTION_STRING*, SMS_CREATE_ACS (true to create a Communication Services resource)
-#   SMS_EXISTING_SECRETS          comma-separated names of secrets already in the vault (twilio-auth-token, ...)
+#   SMS_EXISTING_SECRETS          comma-separated names of secrets already in the vault that the app settings should
+#                                 reference (twilio-auth-token, twilio-api-key-secret, acs-connection-string). Unset:
+#                                 on a redeployment, the provider secrets found in the vault; set it (even empty) to
+#                                 choose yourself.
 #   SMS_GRANT_DEPLOYER            false to skip granting you Table Data Contributor and Key Vault Secrets Officer
 # (* stored in Key Vault; passed to the deployment in a private temporary file, never on a command line.)
 set -euo pipefail
@@ -130,6 +133,24 @@ publish() {
   die "publishing $package to $app failed five times; the last error is above"
 }
 
+# Provider secrets already in the vault of an earlier deployment, comma-separated (nothing on a first deployment).
+secrets_in_vault() {
+  local vault names name found=()
+  vault=$(az deployment group show --resource-group "$RESOURCE_GROUP" --name "$DEPLOYMENT_NAME" \
+    --query "properties.outputs.KEY_VAULT_NAME.value" -o tsv 2>/dev/null) || return 0
+  [[ -n $vault ]] || return 0
+  if ! names=$(az keyvault secret list --vault-name "$vault" --query "[].name" -o tsv 2>/dev/null); then
+    echo "warning: cannot list the secrets in $vault; set SMS_EXISTING_SECRETS to keep referencing them" >&2
+    return 0
+  fi
+  for name in $names; do
+    case $name in
+      twilio-auth-token | twilio-api-key-secret | acs-connection-string) found+=("$name") ;;
+    esac
+  done
+  (IFS=,; echo "${found[*]}")
+}
+
 output() {
   az deployment group show --resource-group "$RESOURCE_GROUP" --name "$DEPLOYMENT_NAME" \
     --query "properties.outputs.$1.value" -o tsv
@@ -171,9 +192,16 @@ main() {
   add_param_from_env acsEndpoint ACS_ENDPOINT
   add_param_from_env acsConnectionString ACS_CONNECTION_STRING
   add_bool_param_from_env createCommunicationService SMS_CREATE_ACS
-  if [[ -n "${SMS_EXISTING_SECRETS:-}" ]]; then
+  local existing_secrets
+  if [[ -n "${SMS_EXISTING_SECRETS+set}" ]]; then
+    existing_secrets=$SMS_EXISTING_SECRETS
+  else
+    existing_secrets=$(secrets_in_vault)
+    [[ -n $existing_secrets ]] && echo "==> Keeping the app settings that reference vault secrets: $existing_secrets"
+  fi
+  if [[ -n $existing_secrets ]]; then
     local names=() name
-    IFS=',' read -r -a names <<<"$SMS_EXISTING_SECRETS"
+    IFS=',' read -r -a names <<<"$existing_secrets"
     local items=()
     for name in "${names[@]}"; do
       name=${name//[[:space:]]/}

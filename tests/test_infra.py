@@ -756,8 +756,12 @@ elif args[:3] == ["deployment", "group", "create"]:
     params = args[args.index("--parameters") + 1]
     shutil.copy(params[1:], os.path.join(state, "parameters.json"))
 elif args[:3] == ["deployment", "group", "show"]:
+    if not os.path.exists(os.path.join(state, "parameters.json")):
+        sys.exit(3)  # no earlier deployment
     query = args[args.index("--query") + 1]
     print(outputs[query.split(".")[2]])
+elif args[:3] == ["keyvault", "secret", "list"]:
+    print("twilio-auth-token\nunrelated-secret")
 elif args[:4] == ["functionapp", "deployment", "source", "config-zip"]:
     shutil.copy(args[args.index("--src") + 1], os.path.join(state, "app.zip"))
 '''
@@ -824,6 +828,24 @@ def test_deploy_script_runs_end_to_end_against_a_fake_az(tmp_path: Path) -> None
     assert "python -m gateway keys create" in completed.stdout
     assert "AzureWebJobsStorage__accountName=sttest" in completed.stdout
     assert not (tmp_path / "checkout" / "parameters.json").exists()
+
+
+def test_deploy_script_keeps_referencing_secrets_already_in_the_vault(tmp_path: Path) -> None:
+    """A redeployment without the secret in the environment must not empty the app setting."""
+    checkout, env = _fake_checkout(tmp_path)
+    state = tmp_path / "state"
+    command = ["bash", str(checkout / "infra" / "deploy.sh"), "test"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "existingSecretNames" not in json.loads((state / "parameters.json").read_text())["parameters"]
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    parameters = json.loads((state / "parameters.json").read_text())["parameters"]
+    assert parameters["existingSecretNames"]["value"] == ["twilio-auth-token"]
+    env["SMS_EXISTING_SECRETS"] = ""
+    chosen = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert chosen.returncode == 0, chosen.stdout + chosen.stderr
+    assert "existingSecretNames" not in json.loads((state / "parameters.json").read_text())["parameters"]
 
 
 def test_deploy_script_refuses_a_checkout_without_the_app(tmp_path: Path) -> None:

@@ -685,7 +685,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:The API is public by design: existing SMS clients call it from the internet, authenticated by the gateway's API keys.
   // checkov:skip=CKV_AZURE_17:Existing SMS clients authenticate with an API key over TLS and present no client certificate.
   // checkov:skip=CKV_AZURE_212:numberOfWorkers is a Dedicated-plan setting; Flex Consumption scales instances from zero on demand.
-  // checkov:skip=CKV_AZURE_213:The gateway exposes no health endpoint yet; set siteConfig.healthCheckPath when it does.
+  // checkov:skip=CKV_AZURE_213:App Service health check is built for fixed instance pools; this plan scales to zero, so probe the gateway's health route with an Application Insights availability test instead (docs/deploy.md).
   name: appName
   location: location
   tags: union(tags, {
