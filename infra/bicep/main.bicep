@@ -535,7 +535,7 @@ resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-module twilioAuthTokenSecret 'modules/vault-secret.bicep' = if (!empty(twilioAuthToken)) {
+module twilioAuthTokenInVault 'modules/vault-secret.bicep' = if (!empty(twilioAuthToken)) {
   name: 'secret-twilio-auth-token-${resourceToken}'
   params: {
     vaultName: keyVault.name
@@ -544,7 +544,7 @@ module twilioAuthTokenSecret 'modules/vault-secret.bicep' = if (!empty(twilioAut
   }
 }
 
-module twilioApiKeySecretSecret 'modules/vault-secret.bicep' = if (!empty(twilioApiKeySecret)) {
+module twilioApiKeySecretInVault 'modules/vault-secret.bicep' = if (!empty(twilioApiKeySecret)) {
   name: 'secret-twilio-api-key-secret-${resourceToken}'
   params: {
     vaultName: keyVault.name
@@ -553,7 +553,7 @@ module twilioApiKeySecretSecret 'modules/vault-secret.bicep' = if (!empty(twilio
   }
 }
 
-module acsConnectionStringSecret 'modules/vault-secret.bicep' = if (!empty(acsConnectionString)) {
+module acsConnectionStringInVault 'modules/vault-secret.bicep' = if (!empty(acsConnectionString)) {
   name: 'secret-acs-connection-string-${resourceToken}'
   params: {
     vaultName: keyVault.name
@@ -742,9 +742,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     tableContributorAssignment
     metricsPublisherAssignment
     secretsUserAssignment
-    twilioAuthTokenSecret
-    twilioApiKeySecretSecret
-    acsConnectionStringSecret
+    twilioAuthTokenInVault
+    twilioApiKeySecretInVault
+    acsConnectionStringInVault
   ]
 }
 
