@@ -23,6 +23,18 @@ if [ "$(cat .venv/.installed 2>/dev/null || true)" != "$want" ]; then
   echo "$want" > .venv/.installed
 fi
 
+# The IaC checkers (checkov, pycep-parser) pin their own dependencies: they get a virtualenv of their own.
+if [ "${1:-}" = "--with-iac" ]; then
+  iac=${IAC_VENV:-.venv-iac}
+  [ -x "$iac/bin/python" ] || "$PYTHON" -m venv "$iac"
+  want=$(stamp requirements-iac.txt)
+  if [ "$(cat "$iac/.installed" 2>/dev/null || true)" != "$want" ]; then
+    "$iac/bin/python" -m pip install --quiet --upgrade pip
+    "$iac/bin/python" -m pip install --quiet -r requirements-iac.txt
+    echo "$want" > "$iac/.installed"
+  fi
+fi
+
 want=$(stamp package-lock.json)
 if [ ! -x node_modules/.bin/azurite ] || [ "$(cat node_modules/.installed 2>/dev/null || true)" != "$want" ]; then
   npm ci --no-audit --no-fund --loglevel=error
