@@ -474,7 +474,8 @@ def test_checkov_reports_no_failed_check() -> None:
     assert not failed, "checkov failed checks (fix them or skip inline with a reason):\n" + "\n".join(failed)
     assert summary["parsing_errors"] == 0, summary
     assert summary["passed"] > 0, summary
-    reasons = {c["check_id"]: c["check_result"].get("suppress_comment", "") for c in report["results"]["skipped_checks"]}
+    skipped = report["results"]["skipped_checks"]
+    reasons = {check["check_id"]: check["check_result"].get("suppress_comment", "") for check in skipped}
     unexplained = [check for check, reason in reasons.items() if len(reason.strip()) < 20]
     assert not unexplained, f"skipped without a reason: {unexplained}"
 
