@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from gateway.settings import ConfigError, StorageSettings
 
@@ -67,6 +67,8 @@ class StorageClients:
         codecs = {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
+            # The storage SDK's own default waits 15 s, then 18 s, between tries: far too long for a request.
+            "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=1),
         }
         if self.settings.connection_string:
             return QueueClient.from_connection_string(

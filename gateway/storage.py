@@ -388,7 +388,7 @@ class CommunicationStore(TableStore):
         one query that is not a point read (docs/storage.md says what it costs).
         """
         query = (
-            "RowKey eq @row and (Status eq @queued or Status eq @sending) "
+            "RowKey eq @row and ( Status eq @queued or Status eq @sending ) "
             "and UpdatedAt lt @before and CreatedAt gt @after"
         )
         parameters = {

@@ -9,7 +9,7 @@ Anything unexpected is raised, so the host's visibilityTimeout / maxDequeueCount
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import azure.functions as func
 
@@ -72,7 +72,7 @@ def abandon(message: func.QueueMessage) -> None:
     gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts")
 
 
-def sweep() -> int:
+def sweep(now: datetime | None = None) -> int:
     """Queue every accepted communication that is not final and has not moved for a while.
 
     Catches what the queue lost: a crash between the table write and the enqueue, an
@@ -80,7 +80,7 @@ def sweep() -> int:
     Returns how many communications it queued.
     """
     gateway = get_gateway()
-    now = utcnow()
+    now = now or utcnow()
     queued = 0
     cutoff = now - timedelta(seconds=gateway.settings.sweep_after_seconds)
     for comm in gateway.store.stale(updated_before=cutoff, created_after=now - SWEEP_LOOKBACK):

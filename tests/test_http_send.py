@@ -274,3 +274,39 @@ def test_health_is_503_when_storage_does_not_answer(storage_connection: str) -> 
         assert_error(server.post("/api/sendmessage", send_body(), key="sgk_any"), 503, "ServiceUnavailable")
     finally:
         server.stop()
+
+
+def test_status_by_comm_id_and_by_reference(server: GatewayServer, gateway: Gateway, key: str) -> None:
+    sent = server.post("/api/sms/send/immediate", send_body(*NUMBERS[:2], Notes="hello"), key=key).json()
+    for path in (f"/api/sms/{sent['CommId']}", f"/api/sms/reference/{sent['Reference']}",
+                 f"/api/sms/reference/{sent['Reference'].lower()}", f"/api/sms/{uuid.UUID(sent['CommId'])}"):
+        response = server.get(path, key=key)
+        assert response.status_code == 200, (path, response.text)
+        status = response.json()
+        assert (status["CommId"], status["Reference"], status["Status"]) == (sent["CommId"], sent["Reference"], "Sent")
+        assert (status["RecipientCount"], status["SentCount"], status["FailedCount"], status["PendingCount"]) == (
+            2, 2, 0, 0)
+        assert status["Notes"] == "hello" and status["LicenseeId"] == LICENSEE.hex
+        assert [r["Status"] for r in status["Recipients"]] == ["Sent", "Sent"]
+        assert all(r["ProviderMessageId"].startswith("outbox-") for r in status["Recipients"])
+        assert sorted(r["PhoneNumber"] for r in status["Recipients"]) == sorted(NUMBERS[:2])
+
+
+def test_status_of_a_queued_send_lists_its_recipients_before_delivery(quiet_server) -> None:
+    server, gateway = quiet_server
+    key = gateway.keys.create(LICENSEE, "quiet")[1]
+    sent = server.post("/api/send", send_body(*NUMBERS[:3]), key=key).json()
+    status = server.get(f"/api/sms/{sent['CommId']}", key=key).json()
+    assert status["Status"] == "Queued" and status["PendingCount"] == 3
+    assert [r["Status"] for r in status["Recipients"]] == ["Pending"] * 3
+
+
+def test_status_of_another_licensees_communication_is_404(server: GatewayServer, gateway: Gateway, key: str) -> None:
+    other_key = gateway.keys.create(OTHER_LICENSEE, "other")[1]
+    sent = server.post("/api/sendmessage", send_body(), key=other_key).json()
+    assert server.get(f"/api/sms/{sent['CommId']}", key=other_key).status_code == 200
+    assert_error(server.get(f"/api/sms/{sent['CommId']}", key=key), 404, "NotFound")
+    assert_error(server.get(f"/api/sms/reference/{sent['Reference']}", key=key), 404, "NotFound")
+    assert_error(server.get(f"/api/sms/{uuid.uuid4().hex}", key=key), 404, "NotFound")
+    assert_error(server.get("/api/sms/not-a-guid", key=key), 404, "NotFound")
+    assert_error(server.get(f"/api/sms/{sent['CommId']}"), 401, "Unauthorized")

@@ -1,0 +1,112 @@
+"""Nothing accepted is lost: the sweep finds communications the queue never heard of, or lost."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from gateway import worker
+from gateway.auth import Principal
+from gateway.connections import StorageClients
+from gateway.delivery import ABANDONED
+from gateway.models import SMSSend
+from gateway.queue import DeliveryQueue, decode_message
+from gateway.runtime import use_gateway
+from gateway.settings import StorageSettings
+from gateway.storage import CommStatus, RecipientStatus, utcnow
+from tests.azurite import connection_string, free_port
+from tests.samples import NUMBERS, send_body
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    gateway = make_gateway()
+    use_gateway(gateway)
+    yield gateway
+    use_gateway(None)
+
+
+def dead_queue(name: str) -> DeliveryQueue:
+    """A queue client for a storage account that does not answer."""
+    clients = StorageClients.create(StorageSettings(connection_string=connection_string(*(free_port(),) * 3)))
+    return DeliveryQueue(clients.queue(name))
+
+
+def queued_ids(gateway) -> list[uuid.UUID]:
+    client = gateway.clients.queue(gateway.settings.queue_name)
+    return [decode_message(message.content).comm_id for message in client.peek_messages(max_messages=32)]
+
+
+def test_a_send_whose_enqueue_failed_is_accepted_then_swept_and_delivered(gateway) -> None:
+    principal = Principal("k", "tests", uuid.uuid4())
+    real_queue = gateway.queue
+    gateway.service._queue = dead_queue(gateway.settings.queue_name)  # the crash window: stored, never queued
+    response = gateway.service.send(principal, SMSSend.model_validate(send_body(*NUMBERS[:2])), immediate=False)
+    gateway.service._queue = real_queue
+    assert response.Status is True and response.CommId is not None
+    assert queued_ids(gateway) == []
+
+    assert worker.sweep() == 0  # not stale yet: it may simply be waiting in a backlog
+    later = utcnow() + timedelta(seconds=gateway.settings.sweep_after_seconds + 1)
+    assert worker.sweep(now=later) == 1
+    assert queued_ids(gateway) == [response.CommId]
+    assert worker.sweep(now=later) == 0  # swept once: not queued again on the next run
+
+    report = gateway.delivery.deliver(response.CommId)
+    assert report.status is CommStatus.SENT and report.sent == 2
+
+
+def test_an_interrupted_immediate_send_is_finished_by_the_sweep(gateway) -> None:
+    principal = Principal("k", "tests", uuid.uuid4())
+
+    def crash(comm_id):  # the request's worker died before delivering anything
+        raise SystemExit("instance recycled")
+
+    deliver, gateway.service._delivery.deliver = gateway.service._delivery.deliver, crash
+    with pytest.raises(SystemExit):
+        gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=True)
+    gateway.service._delivery.deliver = deliver
+    stale = gateway.store.stale(utcnow() + timedelta(hours=1), utcnow() - timedelta(hours=1))
+    comm_id = next(iter(stale)).comm_id
+    assert worker.sweep(now=utcnow() + timedelta(hours=1)) == 1
+    assert queued_ids(gateway) == [comm_id]
+
+
+def test_a_communication_the_sweep_cannot_finish_ends_failed(gateway) -> None:
+    principal = Principal("k", "tests", uuid.uuid4())
+    comm_id = gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=False).CommId
+    when = utcnow()
+    for _ in range(worker.SWEEP_GIVE_UP_AFTER):
+        when += timedelta(seconds=gateway.settings.sweep_after_seconds + 1)
+        assert worker.sweep(now=when) == 1
+    when += timedelta(seconds=gateway.settings.sweep_after_seconds + 1)
+    assert worker.sweep(now=when) == 0
+    snapshot = gateway.store.load(comm_id)
+    assert snapshot.communication.status is CommStatus.FAILED
+    assert [r.status for r in snapshot.recipients] == [RecipientStatus.FAILED]
+    assert snapshot.recipients[0].error_code == ABANDONED
+
+
+def test_final_communications_are_never_swept(gateway) -> None:
+    principal = Principal("k", "tests", uuid.uuid4())
+    gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=True)
+    assert worker.sweep(now=utcnow() + timedelta(hours=1)) == 0
+
+
+def test_immediate_transient_failures_are_handed_to_the_queue(gateway) -> None:
+    from gateway.providers.base import Outcome
+    from tests.test_delivery import ScriptedProvider
+
+    provider = ScriptedProvider({NUMBERS[1]: [Outcome.RETRY]})
+    gateway.delivery._provider = provider
+    principal = Principal("k", "tests", uuid.uuid4())
+    response = gateway.service.send(principal, SMSSend.model_validate(send_body(*NUMBERS[:2])), immediate=True)
+    assert response.Status is False
+    assert response.Message == "Sent to 1 of 2 recipients; 0 failed; 1 queued for retry"
+    client = gateway.clients.queue(gateway.settings.queue_name)
+    assert client.get_queue_properties().approximate_message_count == 1
+    assert list(client.peek_messages()) == []  # invisible for the provider's Retry-After (7 s here)
+    status = gateway.status.by_id(principal, response.CommId.hex)
+    assert status.Status == "Sending" and status.PendingCount == 1
