@@ -1,54 +1,26 @@
 """Azure Functions bindings: each trigger hands its input to gateway/ and returns what it gets.
 
-No business logic lives here (see gateway/service.py, gateway/delivery.py).
+The HTTP routes come from one table (gateway/routes.py); no business logic lives here.
 """
 
 import azure.functions as func
 
 from gateway import http, worker
+from gateway.routes import CATCH_ALL, ROUTES
 from gateway.runtime import check_configuration
 
 check_configuration()  # a bad setting stops start-up here, with a message naming it
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-SEND_ROUTES = {
-    "send_message": ("api/sendmessage", False),
-    "send": ("api/send", False),
-    "sms_send": ("api/sms/send", False),
-    "send_message_immediate": ("api/sendmessage/immediate", True),
-    "send_immediate": ("api/send/immediate", True),
-    "sms_send_immediate": ("api/sms/send/immediate", True),
-}
+for _route in ROUTES:
+    app.function_name(_route.name)(app.route(route=_route.path, methods=list(_route.methods))(http.handler(_route)))
 
 
-def _bind_send(name: str, route: str, immediate: bool) -> None:
-    @app.function_name(name)
-    @app.route(route=route, methods=["POST"])
-    def handler(req: func.HttpRequest) -> func.HttpResponse:
-        return http.send(req, immediate=immediate)
-
-
-for _name, (_route, _immediate) in SEND_ROUTES.items():
-    _bind_send(_name, _route, _immediate)
-
-
-@app.function_name("status_by_id")
-@app.route(route="api/sms/{commId}", methods=["GET"])
-def status_by_id(req: func.HttpRequest) -> func.HttpResponse:
-    return http.status_by_id(req)
-
-
-@app.function_name("status_by_reference")
-@app.route(route="api/sms/reference/{reference}", methods=["GET"])
-def status_by_reference(req: func.HttpRequest) -> func.HttpResponse:
-    return http.status_by_reference(req)
-
-
-@app.function_name("health")
-@app.route(route="api/health", methods=["GET"])
-def health(req: func.HttpRequest) -> func.HttpResponse:
-    return http.health(req)
+@app.function_name("unmatched")
+@app.route(route=CATCH_ALL)
+def unmatched(req: func.HttpRequest) -> func.HttpResponse:
+    return http.unmatched(req)
 
 
 @app.function_name("deliver")

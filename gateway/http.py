@@ -1,54 +1,83 @@
-"""The HTTP adapter: func.HttpRequest in, func.HttpResponse out, errors in ServiceStack's shape.
+"""The HTTP adapter: func.HttpRequest in, func.HttpResponse out, in the format the client negotiated.
 
-Nothing here decides what a send means (that is ``service``); this module authenticates,
-decodes, calls, and turns every outcome, including storage outages and bugs, into a
-structured response.
+Nothing here decides what a send means (that is ``service``): this module negotiates the
+format (``wire``), authenticates, decodes, calls, and turns every outcome, including storage
+outages and bugs, into a ServiceStack-shaped response.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
 from pydantic import ValidationError
 
-from gateway.errors import ApiError, FieldError, service_unavailable
+from gateway.errors import ApiError, FieldError, not_found, service_unavailable
 from gateway.models import SMSSend, WireModel
+from gateway.routes import ROUTES, Route
 from gateway.runtime import Gateway, get_gateway
-from gateway.wire import decode_request, encode_response
+from gateway.settings import get_settings
+from gateway.wire import DEFAULT, Casing, Negotiated, decode_body, encode, negotiate
 
 log = logging.getLogger("gateway.http")
 
-
-def respond(status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:
-    body, content_type = encode_response(payload)
-    return func.HttpResponse(body=body, status_code=status, headers=dict(headers or {}), mimetype=content_type,
-                             charset="utf-8")
+SUFFIX = re.compile(r"^(?P<value>.*)\.(?P<format>[A-Za-z]+)$")
 
 
-def error_response(error: ApiError) -> func.HttpResponse:
-    return respond(error.status, error.to_wire(), error.headers)
+def respond(status: int, payload: Mapping[str, Any], negotiated: Negotiated = DEFAULT,
+            headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        body=encode(payload, negotiated),
+        status_code=status,
+        headers={"Content-Type": f"{negotiated.content_type}; charset=utf-8", **(headers or {})},
+    )
 
 
-def _handle(action: Callable[[Gateway], WireModel]) -> func.HttpResponse:
+def error_response(error: ApiError, negotiated: Negotiated = DEFAULT) -> func.HttpResponse:
+    return respond(error.status, error.to_wire(), negotiated, error.headers)
+
+
+def _internal_error() -> ApiError:
+    correlation_id = uuid.uuid4().hex
+    log.exception("unhandled error, correlation id %s", correlation_id)
+    return ApiError(500, "InternalServerError", "An internal error occurred; quote the CorrelationId when "
+                    "reporting it", meta={"CorrelationId": correlation_id})
+
+
+Action = Callable[[Gateway, func.HttpRequest, Route, dict[str, str]], WireModel]
+
+
+def _serve(req: func.HttpRequest, route: Route, action: Action) -> func.HttpResponse:
+    route_values = dict(req.route_params or {})
+    suffix: str | None = None
+    predefined = route_values.get("format") if route.predefined else None
+    if not route.predefined and "format" in route_values:
+        suffix = route_values["format"]
+    else:
+        for name in ("commId", "reference"):  # a suffix on a templated value: /api/sms/<id>.jsv
+            found = SUFFIX.match(route_values.get(name, ""))
+            if found:
+                route_values[name], suffix = found["value"], found["format"]
     try:
-        gateway = get_gateway()
-        return respond(200, action(gateway).to_wire())
+        negotiated = negotiate(req.headers, req.params, default_casing=Casing(get_settings().json_casing),
+                               predefined=predefined, suffix=suffix)
     except ApiError as error:
         return error_response(error)
+    try:
+        return respond(200, action(get_gateway(), req, route, route_values).to_wire(), negotiated)
+    except ApiError as error:
+        return error_response(error, negotiated)
     except AzureError:
         log.warning("storage unavailable", exc_info=True)
-        return error_response(service_unavailable())
+        return error_response(service_unavailable(), negotiated)
     except Exception:
-        correlation_id = uuid.uuid4().hex
-        log.exception("unhandled error, correlation id %s", correlation_id)
-        error = ApiError(500, "InternalServerError", "An internal error occurred",
-                         meta={"CorrelationId": correlation_id})
-        return error_response(error)
+        return error_response(_internal_error(), negotiated)
 
 
 def parse_dto(model: type[WireModel], data: dict[str, Any]) -> Any:
@@ -69,30 +98,29 @@ def _field_error(detail: Mapping[str, Any]) -> FieldError:
     return FieldError(path or "Request", "SerializationException", f"'{path}': {message}")
 
 
-def send(req: func.HttpRequest, *, immediate: bool) -> func.HttpResponse:
-    def action(gateway: Gateway) -> WireModel:
-        principal = gateway.authenticator.authenticate(req.headers)
-        data = decode_request(req.headers.get("content-type"), req.get_body(), gateway.settings.max_request_bytes)
-        request = parse_dto(SMSSend, data)
-        return gateway.service.send(principal, request, immediate=immediate)
-
-    return _handle(action)
+def _send(gateway: Gateway, req: func.HttpRequest, route: Route, values: dict[str, str]) -> WireModel:
+    principal = gateway.authenticator.authenticate(req.headers)
+    data = decode_body(req.headers, req.get_body(), req.params, max_bytes=gateway.settings.max_request_bytes,
+                       predefined=values.get("format") if route.predefined else None)
+    return gateway.service.send(principal, parse_dto(SMSSend, data), immediate=route.immediate)
 
 
-def status_by_id(req: func.HttpRequest) -> func.HttpResponse:
-    def action(gateway: Gateway) -> WireModel:
-        principal = gateway.authenticator.authenticate(req.headers)
-        return gateway.status.by_id(principal, req.route_params.get("commId", ""))
-
-    return _handle(action)
+def _status_by_id(gateway: Gateway, req: func.HttpRequest, route: Route, values: dict[str, str]) -> WireModel:
+    principal = gateway.authenticator.authenticate(req.headers)
+    return gateway.status.by_id(principal, values.get("commId", ""))
 
 
-def status_by_reference(req: func.HttpRequest) -> func.HttpResponse:
-    def action(gateway: Gateway) -> WireModel:
-        principal = gateway.authenticator.authenticate(req.headers)
-        return gateway.status.by_reference(principal, req.route_params.get("reference", ""))
+def _status_by_reference(gateway: Gateway, req: func.HttpRequest, route: Route,
+                         values: dict[str, str]) -> WireModel:
+    principal = gateway.authenticator.authenticate(req.headers)
+    return gateway.status.by_reference(principal, values.get("reference", ""))
 
-    return _handle(action)
+
+ACTIONS: dict[str, Action] = {
+    "SMSSend": _send,
+    "SMSStatus": _status_by_id,
+    "SMSStatusByReference": _status_by_reference,
+}
 
 
 def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -104,3 +132,58 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("health check failed: %s", error)
         return error_response(ApiError(503, "ServiceUnavailable", "Storage is not answering"))
     return respond(200, {"Status": "Healthy"})
+
+
+def metadata(req: func.HttpRequest) -> func.HttpResponse:
+    from gateway.metadata import metadata_html
+
+    return func.HttpResponse(metadata_html(), status_code=200, mimetype="text/html", charset="utf-8")
+
+
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    from gateway.metadata import openapi_document
+
+    base = req.url.split("/openapi.json", 1)[0] or None
+    return respond(200, openapi_document(base))
+
+
+SPECIAL: dict[str, Callable[[func.HttpRequest], func.HttpResponse]] = {
+    "Health": health,
+    "Metadata": metadata,
+    "OpenApi": openapi,
+}
+
+
+def handler(route: Route) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """The function body bound to one route of the table."""
+    special = SPECIAL.get(route.operation)
+    if special is not None:
+        return special
+    action = ACTIONS[route.operation]
+    return lambda req: _serve(req, route, action)
+
+
+@cache
+def _route_patterns() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
+    def compile_template(template: str) -> re.Pattern[str]:
+        pattern = re.sub(r"\{([^}:]+)(:alpha)?\}", lambda m: "[A-Za-z]+" if m.group(2) else "[^/]+",
+                         re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
+        return re.compile(pattern, re.IGNORECASE)
+
+    return tuple((compile_template(route.path), frozenset(route.methods)) for route in ROUTES)
+
+
+def unmatched(req: func.HttpRequest) -> func.HttpResponse:
+    """Every path no route claims: 405 when the path exists for other methods, else 404."""
+    path = "/" + (req.route_params or {}).get("path", "").strip("/")
+    try:
+        negotiated = negotiate(req.headers, req.params, default_casing=Casing(get_settings().json_casing))
+    except ApiError:
+        negotiated = DEFAULT
+    allowed = sorted({method for pattern, methods in _route_patterns() if pattern.fullmatch(path.lstrip("/"))
+                      for method in methods})
+    if allowed:
+        error = ApiError(405, "MethodNotAllowed", f"{req.method} is not supported on {path}; use "
+                         f"{', '.join(allowed)}", headers={"Allow": ", ".join(allowed)})
+        return error_response(error, negotiated)
+    return error_response(not_found(f"No route matches {req.method} {path}; see /metadata"), negotiated)

@@ -1,37 +1,294 @@
-"""Wire formats: request bodies in, response bodies out, as ServiceStack clients expect."""
+"""ServiceStack's wire contract: which format a request body is in, which format to answer in,
+and how to write it (JSON or JSV, PascalCase or camelCase).
+
+The rules follow ServiceStack (``HttpRequestExtensions.GetResponseContentType``,
+``RestPath.CreateRequest``); ``docs/wire.md`` lists them with the places we differ.
+"""
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
+import enum
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
+from gateway import jsv
 from gateway.errors import ApiError
 
+
+class Format(enum.StrEnum):
+    JSON = "json"
+    JSV = "jsv"
+
+
+class Casing(enum.StrEnum):
+    PASCAL = "pascal"
+    CAMEL = "camel"
+
+
 JSON_TYPES = {"application/json", "text/json"}
+JSV_TYPES = {"application/jsv", "text/jsv"}
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+KNOWN_FORMATS = {"json", "jsv", "xml", "csv", "html", "jsonl", "msgpack", "protobuf"}
+# Query-string keys that steer the request rather than fill the DTO.
+RESERVED_QUERY = {"format", "jsconfig", "callback", "debug"}
 
 
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def decode_request(content_type: str | None, body: bytes, max_bytes: int) -> dict[str, Any]:
-    """The request DTO as a dict, or an ApiError (413, 415, 400) in ServiceStack's shape."""
-    if len(body) > max_bytes:
-        raise ApiError(413, "RequestEntityTooLarge", f"The request body is larger than {max_bytes} bytes")
+def format_of(content_type: str | None) -> Format | None:
     kind = media_type(content_type)
-    if not body.strip():
-        return {}
-    if kind and kind not in JSON_TYPES:
-        raise ApiError(415, "UnsupportedMediaType", f"Content-Type '{kind}' is not supported; send application/json")
+    if kind in JSON_TYPES:
+        return Format.JSON
+    if kind in JSV_TYPES:
+        return Format.JSV
+    return None
+
+
+def _format_name(name: str) -> Format:
     try:
-        value = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(400, "SerializationException", f"The request body is not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise ApiError(400, "SerializationException", "The request body must be a JSON object")
+        return Format(name.lower())
+    except ValueError:
+        served = "json or jsv"
+        what = "format" if name.lower() in KNOWN_FORMATS else "unknown format"
+        raise ApiError(406, "NotAcceptable", f"The {what} '{name}' is not served here; ask for {served}") from None
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """How to answer this request."""
+
+    format: Format = Format.JSON
+    casing: Casing = Casing.PASCAL
+    content_type: str = "application/json"
+
+
+DEFAULT = Negotiated()
+
+
+def negotiate(
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    *,
+    default_casing: Casing = Casing.PASCAL,
+    predefined: str | None = None,
+    suffix: str | None = None,
+) -> Negotiated:
+    """The response format, in ServiceStack's order of precedence, and the casing.
+
+    1. ``?format=`` (the part before a dot); 2. the predefined route's prefix (``/jsv/reply/...``);
+    3. a ``.json``/``.jsv`` suffix on the route; 4. the ``Accept`` header; 5. the request's own
+    Content-Type; 6. JSON. A format we do not serve is a 406, not a silent JSON answer.
+    """
+    casing = _casing(query, default_casing)
+    accept = headers.get("accept") or ""
+    chosen: Format | None = None
+    spelled: str | None = None
+    requested = _query_value(query, "format")
+    if requested:
+        chosen = _format_name(requested.split(".", 1)[0])
+    elif predefined:
+        chosen = _format_name(predefined)
+    elif suffix:
+        chosen = _format_name(suffix)
+    else:
+        chosen, spelled = _from_accept(accept)
+    if chosen is None:
+        chosen = format_of(headers.get("content-type")) or Format.JSON
+        if chosen is Format.JSV and media_type(headers.get("content-type")) == "text/jsv":
+            spelled = "text/jsv"
+    if spelled is None and chosen is Format.JSV and "text/jsv" in accept.lower():
+        spelled = "text/jsv"
+    content_type = spelled or ("application/json" if chosen is Format.JSON else "application/jsv")
+    return Negotiated(chosen, casing, content_type)
+
+
+def _from_accept(accept: str) -> tuple[Format | None, str | None]:
+    """The first acceptable type we serve; None for none given or */*; 406 if only others are asked for."""
+    offers: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept.split(",")):
+        kind, *params = (piece.strip() for piece in part.split(";"))
+        if not kind:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            offers.append((-quality, position, kind.lower()))
+    if not offers:
+        return None, None
+    for _, _, kind in sorted(offers):
+        if kind in JSON_TYPES:
+            return Format.JSON, None
+        if kind in JSV_TYPES:
+            return Format.JSV, kind
+        if kind in {"*/*", "application/*", "text/*"}:
+            return None, None
+    asked = ", ".join(kind for _, _, kind in sorted(offers))
+    raise ApiError(406, "NotAcceptable", f"None of the accepted types ({asked}) is served here; ask for "
+                   "application/json or application/jsv")
+
+
+def _query_value(query: Mapping[str, str], name: str) -> str | None:
+    for key, value in query.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _casing(query: Mapping[str, str], default: Casing) -> Casing:
+    """``?jsconfig=tc:cc`` / ``tc:pc`` / ``EmitCamelCaseNames:true``, comma-separated like ServiceStack's."""
+    config = _query_value(query, "jsconfig")
+    if not config:
+        return default
+    casing = default
+    for item in config.split(","):
+        key, _, value = item.partition(":")
+        key, value = key.strip().lower(), value.strip().lower()
+        if key in {"tc", "textcase"}:
+            if value in {"cc", "camelcase"}:
+                casing = Casing.CAMEL
+            elif value in {"pc", "pascalcase", "default"}:
+                casing = Casing.PASCAL
+        elif key in {"emitcamelcasenames", "eccn"} and value in {"true", "1", ""}:
+            casing = Casing.CAMEL
+        elif key in {"emitcamelcasenames", "eccn"} and value in {"false", "0"}:
+            casing = Casing.PASCAL
+    return casing
+
+
+def camel_case(name: str) -> str:
+    """ServiceStack's ToCamelCase: lower the leading run of capitals (``SMSModel`` → ``smsModel``)."""
+    chars = list(name)
+    for index, char in enumerate(chars):
+        following = chars[index + 1] if index + 1 < len(chars) else "A"
+        if char.isupper() and (following.isupper() or index == 0):
+            chars[index] = char.lower()
+        else:
+            break
+    return "".join(chars)
+
+
+def recase(value: Any, casing: Casing) -> Any:
+    if casing is Casing.PASCAL:
+        return value
+    if isinstance(value, dict):
+        return {camel_case(str(key)): recase(item, casing) for key, item in value.items()}
+    if isinstance(value, list):
+        return [recase(item, casing) for item in value]
     return value
 
 
-def encode_response(payload: Mapping[str, Any]) -> tuple[bytes, str]:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), "application/json"
+def encode(payload: Mapping[str, Any], negotiated: Negotiated) -> bytes:
+    value = recase(dict(payload), negotiated.casing)
+    if negotiated.format is Format.JSV:
+        return jsv.dumps(value).encode("utf-8")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_body(
+    headers: Mapping[str, str],
+    body: bytes,
+    query: Mapping[str, str],
+    *,
+    max_bytes: int,
+    predefined: str | None = None,
+) -> dict[str, Any]:
+    """The request DTO's fields from body, query string and form, with ServiceStack's precedence.
+
+    The body (JSON or JSV by Content-Type; a predefined route's own format unless it is a
+    form post) comes first; query-string values then fill or override top-level fields, and
+    form fields last. Form and query values holding a complex type are JSV.
+    """
+    if len(body) > max_bytes:
+        raise ApiError(413, "RequestEntityTooLarge", f"The request body is larger than {max_bytes} bytes")
+    content_type = headers.get("content-type")
+    kind = media_type(content_type)
+    fields: dict[str, Any] = {}
+    form: dict[str, Any] = {}
+    if kind in FORM_TYPES:
+        form = _form_fields(content_type or "", body)
+    elif body.strip():
+        body_format = Format(predefined) if predefined in {"json", "jsv"} else format_of(content_type)
+        if body_format is None and not kind:
+            body_format = Format.JSON
+        if body_format is None:
+            raise ApiError(415, "UnsupportedMediaType", f"Content-Type '{kind}' is not supported; send "
+                           "application/json, application/jsv, application/x-www-form-urlencoded or "
+                           "multipart/form-data")
+        fields = _parse_document(body, body_format)
+    for key, value in query.items():
+        if key.lower() not in RESERVED_QUERY:
+            _set_field(fields, key, _scalar_or_jsv(value))
+    for key, value in form.items():
+        _set_field(fields, key, value)
+    return fields
+
+
+def _parse_document(body: bytes, body_format: Format) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(400, "SerializationException", "The request body is not UTF-8 text") from None
+    try:
+        value = json.loads(text) if body_format is Format.JSON else jsv.loads(text)
+    except json.JSONDecodeError as error:
+        raise ApiError(400, "SerializationException", f"The request body is not valid JSON: {error}") from None
+    except jsv.JsvDecodeError as error:
+        raise ApiError(400, "SerializationException", f"The request body is not valid JSV: {error}") from None
+    if not isinstance(value, dict):
+        name = "JSON" if body_format is Format.JSON else "JSV"
+        raise ApiError(400, "SerializationException", f"The request body must be a {name} object")
+    return value
+
+
+def _scalar_or_jsv(value: str) -> Any:
+    text = value.strip()
+    if text.startswith(("{", "[")):
+        try:
+            return jsv.loads(text)
+        except jsv.JsvDecodeError as error:
+            raise ApiError(400, "SerializationException", f"A complex field is not valid JSV: {error}") from None
+    return value
+
+
+def _set_field(fields: dict[str, Any], key: str, value: Any) -> None:
+    for existing in list(fields):
+        if existing.lower() == key.lower():
+            del fields[existing]
+    fields[key] = value
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, Any]:
+    if media_type(content_type) == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise ApiError(400, "SerializationException", "The form body is not UTF-8 text") from None
+        return {key: _scalar_or_jsv(value) for key, value in pairs}
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise ApiError(400, "SerializationException", "The multipart body has no parts (is the boundary right?)")
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        try:
+            fields[str(name)] = _scalar_or_jsv(payload.decode(part.get_content_charset() or "utf-8"))
+        except (UnicodeDecodeError, LookupError):
+            raise ApiError(400, "SerializationException", f"The form field '{name}' is not text") from None
+    return fields
