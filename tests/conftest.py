@@ -9,6 +9,8 @@ import pytest
 
 from tests.azurite import Azurite, external_connection_string
 
+pytest_plugins = ["tests.http_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def storage_connection() -> Iterator[str]:

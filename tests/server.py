@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 
 import requests
@@ -64,3 +65,17 @@ class GatewayServer:
         if key is not None:
             headers.setdefault("Authorization", f"Bearer {key}")
         return requests.get(self.url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def server_env(storage_connection: str, **overrides: str) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:10]
+    return {
+        "AzureWebJobsStorage": storage_connection,
+        "SMS_TABLE_PREFIX": f"H{suffix}",
+        "SMS_QUEUE_NAME": f"h{suffix}",
+        "SMS_DEFAULT_SENDER": "+15005550006",
+        "SMS_API_KEY_CACHE_SECONDS": "1",
+        "SMS_PROVIDER": "outbox",
+        "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",
+        **overrides,
+    }

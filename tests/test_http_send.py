@@ -6,71 +6,19 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from gateway.runtime import Gateway
-from gateway.settings import Settings
 from gateway.storage import CommStatus, RecipientStatus
 from tests.azurite import connection_string, free_port
+from tests.http_fixtures import LICENSEE
 from tests.samples import NUMBERS, SEED_REQUEST, send_body
-from tests.server import GatewayServer
+from tests.server import GatewayServer, server_env
 
 SEND_ROUTES = ["/api/sendmessage", "/api/send", "/api/sms/send"]
 IMMEDIATE_ROUTES = [route + "/immediate" for route in SEND_ROUTES]
-LICENSEE = uuid.UUID("0d6f4a8e-5c1b-4e57-9a43-1f7d2b3c4e5f")
 OTHER_LICENSEE = uuid.UUID("9b2e7c41-8a3d-4f60-b15e-6c7d8e9f0a1b")
-
-
-def server_env(storage_connection: str, **overrides: str) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:10]
-    return {
-        "AzureWebJobsStorage": storage_connection,
-        "SMS_TABLE_PREFIX": f"H{suffix}",
-        "SMS_QUEUE_NAME": f"h{suffix}",
-        "SMS_DEFAULT_SENDER": "+15005550006",
-        "SMS_API_KEY_CACHE_SECONDS": "1",
-        "SMS_PROVIDER": "outbox",
-        "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",
-        **overrides,
-    }
-
-
-@pytest.fixture(scope="module")
-def env(storage_connection: str) -> dict[str, str]:
-    return server_env(storage_connection)
-
-
-@pytest.fixture(scope="module")
-def gateway(env: dict[str, str]) -> Gateway:
-    gateway = Gateway.create(Settings.from_env(env))
-    gateway.ensure_resources()
-    return gateway
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str], gateway: Gateway) -> Iterator[GatewayServer]:
-    """The gateway with its queue worker running, as scripts/run.sh runs it."""
-    server = GatewayServer.start(env)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def quiet_server(storage_connection: str) -> Iterator[tuple[GatewayServer, Gateway]]:
-    """The gateway without queue workers, so tests can see what a request leaves behind."""
-    env = server_env(storage_connection)
-    gateway = Gateway.create(Settings.from_env(env))
-    gateway.ensure_resources()
-    server = GatewayServer.start(env, "--no-queues")
-    yield server, gateway
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def key(gateway: Gateway) -> str:
-    return gateway.keys.create(LICENSEE, "tests")[1]
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
