@@ -106,3 +106,25 @@ def test_a_message_that_keeps_failing_ends_failed_through_the_poison_queue(host,
         assert provider.attempts == 3  # SMS_MAX_DELIVERY_ATTEMPTS
     for name in (gateway.settings.queue_name, gateway.settings.poison_queue_name):
         assert gateway.clients.queue(name).get_queue_properties().approximate_message_count == 0
+
+
+def test_an_unexpected_error_is_a_500_with_a_correlation_id_and_no_internals(host, caplog) -> None:
+    devhost, gateway = host(AlwaysBusyProvider())
+
+    def broken(*args, **kwargs):
+        raise KeyError("secret internal detail")
+
+    gateway.service.send = broken
+    key = gateway.keys.create(uuid.uuid4(), "bug")[1]
+    for accept, parse in (("application/json", lambda r: r.json()), ("application/jsv", None)):
+        response = requests.post(f"{devhost.url}/api/sendmessage", json=send_body(),
+                                 headers={"X-Api-Key": key, "Accept": accept}, timeout=30)
+        assert response.status_code == 500
+        assert "secret internal detail" not in response.text
+        if parse:
+            status = parse(response)["ResponseStatus"]
+            assert status["ErrorCode"] == "InternalServerError"
+            correlation_id = status["Meta"]["CorrelationId"]
+            assert any(correlation_id in record.getMessage() for record in caplog.records)
+        else:
+            assert response.text.startswith("{ResponseStatus:{ErrorCode:InternalServerError")
