@@ -11,7 +11,6 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any
 
 import azure.functions as func
@@ -163,16 +162,6 @@ def handler(route: Route) -> Callable[[func.HttpRequest], func.HttpResponse]:
     return lambda req: _serve(req, route, action)
 
 
-@cache
-def _route_patterns() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
-    def compile_template(template: str) -> re.Pattern[str]:
-        pattern = re.sub(r"\{([^}:]+)(:alpha)?\}", lambda m: "[A-Za-z]+" if m.group(2) else "[^/]+",
-                         re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
-        return re.compile(pattern, re.IGNORECASE)
-
-    return tuple((compile_template(route.path), frozenset(route.methods)) for route in ROUTES)
-
-
 def unmatched(req: func.HttpRequest) -> func.HttpResponse:
     """Every path no route claims: 405 when the path exists for other methods, else 404."""
     path = "/" + (req.route_params or {}).get("path", "").strip("/")
@@ -180,8 +169,7 @@ def unmatched(req: func.HttpRequest) -> func.HttpResponse:
         negotiated = negotiate(req.headers, req.params, default_casing=Casing(get_settings().json_casing))
     except ApiError:
         negotiated = DEFAULT
-    allowed = sorted({method for pattern, methods in _route_patterns() if pattern.fullmatch(path.lstrip("/"))
-                      for method in methods})
+    allowed = sorted({method for route in ROUTES if route.matches(path) for method in route.methods})
     if allowed:
         error = ApiError(405, "MethodNotAllowed", f"{req.method} is not supported on {path}; use "
                          f"{', '.join(allowed)}", headers={"Allow": ", ".join(allowed)})

@@ -7,7 +7,9 @@ document are generated from it, so the three cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cached_property
 
 SEND_PATHS = ("api/sendmessage", "api/send", "api/sms/send")
 FORMAT_SUFFIX = "{format:alpha}"
@@ -24,6 +26,19 @@ class Route:
     predefined: bool = False  # /json/reply/X style: the path names the body's format
     authenticated: bool = True
     summary: str = ""
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """The path template as a regex: ``{name}`` is one segment, ``{name:alpha}`` letters only."""
+        parts = re.split(r"(\{[^}]+\})", self.path)
+        regex = "".join(
+            ("[A-Za-z]+" if part.endswith(":alpha}") else "[^/]+") if part.startswith("{") else re.escape(part)
+            for part in parts
+        )
+        return re.compile(regex, re.IGNORECASE)
+
+    def matches(self, path: str) -> bool:
+        return self.pattern.fullmatch(path.strip("/")) is not None
 
 
 def _send_routes() -> list[Route]:
