@@ -26,10 +26,14 @@ Body/MediaUrl/ContentSid), 21211 (To not a phone number), 21617 (body over 1600 
 any other way gets 400 with code 70002 ("Bad request"). Deliberately stricter than Twilio:
 parameters the description does not name are refused, so a misspelt parameter fails a test
 instead of being ignored.
+
+From a shell, ``python -m tests.fakes.twilio_fake [--port 8081]`` runs it until Ctrl-C and prints the
+settings that point the gateway at it (``main`` below).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import hmac
@@ -44,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from tests.fakes.cli import banner, say, serve, stamp
 from tests.fakes.openapi import MethodNotAllowed, OpenApiDescription, Operation, RequestProblem, RouteNotFound
 from tests.fakes.server import FakeHandler, FakeService
 
@@ -446,3 +451,51 @@ def _segments(body: str) -> int:
     if len(body) <= single:
         return 1
     return -(-len(body) // part)
+
+
+# --- run from a shell: python -m tests.fakes.twilio_fake [--port 8081] ------------------------------------------
+
+DEV_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+DEV_AUTH_TOKEN = "local-fake-twilio-token"
+DEV_SENDER = "+15005550006"  # Twilio's test "From" that always works
+
+
+class _ConsoleTwilioFake(TwilioFake):
+    """The fake with a console: a line per Message created and per refused request."""
+
+    def record_request(self, seen: SeenRequest) -> None:
+        super().record_request(seen)
+        if seen.status >= 400:
+            say(f"{stamp()} refused {seen.method} {urlsplit(seen.path).path}: HTTP {seen.status}")
+
+
+def _print_message(message: ReceivedMessage) -> None:
+    sender = message.from_ or f"service {message.messaging_service_sid}"
+    say(f"{stamp()} received {message.sid} to {message.to} from {sender}: {message.body!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twilio_fake", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
+    parser.add_argument("--account-sid", default=DEV_ACCOUNT_SID, help="Account SID it answers to (AC + 32 hex)")
+    parser.add_argument("--auth-token", default=DEV_AUTH_TOKEN, help="that account's Auth Token")
+    parser.add_argument("--sender", default=DEV_SENDER, help="the SMS_DEFAULT_SENDER to print")
+    args = parser.parse_args(argv)
+    fake = _ConsoleTwilioFake(account_sid=args.account_sid, auth_token=args.auth_token)
+    fake.on_create = _print_message
+
+    def describe(running: TwilioFake) -> str:
+        env = {
+            "SMS_PROVIDER": "twilio",
+            "TWILIO_ACCOUNT_SID": running.account_sid,
+            "TWILIO_AUTH_TOKEN": running.auth_token,
+            "TWILIO_BASE_URL": running.base_url,
+            "SMS_DEFAULT_SENDER": args.sender,
+        }
+        return banner(f"Twilio fake listening on {running.base_url}", env, "+14155550100")
+
+    return serve(fake, args.port, describe)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
