@@ -75,9 +75,9 @@ def test_the_list_request_is_filtered_by_to_from_and_the_day_before_the_first_at
     TwilioProvider(settings_for(fake)).find_sent([sms(first_attempt_at=first_attempt)])
 
     [query] = list_queries(fake)
-    assert query == {"To": TO, "From": SENDER, "DateSent>": "2031-02-27", "PageSize": "50"}
+    assert query == {"To": TO, "From": SENDER, "DateSent>": "2031-02-28", "PageSize": "50"}
     [seen] = [r for r in fake.requests if r.method == "GET"]
-    assert "DateSent%3E=2031-02-27" in seen.path and seen.auth_user == fake.account_sid and seen.status == 200
+    assert "DateSent%3E=2031-02-28" in seen.path and seen.auth_user == fake.account_sid and seen.status == 200
 
 
 def test_does_not_match_another_body_an_older_message_or_another_sender(fake: TwilioFake) -> None:

@@ -43,8 +43,7 @@ API_VERSION = "2010-04-01"
 SERVICE_WIDE_STATUSES = frozenset({429, 503})
 POOL_SIZE = 10
 # Reconciliation: a Message counts as an earlier attempt's when Twilio created it no earlier than this before
-# the recipient's first attempt (clocks differ); the list is asked for a day more than that, since Twilio's
-# DateSent filter takes whole GMT days. More pages than this for one recipient and sender: it cannot tell.
+# the recipient's first attempt (clocks differ). More pages than this for one recipient and sender: cannot tell.
 CLOCK_SKEW = timedelta(minutes=2)
 LIST_PAGE_SIZE = 50
 LIST_MAX_PAGES = 4
@@ -114,9 +113,10 @@ class TwilioProvider(ReconcilingProvider):
         try:
             for first_attempt, message in sorted(attempts, key=lambda pair: pair[0]):
                 since = first_attempt - CLOCK_SKEW
-                key = (message.to, message.sender, since.date())
+                # Asked from the day before the first attempt's: whole GMT days, and the skew may cross midnight.
+                key = (message.to, message.sender, first_attempt.date() - timedelta(days=1))
                 if key not in lists:
-                    lists[key] = self._sent_to(message.to, message.sender, since.date() - timedelta(days=1))
+                    lists[key] = self._sent_to(*key)
                 for created, sid, body in lists[key]:
                     if created >= since and body == message.body and sid not in taken:
                         found[message.recipient_id] = sid
