@@ -30,6 +30,9 @@ from gateway.storage import (
 log = logging.getLogger("gateway.delivery")
 
 UNKNOWN_OUTCOME = "OutcomeUnknown"
+# After a time-out, the provider may still be working on the request (and Twilio lists a Message by its
+# sent date): the retry that reconciles it waits at least this long, also when handed to the queue at once.
+RECONCILE_AFTER_SECONDS = 60.0
 ABANDONED = "DeliveryAbandoned"
 
 
@@ -295,15 +298,14 @@ class Delivery:
                 recipient.provider_message_id = result.provider_message_id
             elif result.outcome is Outcome.FAILED:
                 recipient.status = RecipientStatus.FAILED
-            elif (
-                result.error_code in MAYBE_SENT
-                and not self._resend_is_safe(recipient, now)
-                and not self._can_reconcile
-            ):
-                self._unknown(recipient, now).error_message += f" ({result.error_code}: {result.error_message})"
+            elif result.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
+                if self._can_reconcile:
+                    # Pending with its code: the next run asks the provider, once it has had time to settle.
+                    recipient.status = RecipientStatus.PENDING
+                    retry_after = _longest(retry_after, RECONCILE_AFTER_SECONDS)
+                else:
+                    self._unknown(recipient, now).error_message += f" ({result.error_code}: {result.error_message})"
             else:
-                # Pending, even when it may have been sent: the next run reconciles it (after the retry delay,
-                # when the provider has settled) through a provider that can tell.
                 recipient.status = RecipientStatus.PENDING
                 retry_after = _longest(retry_after, result.retry_after_seconds)
         return retry_after

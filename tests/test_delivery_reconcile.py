@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from gateway.delivery import Delivery, RetryLater
+from gateway.delivery import RECONCILE_AFTER_SECONDS, Delivery, RetryLater
 from gateway.providers.acs import AcsProvider
 from gateway.providers.base import OutboundSms, SendResult
 from gateway.providers.common import NOT_ATTEMPTED, TIMEOUT
@@ -113,9 +113,10 @@ def test_a_time_out_after_twilio_got_the_request_is_reconciled_next_run(store, f
     provider = TwilioProvider(settings_for(fake, timeout_seconds=0.3))
     fake.push_fault(Fault(no_answer=True))  # Twilio creates the first Message, and its answer never comes
 
-    with pytest.raises(RetryLater):
+    with pytest.raises(RetryLater) as later:
         Delivery(store, provider).deliver(comm.comm_id)
 
+    assert later.value.report.retry_after_seconds == RECONCILE_AFTER_SECONDS  # time for Twilio to settle
     first, *rest = store.load(comm.comm_id).recipients
     assert (first.status, first.error_code) == (RecipientStatus.PENDING, TIMEOUT)  # left for the next run
     assert {(r.status, r.error_code) for r in rest} == {(RecipientStatus.PENDING, NOT_ATTEMPTED)}
