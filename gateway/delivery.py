@@ -30,6 +30,9 @@ from gateway.storage import (
 log = logging.getLogger("gateway.delivery")
 
 UNKNOWN_OUTCOME = "OutcomeUnknown"
+# After a time-out, the provider may still be working on the request (and Twilio lists a Message by its
+# sent date): the retry that reconciles it waits at least this long, also when handed to the queue at once.
+RECONCILE_AFTER_SECONDS = 60.0
 ABANDONED = "DeliveryAbandoned"
 
 
@@ -99,9 +102,14 @@ class Delivery:
         if comm.status.is_final:
             return self._report(comm, recipients, None)
 
-        due, unknown, busy_for = self._classify(recipients)
-        for start in range(0, len(unknown), self._batch_size):
-            self._record(comm, recipients, unknown[start : start + self._batch_size])
+        due, maybe_sent, busy_for = self._classify(recipients)
+        for start in range(0, len(maybe_sent), self._batch_size):
+            batch = maybe_sent[start : start + self._batch_size]
+            resend = self._reconcile(comm, batch)
+            settled = [recipient for recipient in batch if recipient.status.is_final]
+            if settled:
+                self._record(comm, recipients, settled)
+            due.extend(resend)
         retry_after: float | None = None
         for start in range(0, len(due), self._batch_size):
             batch = due[start : start + self._batch_size]
@@ -156,20 +164,20 @@ class Delivery:
         return self._report(comm, recipients, None)
 
     def _classify(self, recipients: Sequence[Recipient]) -> tuple[list[Recipient], list[Recipient], float | None]:
-        """Split recipients into due now and ended with an unknown outcome; say how long others stay claimed.
+        """Split recipients into due now and maybe sent already; say how long others stay claimed.
 
         A recipient whose last attempt may have reached the provider (a claim left by a worker
-        that died, or a time-out after the request went out) is sent again only while the
-        provider makes that safe; otherwise it ends Failed with ``OutcomeUnknown``.
+        that died, or a time-out after the request went out) is due again while the provider
+        makes a resend safe; otherwise it is maybe sent, for ``_reconcile`` to settle.
         """
         now = self._clock()
         due: list[Recipient] = []
-        unknown: list[Recipient] = []
+        maybe_sent: list[Recipient] = []
         busy_for: float | None = None
         for recipient in recipients:
             if recipient.status is RecipientStatus.PENDING:
                 if recipient.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
-                    unknown.append(self._unknown(recipient, now))
+                    maybe_sent.append(recipient)
                 else:
                     due.append(recipient)
             elif recipient.status is RecipientStatus.SENDING:
@@ -179,8 +187,47 @@ class Delivery:
                 elif self._resend_is_safe(recipient, now):
                     due.append(recipient)
                 else:
-                    unknown.append(self._unknown(recipient, now))
-        return due, unknown, busy_for
+                    maybe_sent.append(recipient)
+        return due, maybe_sent, busy_for
+
+    def _reconcile(self, comm: Communication, batch: Sequence[Recipient]) -> list[Recipient]:
+        """Settle recipients that may have been sent already; return those the provider never got.
+
+        A provider that can tell (``find_sent``) is asked: a recipient it has becomes Sent with the
+        provider's id, one it has not is returned to be sent again (safe: the provider never got
+        it). When the provider cannot tell, or cannot be asked, every one ends Failed with
+        ``OutcomeUnknown``, never resent, to avoid a duplicate SMS.
+        """
+        find_sent = getattr(self._provider, "find_sent", None)
+        found = None
+        if find_sent is not None:
+            try:
+                found = find_sent(self._messages(comm, batch))
+            except Exception:  # the protocol lets a provider raise when it cannot tell
+                log.exception("comm %s: %s could not reconcile %d recipient(s)", comm.comm_id.hex,
+                              self._provider.name, len(batch))  # fmt: skip
+        now = self._clock()
+        if found is None:
+            for recipient in batch:
+                self._unknown(recipient, now)
+                if find_sent is not None:
+                    recipient.error_message += "; the provider could not say whether it has it"
+            return []
+        resend = [recipient for recipient in batch if recipient.recipient_id not in found]
+        for recipient in batch:
+            if recipient.recipient_id in found:
+                recipient.status = RecipientStatus.SENT
+                recipient.provider_message_id = found[recipient.recipient_id]
+                recipient.error_code = None
+                recipient.error_message = "Reconciled: the provider had this message from an earlier attempt"
+                recipient.updated_at = now
+        log.info("comm %s: reconciled %d recipient(s): %d already sent, %d to send again", comm.comm_id.hex,
+                 len(batch), len(batch) - len(resend), len(resend))  # fmt: skip
+        return resend
+
+    @property
+    def _can_reconcile(self) -> bool:
+        return getattr(self._provider, "find_sent", None) is not None
 
     @staticmethod
     def _unknown(recipient: Recipient, now: datetime) -> Recipient:
@@ -219,7 +266,11 @@ class Delivery:
         comm.references_created = all(recipient.etag is not None for recipient in recipients)
 
     def _send(self, comm: Communication, batch: Sequence[Recipient]) -> list[SendResult]:
-        messages = [
+        return self._provider.send(self._messages(comm, batch))
+
+    @staticmethod
+    def _messages(comm: Communication, batch: Sequence[Recipient]) -> list[OutboundSms]:
+        return [
             OutboundSms(
                 comm_id=comm.comm_id,
                 recipient_id=recipient.recipient_id,
@@ -230,7 +281,6 @@ class Delivery:
             )
             for recipient in batch
         ]
-        return self._provider.send(messages)
 
     def _apply(self, batch: Sequence[Recipient], results: Sequence[SendResult]) -> float | None:
         by_id = {result.recipient_id: result for result in results}
@@ -249,7 +299,12 @@ class Delivery:
             elif result.outcome is Outcome.FAILED:
                 recipient.status = RecipientStatus.FAILED
             elif result.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
-                self._unknown(recipient, now).error_message += f" ({result.error_code}: {result.error_message})"
+                if self._can_reconcile:
+                    # Pending with its code: the next run asks the provider, once it has had time to settle.
+                    recipient.status = RecipientStatus.PENDING
+                    retry_after = _longest(retry_after, RECONCILE_AFTER_SECONDS)
+                else:
+                    self._unknown(recipient, now).error_message += f" ({result.error_code}: {result.error_message})"
             else:
                 recipient.status = RecipientStatus.PENDING
                 retry_after = _longest(retry_after, result.retry_after_seconds)

@@ -31,18 +31,25 @@ if [ ! -s "$key_file" ]; then
 fi
 key=$(cat "$key_file")
 port=${PORT:-7071}
+if [ "${SMS_PROVIDER:-outbox}" = outbox ]; then
+  delivered_by="delivered to the outbox table, nothing leaves this machine"
+  look_up="See what would have been sent:  .venv/bin/python -m gateway outbox"
+else
+  delivered_by="delivered through the $SMS_PROVIDER provider set in the environment"
+  look_up="See each recipient's provider id:  curl -s -H \"Authorization: Bearer $key\" http://127.0.0.1:$port/api/sms/<CommId>"
+fi
 
 cat <<MSG
 
 Development API key (licensee $licensee): $key
 
-Send an SMS (delivered to the outbox table, nothing leaves this machine):
+Send an SMS ($delivered_by):
 
   curl -s -X POST http://127.0.0.1:$port/api/sendmessage/immediate \\
     -H "Authorization: Bearer $key" -H "Content-Type: application/json" \\
     -d '{"SMSModel":{"To":[{"Name":"Alex","PhoneNumber":"+447911123456"}],"MessageBody":"Hello from the gateway"}}'
 
-See what would have been sent:  .venv/bin/python -m gateway outbox
+$look_up
 
 MSG
 .venv/bin/python -m gateway.devhost --port "$port"

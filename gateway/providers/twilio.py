@@ -5,19 +5,26 @@ send), through one pooled ``requests.Session``. Twilio has no idempotency key, s
 answer was lost may already have produced an SMS: ``resend_is_safe`` is False, and a RETRY's
 ``error_code`` says whether Twilio may have the message (``Timeout``, ``ConnectionLost``) or
 certainly does not (``ConnectFailed``, ``NotAttempted``, or an HTTP 429/5xx answer).
+
+When delivery does not know whether an earlier attempt reached Twilio, ``find_sent`` asks Twilio's
+ListMessage (``GET .../Messages.json``, filtered by To, From and the sent date) for a Message with the
+same body created since that attempt, so the recipient can be recorded as sent instead of sent twice.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from gateway.providers.base import OutboundSms, Outcome, SendResult
+from gateway.providers.base import OutboundSms, Outcome, ReconcilingProvider, SendResult
 from gateway.providers.common import (
     CONNECT_FAILED,
     CONNECTION_LOST,
@@ -35,10 +42,22 @@ API_VERSION = "2010-04-01"
 # Answers that speak for the whole service, not the one message: the rest of the batch is not tried now.
 SERVICE_WIDE_STATUSES = frozenset({429, 503})
 POOL_SIZE = 10
+# Reconciliation: a Message counts as an earlier attempt's when Twilio created it no earlier than this before
+# the recipient's first attempt (clocks differ). More pages than this for one recipient and sender: cannot tell.
+CLOCK_SKEW = timedelta(minutes=2)
+LIST_PAGE_SIZE = 50
+LIST_MAX_PAGES = 4
 
 
-class TwilioProvider:
-    """Sends each OutboundSms as one Twilio Message; never raises for Twilio's or the network's failures."""
+class _CannotTell(Exception):
+    """Twilio's list could not be read, so which messages it has is unknown."""
+
+
+class TwilioProvider(ReconcilingProvider):
+    """Sends each OutboundSms as one Twilio Message; never raises for Twilio's or the network's failures.
+
+    Declared a ``ReconcilingProvider``: ``find_sent`` says which messages Twilio already has.
+    """
 
     name = "twilio"
     max_batch_size = 100  # a batch is a loop of single requests; this bounds how long one delivery call takes
@@ -74,6 +93,95 @@ class TwilioProvider:
                 halted_by = result
         _log_summary(results)
         return results
+
+    def find_sent(self, messages: Sequence[OutboundSms]) -> dict[uuid.UUID, str] | None:
+        """Twilio's sid for each message an earlier attempt already created; None when Twilio cannot say.
+
+        A Message matches when its to, its sender (the From, or the Messaging Service when one picks
+        the sender) and its body are the message's, and Twilio created it no earlier than
+        ``CLOCK_SKEW`` before the recipient's first attempt. Each Twilio Message is matched to one
+        message at most, the oldest first, so a number that appears twice in a batch is not matched
+        twice to one SMS. Never raises: any failure or unreadable answer is None.
+        """
+        attempts = [(_utc(m.first_attempt_at), m) for m in messages if m.first_attempt_at is not None]
+        if len(attempts) < len(messages):
+            log.warning("twilio: cannot reconcile a message without its first attempt time")
+            return None
+        found: dict[uuid.UUID, str] = {}
+        taken: set[str] = set()
+        lists: dict[tuple[str, str, date], list[tuple[datetime, str, str | None]]] = {}
+        try:
+            for first_attempt, message in sorted(attempts, key=lambda pair: pair[0]):
+                since = first_attempt - CLOCK_SKEW
+                # Asked from the day before the first attempt's: whole GMT days, and the skew may cross midnight.
+                key = (message.to, message.sender, first_attempt.date() - timedelta(days=1))
+                if key not in lists:
+                    lists[key] = self._sent_to(*key)
+                for created, sid, body in lists[key]:
+                    if created >= since and body == message.body and sid not in taken:
+                        found[message.recipient_id] = sid
+                        taken.add(sid)
+                        break
+        except _CannotTell as error:
+            log.warning("twilio: cannot tell which of %d message(s) Twilio already has: %s", len(messages), error)
+            return None
+        log.info("twilio: reconciled %d message(s): Twilio already had %d", len(messages), len(found))
+        return found
+
+    def _sent_to(self, to: str, sender: str, since: date) -> list[tuple[datetime, str, str | None]]:
+        """(date_created, sid, body) of the Messages Twilio sent to ``to`` from this sender since that day."""
+        service = self._settings.messaging_service_sid
+        params: dict[str, str | int] = {"To": to}
+        if not service:
+            params["From"] = sender  # with a Messaging Service, Twilio picked the From: filter on the service
+        params.update({"DateSent>": since.isoformat(), "PageSize": LIST_PAGE_SIZE})
+        url: str | None = self._url
+        sent: list[tuple[datetime, str, str | None]] = []
+        pages = 0
+        while url is not None:
+            if pages == LIST_MAX_PAGES:
+                raise _CannotTell(f"more than {LIST_MAX_PAGES} pages of Messages to {mask_phone(to)}")
+            page = self._get_page(url, params)
+            pages += 1
+            params = {}  # the next page's URI carries the filters
+            for item in page["messages"]:
+                if not isinstance(item, dict):
+                    raise _CannotTell("a listed Message is not an object")
+                if item.get("to") != to or item.get("direction") == "inbound":
+                    continue
+                if item.get("messaging_service_sid" if service else "from") != (service or sender):
+                    continue
+                created, sid = _rfc2822(item.get("date_created")), item.get("sid")
+                if created is None or not isinstance(sid, str) or not sid:
+                    raise _CannotTell("a listed Message has no readable date_created or sid")
+                sent.append((created, sid, item.get("body")))
+            url = self._next_page(page.get("next_page_uri"))
+        sent.sort(key=lambda entry: entry[0])
+        return sent
+
+    def _get_page(self, url: str, params: dict[str, str | int]) -> dict[str, Any]:
+        try:
+            response = self._session.get(
+                url, params=params, timeout=self._settings.timeout_seconds, allow_redirects=False
+            )
+        except requests.RequestException as error:
+            raise _CannotTell(f"{type(error).__name__} listing Messages") from None
+        payload = _json_object(response)
+        if response.status_code != 200:
+            detail = payload.get("message") or response.reason
+            raise _CannotTell(f"HTTP {response.status_code} (code {payload.get('code')}) {brief(str(detail))}")
+        if not isinstance(payload.get("messages"), list):
+            raise _CannotTell("the answer to a Message list has no messages")
+        return payload
+
+    def _next_page(self, uri: object) -> str | None:
+        """The next page's URL, only ever on Twilio's own host and this account's Messages list."""
+        if uri is None:
+            return None
+        path = self._url.removeprefix(self._settings.base_url)
+        if not isinstance(uri, str) or not uri.startswith(path + "?"):
+            raise _CannotTell("the list's next_page_uri is not this account's Messages list")
+        return self._settings.base_url + uri
 
     def _form(self, message: OutboundSms) -> dict[str, str]:
         form = {"To": message.to, "Body": message.body}
@@ -166,6 +274,22 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return payload if isinstance(payload, dict) else {}
+
+
+def _utc(when: datetime) -> datetime:
+    """An aware time; a naive one is taken as UTC (storage keeps UTC)."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _rfc2822(value: object) -> datetime | None:
+    """Twilio's timestamps (``Fri, 24 May 2019 17:44:46 +0000``) as aware datetimes; None when unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return _utc(when)
 
 
 def _log_summary(results: Sequence[SendResult]) -> None:

@@ -20,11 +20,16 @@ The wire is the one ``azure-communication-sms`` 1.1 speaks (REST API 2021-03-07)
   the window with the same request answers with the first result and ``repeatabilityResult:
   "accepted"`` and sends nothing; a known id with a different request is ``rejected`` with 400.
 * Scripted per-recipient answers (``fail_recipient``) and whole-call faults (``push_fault``:
-  500, 429 with Retry-After, a delay past the client's time-out, and ``stop``).
+  500, 429 with Retry-After, a delay past the client's time-out, an answer held back after the
+  SMS went out, and ``stop``).
+
+From a shell, ``python -m tests.fakes.acs_fake [--port 8443]`` runs it until Ctrl-C and prints the
+settings that point the gateway at it (``main`` below).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import hmac
@@ -51,6 +56,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
 
+from tests.fakes.cli import banner, say, serve, stamp
 from tests.fakes.server import FakeHandler, FakeService
 
 API_VERSIONS = frozenset({"2021-03-07"})
@@ -284,6 +290,8 @@ class AcsFake(FakeService):
         self.sent: list[SentSms] = []
         self.requests: list[SeenRequest] = []
         self.dedupe_hits = 0
+        self.on_send: Callable[[SentSms], None] | None = None  # told of every SMS sent
+        self.on_dedupe: Callable[[str, dict[str, Any]], None] | None = None  # told of each repeat not sent again
         self._tracked: dict[str, _Tracked] = {}
         self._recipient_failures: dict[str, tuple[int, str]] = {}
         self._directory: Path | None = None
@@ -390,6 +398,8 @@ class AcsFake(FakeService):
                         "errorMessage": "Repeatable request does not match the earlier request with this id.",
                     }
                 self.dedupe_hits += 1
+                if self.on_dedupe is not None:
+                    self.on_dedupe(to, tracked.item)
                 return dict(tracked.item)
         item = self._send(request, recipient, repeatable=True)
         if item["httpStatusCode"] < 500:
@@ -421,6 +431,8 @@ class AcsFake(FakeService):
         )
         with self.lock:
             self.sent.append(sms)
+        if self.on_send is not None:
+            self.on_send(sms)
         return {"to": to, "messageId": message_id, "httpStatusCode": 202, **extra, "successful": True}
 
 
@@ -443,3 +455,44 @@ def _imf_fixdate(value: str | None) -> datetime | None:
         return parsedate_to_datetime(value).astimezone(UTC)
     except (TypeError, ValueError):
         return None
+
+
+# --- run from a shell: python -m tests.fakes.acs_fake [--port 8443] ---------------------------------------------
+
+DEV_SENDER = "+18005550199"
+
+
+class _ConsoleAcsFake(AcsFake):
+    """The fake with a console: a line per SMS sent, per repeat de-duplicated and per refused request."""
+
+    def record_request(self, seen: SeenRequest) -> None:
+        super().record_request(seen)
+        if seen.status >= 400:
+            say(f"{stamp()} refused {seen.method} {seen.path}: HTTP {seen.status}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.acs_fake", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=8443, help="port on 127.0.0.1 (default 8443)")
+    parser.add_argument("--access-key", help="base64 access key it checks signatures with (default: a new one)")
+    parser.add_argument("--sender", default=DEV_SENDER, help="the SMS_DEFAULT_SENDER to print")
+    args = parser.parse_args(argv)
+    fake = _ConsoleAcsFake(access_key=args.access_key)
+    fake.on_send = lambda sms: say(f"{stamp()} sent {sms.message_id} to {sms.to} from {sms.from_}: {sms.message!r}")
+    fake.on_dedupe = lambda to, item: say(f"{stamp()} repeat for {to} de-duplicated: {item.get('messageId')}")
+
+    def describe(running: AcsFake) -> str:
+        env = {
+            "SMS_PROVIDER": "acs",
+            "ACS_CONNECTION_STRING": running.connection_string,
+            "ACS_CA_BUNDLE": running.ca_bundle,
+            "SMS_DEFAULT_SENDER": args.sender,
+        }
+        title = f"ACS fake listening on {running.base_url}, its certificate in {running.ca_bundle}"
+        return banner(title, env, "+14255550100")
+
+    return serve(fake, args.port, describe)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

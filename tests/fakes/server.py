@@ -24,12 +24,19 @@ class Fault:
 
     ``delay`` waits first; then a ``status`` answers with that status (and ``retry_after``, ``body``)
     without processing, while no status goes on to process the request normally, late.
+
+    ``answer_after`` and ``no_answer`` let the request be processed (and recorded) normally first and
+    then hold its answer back: for ``answer_after`` seconds, or (``no_answer``) until the fake stops,
+    when the connection is dropped unanswered. A client that times out first does not know that the
+    service did the work: how a "maybe sent" happens.
     """
 
     status: int | None = None
     retry_after: str | None = None
     delay: float = 0.0
     body: Any = None
+    answer_after: float = 0.0
+    no_answer: bool = False
 
 
 class FakeHandler(BaseHTTPRequestHandler):
@@ -38,6 +45,7 @@ class FakeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes; Nagle would add 40 ms to each answer
     server: FakeHttpServer
+    _held_by: Fault | None = None  # a fault that holds back the answer of the request being served
 
     def setup(self) -> None:
         if isinstance(self.request, ssl.SSLSocket):
@@ -65,6 +73,10 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self.before_answer(status)
+        held, self._held_by = self._held_by, None
+        if held is not None and not self._hold(held):
+            self.close_connection = True  # the fake stopped while holding the answer: drop it unanswered
+            return
         data = json.dumps(payload).encode("utf-8") if payload is not None else b""
         self.send_response(status)
         if payload is not None:
@@ -79,13 +91,23 @@ class FakeHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True  # the client gave up (a timeout test): nothing to tell it
 
+    def _hold(self, fault: Fault) -> bool:
+        """Wait as the fault says before answering; False when the answer must never go out."""
+        if fault.no_answer:
+            self.server.stopping.wait()
+            return False
+        return not self.server.stopping.wait(fault.answer_after)
+
     def apply_fault(self, fault: Fault | None, error_body: Callable[[int], Any]) -> bool:
         """Run a scripted fault; True when it answered the request, False when normal service goes on."""
+        self._held_by = None
         if fault is None:
             return False
         if fault.delay and self.server.stopping.wait(fault.delay):
             self.close_connection = True
             return True
+        if fault.answer_after or fault.no_answer:
+            self._held_by = fault  # send_json holds whatever answer comes next, this fault's or the service's
         if fault.status is None:
             return False
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
@@ -98,8 +120,10 @@ class FakeHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, handler: type[FakeHandler], owner: Any, tls: ssl.SSLContext | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), handler)
+    def __init__(
+        self, handler: type[FakeHandler], owner: Any, tls: ssl.SSLContext | None = None, port: int = 0
+    ) -> None:
+        super().__init__(("127.0.0.1", port), handler)
         self.owner = owner
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -140,8 +164,9 @@ class FakeService:
     def tls_context(self) -> ssl.SSLContext | None:
         return None
 
-    def start(self) -> FakeService:
-        server = FakeHttpServer(self.handler, self, self.tls_context())
+    def start(self, port: int = 0) -> FakeService:
+        """Listen on 127.0.0.1: on ``port``, or on a free port when it is 0 (``self.port`` says which)."""
+        server = FakeHttpServer(self.handler, self, self.tls_context(), port)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(

@@ -7,6 +7,16 @@ path and path parameters, form body, parameter types and patterns, the required 
 ``x-twilio.conditional`` groups (``From`` or ``MessagingServiceSid``; ``Body``, ``MediaUrl`` or
 ``ContentSid``). Every answer it makes for a create is checked against the described 201 schema.
 
+It also serves ListMessage (``GET .../Messages.json``), which the provider uses to reconcile a send
+whose answer was lost: the query checked against the described query parameters (``To``, ``From``,
+``DateSent``, ``DateSent<``, ``DateSent>``, ``PageSize``, ``Page``, ``PageToken``; nothing else),
+the filters applied to the Messages it created, newest first, in pages shaped and checked as the
+described 200 answer (``messages``, ``page``, ``page_size``, ``start``, ``end``, ``uri``,
+``first_page_uri``, ``next_page_uri`` (null on the last page), ``previous_page_uri``). The fake
+sends at once: a create answers ``queued`` as Twilio does, and from then on the Message reads as
+``sent`` with a ``date_sent``, the field the DateSent filters compare. A date it cannot read is
+400 with code 20001 ("Invalid date value.", as Twilio answers).
+
 Errors carry Twilio's JSON shape ``{"code", "message", "more_info", "status"}`` and its codes:
 20003 (401, bad credentials), 21604 (no To), 21603 (no From/MessagingServiceSid), 21602 (no
 Body/MediaUrl/ContentSid), 21211 (To not a phone number), 21617 (body over 1600 characters),
@@ -16,30 +26,39 @@ Body/MediaUrl/ContentSid), 21211 (To not a phone number), 21617 (body over 1600 
 any other way gets 400 with code 70002 ("Bad request"). Deliberately stricter than Twilio:
 parameters the description does not name are refused, so a misspelt parameter fails a test
 instead of being ignored.
+
+From a shell, ``python -m tests.fakes.twilio_fake [--port 8081]`` runs it until Ctrl-C and prints the
+settings that point the gateway at it (``main`` below).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import hmac
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from tests.fakes.openapi import MethodNotAllowed, OpenApiDescription, RequestProblem, RouteNotFound
+from tests.fakes.cli import banner, say, serve, stamp
+from tests.fakes.openapi import MethodNotAllowed, OpenApiDescription, Operation, RequestProblem, RouteNotFound
 from tests.fakes.server import FakeHandler, FakeService
 
 SPEC_PATH = Path(__file__).with_name("twilio-messages-openapi.json")
 CREATE_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 FETCH_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
 MAX_BODY = 1600
+DEFAULT_PAGE_SIZE = 50
+DATE_FILTERS = ("DateSent", "DateSent<", "DateSent>")
+LIST_KEYS = ("To", "From", *DATE_FILTERS, "PageSize")  # the filters a page's URIs repeat, in Twilio's order
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 CHANNEL_ADDRESS = re.compile(r"^[a-z]+:\+[1-9]\d{1,14}$")
 
@@ -172,6 +191,8 @@ class _TwilioHandler(FakeHandler):
             return self._fail(401)
         if operation.template == FETCH_PATH and self.command == "GET":
             return self._fetch(fake, operation.path_params["Sid"])
+        if operation.template == CREATE_PATH and self.command == "GET":
+            return self._list(fake, operation)
         if operation.template != CREATE_PATH or self.command != "POST":
             return self._fail(405, message=f"the fake does not implement {operation.operation_id}")
         try:
@@ -194,6 +215,26 @@ class _TwilioHandler(FakeHandler):
         fake.description.check_response(operation, 201, resource)
         self.send_json(201, resource, {"Twilio-Request-Id": "RQ" + uuid.uuid4().hex})
         return 201
+
+    def _list(self, fake: TwilioFake, operation: Operation) -> int:
+        """ListMessage: the account's Messages that pass the filters, newest first, one page of them."""
+        if self._body:
+            return self._fail(400, 70002, f"{operation.operation_id} takes no body")
+        try:
+            # The description types the DateSent filters as date-time, but its text, its own examples and
+            # Twilio's helper libraries use YYYY-MM-DD (and a few other forms): _date_filter reads those.
+            query = fake.description.check_query(operation, urlsplit(self.path).query, unchecked_formats={"date-time"})
+            filters = {name: _date_filter(query[name]) for name in DATE_FILTERS if name in query}
+        except RequestProblem as problem:
+            return self._fail(400, 70002, problem.message)
+        except ValueError:
+            return self._fail(400, 20001, "Invalid date value.")
+        page = fake.page(query, filters)
+        if page is None:
+            return self._fail(400, 20001, "Invalid PageToken.")
+        fake.description.check_response(operation, 200, page)
+        self.send_json(200, page)
+        return 200
 
     def _fetch(self, fake: TwilioFake, sid: str) -> int:
         resource = fake.resources.get(sid)
@@ -225,6 +266,7 @@ class TwilioFake(FakeService):
         self.senders = senders
         self.description = OpenApiDescription.load(SPEC_PATH)
         self.messages: list[ReceivedMessage] = []
+        self.on_create: Callable[[ReceivedMessage], None] | None = None  # told of every Message created
         self.requests: list[SeenRequest] = []
         self.resources: dict[str, dict[str, Any]] = {}
         self._rejections: dict[str, _Rejection] = {
@@ -306,10 +348,60 @@ class TwilioFake(FakeService):
             auth_user=auth_user,
             params=dict(params),
         )
+        # The fake sends at once: from now on the stored Message reads as sent (the create answer says queued,
+        # as Twilio's does). ListMessage's DateSent filters work on date_sent, so a sent date is what they see.
+        sent = {**resource, "status": "sent", "date_sent": now, "date_updated": now}
         with self.lock:
             self.messages.append(message)
-            self.resources[sid] = resource
+            self.resources[sid] = sent
+        if self.on_create is not None:
+            self.on_create(message)
         return resource
+
+    def page(self, query: dict[str, Any], filters: dict[str, _DateFilter]) -> dict[str, Any] | None:
+        """One ListMessage page as Twilio shapes it; None when the PageToken names no Message in the list."""
+        with self.lock:
+            newest_first = [self.resources[message.sid] for message in reversed(self.messages)]
+        matching = [
+            resource
+            for resource in newest_first
+            if query.get("To") in (None, resource["to"])
+            and query.get("From") in (None, resource["from"])
+            and all(_date_passes(name, condition, resource["date_sent"]) for name, condition in filters.items())
+        ]
+        size = int(query.get("PageSize", DEFAULT_PAGE_SIZE))
+        number = int(query.get("Page", 0))
+        token = query.get("PageToken")
+        if token is None:
+            start = number * size
+        else:
+            # Twilio's page token says where the previous page ended: "PA" + the sid of its last Message.
+            sids = [resource["sid"] for resource in matching]
+            if not token.startswith("PA") or token[2:] not in sids:
+                return None
+            start = sids.index(token[2:]) + 1
+        items = matching[start : start + size]
+        base = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        kept = [(key, str(query[key])) for key in LIST_KEYS if key in query and key != "PageSize"]
+
+        def uri(page_number: int, page_token: str | None = None) -> str:
+            pairs = [*kept, ("PageSize", str(size)), ("Page", str(page_number))]
+            if page_token is not None:
+                pairs.append(("PageToken", page_token))
+            return f"{base}?{urlencode(pairs)}"
+
+        more = start + size < len(matching)
+        return {
+            "end": start + max(len(items) - 1, 0),
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(number + 1, "PA" + items[-1]["sid"]) if more and items else None,
+            "page": number,
+            "page_size": size,
+            "previous_page_uri": uri(number - 1) if number > 0 else None,
+            "messages": items,
+            "start": start,
+            "uri": uri(number, token),
+        }
 
     def record_request(self, seen: SeenRequest) -> None:
         with self.lock:
@@ -320,9 +412,90 @@ class TwilioFake(FakeService):
         return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
 
+@dataclass(frozen=True)
+class _DateFilter:
+    value: date | datetime  # a day (YYYY-MM-DD) compares with the day a Message was sent, a time with the time
+
+
+def _date_filter(text: str) -> _DateFilter:
+    """A DateSent filter value: YYYY-MM-DD as documented, or a full timestamp (ISO 8601 or RFC 2822)."""
+    text = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return _DateFilter(date.fromisoformat(text))
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"not a date: {text!r}") from None
+    return _DateFilter(when if when.tzinfo else when.replace(tzinfo=UTC))
+
+
+def _date_passes(name: str, condition: _DateFilter, date_sent: str | None) -> bool:
+    """``DateSent`` on that day (or at that time), ``DateSent>`` on or after, ``DateSent<`` on or before."""
+    if date_sent is None:
+        return False  # a filter on the sent date passes only Messages that have one
+    sent = parsedate_to_datetime(date_sent).astimezone(UTC)
+    mine: date | datetime = sent.date() if type(condition.value) is date else sent
+    if name == "DateSent>":
+        return mine >= condition.value  # type: ignore[operator]
+    if name == "DateSent<":
+        return mine <= condition.value  # type: ignore[operator]
+    return mine == condition.value
+
+
 def _segments(body: str) -> int:
     """How many SMS parts: GSM-7 (ASCII here, roughly) fits 160 or 153 per part, else UCS-2 fits 70 or 67."""
     single, part = (160, 153) if body.isascii() else (70, 67)
     if len(body) <= single:
         return 1
     return -(-len(body) // part)
+
+
+# --- run from a shell: python -m tests.fakes.twilio_fake [--port 8081] ------------------------------------------
+
+DEV_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+DEV_AUTH_TOKEN = "local-fake-twilio-token"
+DEV_SENDER = "+15005550006"  # Twilio's test "From" that always works
+
+
+class _ConsoleTwilioFake(TwilioFake):
+    """The fake with a console: a line per Message created and per refused request."""
+
+    def record_request(self, seen: SeenRequest) -> None:
+        super().record_request(seen)
+        if seen.status >= 400:
+            say(f"{stamp()} refused {seen.method} {urlsplit(seen.path).path}: HTTP {seen.status}")
+
+
+def _print_message(message: ReceivedMessage) -> None:
+    sender = message.from_ or f"service {message.messaging_service_sid}"
+    say(f"{stamp()} received {message.sid} to {message.to} from {sender}: {message.body!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twilio_fake", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
+    parser.add_argument("--account-sid", default=DEV_ACCOUNT_SID, help="Account SID it answers to (AC + 32 hex)")
+    parser.add_argument("--auth-token", default=DEV_AUTH_TOKEN, help="that account's Auth Token")
+    parser.add_argument("--sender", default=DEV_SENDER, help="the SMS_DEFAULT_SENDER to print")
+    args = parser.parse_args(argv)
+    fake = _ConsoleTwilioFake(account_sid=args.account_sid, auth_token=args.auth_token)
+    fake.on_create = _print_message
+
+    def describe(running: TwilioFake) -> str:
+        env = {
+            "SMS_PROVIDER": "twilio",
+            "TWILIO_ACCOUNT_SID": running.account_sid,
+            "TWILIO_AUTH_TOKEN": running.auth_token,
+            "TWILIO_BASE_URL": running.base_url,
+            "SMS_DEFAULT_SENDER": args.sender,
+        }
+        return banner(f"Twilio fake listening on {running.base_url}", env, "+14155550100")
+
+    return serve(fake, args.port, describe)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

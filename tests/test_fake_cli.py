@@ -1,0 +1,112 @@
+"""The fakes run from a shell: the settings they print point a real provider at them, and they say what they got."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.providers.acs import AcsProvider
+from gateway.providers.base import OutboundSms, Outcome
+from gateway.providers.twilio import TwilioProvider
+from gateway.settings import AcsSettings, TwilioSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RunningFake:
+    def __init__(self, module: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, "--port", str(free_port())],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def read_until(self, marker: str) -> str:
+        """Lines up to and including the first that holds ``marker`` (the fake prints promptly)."""
+        assert self.process.stdout is not None
+        lines = []
+        for line in self.process.stdout:
+            lines.append(line)
+            if marker in line:
+                return line
+        raise AssertionError(f"the fake ended without printing {marker!r}:\n{''.join(lines)}")
+
+    def environment(self) -> dict[str, str]:
+        """The variables the fake tells a person to start the gateway with."""
+        words = shlex.split(self.read_until("bash scripts/run.sh"))
+        assert words[-2:] == ["bash", "scripts/run.sh"]
+        return dict(word.split("=", 1) for word in words[:-2])
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=10)
+        finally:
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+
+
+@pytest.fixture
+def run_fake() -> Iterator:
+    started: list[RunningFake] = []
+
+    def start(module: str) -> RunningFake:
+        started.append(RunningFake(module))
+        return started[-1]
+
+    yield start
+    for fake in started:
+        if fake.process.poll() is None:
+            fake.process.kill()
+            fake.process.wait()
+
+
+def sms(to: str, sender: str) -> OutboundSms:
+    return OutboundSms(uuid.uuid4(), uuid.uuid4(), to, sender, "Hello through the fake", datetime.now(UTC))
+
+
+def test_twilio_fake_from_a_shell(run_fake) -> None:
+    fake = run_fake("tests.fakes.twilio_fake")
+    env = fake.environment()
+    assert env["SMS_PROVIDER"] == "twilio" and env["TWILIO_BASE_URL"].startswith("http://127.0.0.1:")
+    provider = TwilioProvider(TwilioSettings.from_env(env))
+    message = sms("+14155550100", env["SMS_DEFAULT_SENDER"])
+
+    [result] = provider.send([message])
+
+    assert result.outcome is Outcome.ACCEPTED
+    assert f"received {result.provider_message_id} to +14155550100" in fake.read_until("received")
+    assert provider.find_sent([message]) == {message.recipient_id: result.provider_message_id}
+    assert fake.stop() == 0
+
+
+def test_acs_fake_from_a_shell(run_fake) -> None:
+    fake = run_fake("tests.fakes.acs_fake")
+    env = fake.environment()
+    assert env["SMS_PROVIDER"] == "acs" and Path(env["ACS_CA_BUNDLE"]).is_file()
+    provider = AcsProvider(AcsSettings.from_env(env))
+
+    [result] = provider.send([sms("+14255550100", env["SMS_DEFAULT_SENDER"])])
+
+    assert result.outcome is Outcome.ACCEPTED, result
+    assert f"sent {result.provider_message_id} to +14255550100" in fake.read_until(" sent ")
+    assert fake.stop() == 0
+    assert not Path(env["ACS_CA_BUNDLE"]).exists()  # its temporary certificate goes with it
