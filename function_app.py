@@ -36,6 +36,6 @@ def abandon(message: func.QueueMessage) -> None:
 
 
 @app.function_name("sweep")
-@app.timer_trigger(arg_name="timer", schedule="%SMS_SWEEP_SCHEDULE%", run_on_startup=False)
+@app.timer_trigger(arg_name="timer", schedule=worker.SWEEP_SCHEDULE, run_on_startup=False)
 def sweep(timer: func.TimerRequest) -> None:
     worker.sweep()

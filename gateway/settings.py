@@ -95,7 +95,6 @@ class Settings:
     max_delivery_attempts: int = 5
     retry_base_seconds: int = 30
     sweep_after_seconds: int = 600
-    sweep_schedule: str = "0 */5 * * * *"
     claim_timeout_seconds: int = 330
     json_casing: str = "pascal"
     twilio: TwilioSettings | None = None
@@ -146,7 +145,6 @@ class Settings:
             max_delivery_attempts=_int(env.get("SMS_MAX_DELIVERY_ATTEMPTS"), "SMS_MAX_DELIVERY_ATTEMPTS", 5),
             retry_base_seconds=_int(env.get("SMS_RETRY_BASE_SECONDS"), "SMS_RETRY_BASE_SECONDS", 30, minimum=0),
             sweep_after_seconds=_int(env.get("SMS_SWEEP_AFTER_SECONDS"), "SMS_SWEEP_AFTER_SECONDS", 600, minimum=60),
-            sweep_schedule=(env.get("SMS_SWEEP_SCHEDULE") or "0 */5 * * * *").strip(),
             json_casing=(env.get("SMS_JSON_CASING") or "pascal").strip().lower(),
             claim_timeout_seconds=_int(
                 env.get("SMS_CLAIM_TIMEOUT_SECONDS"), "SMS_CLAIM_TIMEOUT_SECONDS", 330, minimum=1

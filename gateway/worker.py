@@ -21,6 +21,7 @@ from gateway.storage import utcnow
 log = logging.getLogger("gateway.worker")
 
 MAX_DELAY_SECONDS = 3600
+SWEEP_SCHEDULE = "0 */5 * * * *"  # NCRONTAB: every five minutes
 SWEEP_GIVE_UP_AFTER = 3  # re-queues by the sweep before the communication is ended as Failed
 SWEEP_LOOKBACK = timedelta(days=2)
 

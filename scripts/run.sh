@@ -5,7 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
-[ -f local.settings.json ] || cp local.settings.json.example local.settings.json
+# local.settings.json is yours: create it from the example, and add settings the example gained since.
+.venv/bin/python - <<'PY'
+import json, pathlib
+example = json.loads(pathlib.Path("local.settings.json.example").read_text())
+path = pathlib.Path("local.settings.json")
+mine = json.loads(path.read_text()) if path.exists() else example
+added = [name for name in example["Values"] if name not in mine.setdefault("Values", {})]
+for name in added:
+    mine["Values"][name] = example["Values"][name]
+if added or not path.exists():
+    path.write_text(json.dumps(mine, indent=2) + "\n")
+    print("local.settings.json: added", ", ".join(added) if added else "(created from the example)")
+PY
 mkdir -p .azurite
 
 azurite_pid=""

@@ -34,7 +34,6 @@ def storage_env(storage_connection: str) -> dict[str, str]:
         "AzureWebJobsStorage": storage_connection,
         "SMS_TABLE_PREFIX": f"T{suffix}",
         "SMS_QUEUE_NAME": f"q{suffix}",
-        "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",  # tests run the sweep themselves
     }
 
 

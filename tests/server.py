@@ -76,6 +76,5 @@ def server_env(storage_connection: str, **overrides: str) -> dict[str, str]:
         "SMS_DEFAULT_SENDER": "+15005550006",
         "SMS_API_KEY_CACHE_SECONDS": "1",
         "SMS_PROVIDER": "outbox",
-        "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",
         **overrides,
     }

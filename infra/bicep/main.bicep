@@ -347,10 +347,6 @@ var appSettings = [
     value: '600'
   }
   {
-    name: 'SMS_SWEEP_SCHEDULE'
-    value: '0 */5 * * * *'
-  }
-  {
     name: 'SMS_JSON_CASING'
     value: smsJsonCasing
   }
