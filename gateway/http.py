@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
@@ -133,17 +134,23 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return respond(200, {"Status": "Healthy"})
 
 
-def metadata(req: func.HttpRequest) -> func.HttpResponse:
-    from gateway.metadata import metadata_html
+def _base_url(req: func.HttpRequest) -> str:
+    parts = urlsplit(req.url)
+    return f"{parts.scheme}://{parts.netloc}"
 
-    return func.HttpResponse(metadata_html(), status_code=200, mimetype="text/html", charset="utf-8")
+
+def metadata(req: func.HttpRequest) -> func.HttpResponse:
+    from gateway.metadata import metadata_html  # built on first use: no cost at cold start
+
+    page = metadata_html(urlsplit(req.url).netloc or None)
+    return func.HttpResponse(page, status_code=200, mimetype="text/html", charset="utf-8")
 
 
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    from gateway.metadata import openapi_document
+    from gateway.metadata import openapi_json
 
-    base = req.url.split("/openapi.json", 1)[0] or None
-    return respond(200, openapi_document(base))
+    return func.HttpResponse(openapi_json(_base_url(req)), status_code=200, mimetype="application/json",
+                             charset="utf-8")
 
 
 SPECIAL: dict[str, Callable[[func.HttpRequest], func.HttpResponse]] = {

@@ -175,3 +175,22 @@ def test_status_routes_take_a_format_suffix(server: GatewayServer, key: str) -> 
     assert response.status_code == 200 and jsv.loads(response.text)["Reference"] == sent["Reference"]
     by_reference = server.get(f"/api/sms/reference/{sent['Reference']}.json", key=key)
     assert by_reference.json()["CommId"] == sent["CommId"]
+
+
+def test_metadata_and_openapi_are_served_without_authentication(server: GatewayServer) -> None:
+    from openapi_spec_validator import validate
+
+    from gateway.routes import ROUTES
+
+    page = requests.get(server.url + "/metadata", timeout=30)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    for text in ("SMSSend", "/api/sendmessage", "/json/reply/SMSSend", "CommResponse", "MessageBody",
+                 "LicenseeId", "ReplyIsRequired"):
+        assert text in page.text
+    document = requests.get(server.url + "/openapi.json", timeout=30)
+    assert document.status_code == 200 and document.headers["Content-Type"].startswith("application/json")
+    spec = document.json()
+    validate(spec)
+    assert spec["openapi"].startswith("3.1")
+    assert spec["servers"][0]["url"] == server.url
+    assert len(spec["paths"]) == len({route.path for route in ROUTES})
