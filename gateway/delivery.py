@@ -97,8 +97,7 @@ class Delivery:
         if snapshot is None:
             return None
         comm = snapshot.communication
-        existing = {recipient.index: recipient for recipient in snapshot.recipients}
-        recipients = [existing.get(planned.index, planned) for planned in comm.planned_recipients()]
+        recipients = snapshot.all_recipients()
         if comm.status.is_final:
             return self._report(comm, recipients, None)
 
@@ -134,8 +133,7 @@ class Delivery:
         if snapshot is None:
             return None
         comm = snapshot.communication
-        existing = {recipient.index: recipient for recipient in snapshot.recipients}
-        recipients = [existing.get(planned.index, planned) for planned in comm.planned_recipients()]
+        recipients = snapshot.all_recipients()
         now = self._clock()
         open_recipients = [recipient for recipient in recipients if not recipient.status.is_final]
         for recipient in open_recipients:

@@ -44,8 +44,7 @@ class StatusService:
 
 def describe(snapshot: Snapshot) -> SMSStatusResponse:
     comm = snapshot.communication
-    existing = {recipient.index: recipient for recipient in snapshot.recipients}
-    recipients = [existing.get(planned.index, planned) for planned in comm.planned_recipients()]
+    recipients = snapshot.all_recipients()
     return SMSStatusResponse(
         CommId=comm.comm_id,
         Reference=comm.reference,

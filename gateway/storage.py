@@ -155,6 +155,11 @@ class Snapshot:
     communication: Communication
     recipients: list[Recipient]
 
+    def all_recipients(self) -> list[Recipient]:
+        """Every recipient, in order: the stored rows, and the planned ones the worker has not created yet."""
+        stored = {recipient.index: recipient for recipient in self.recipients}
+        return [stored.get(planned.index, planned) for planned in self.communication.planned_recipients()]
+
 
 def _hex(value: uuid.UUID | None) -> str | None:
     return value.hex if value is not None else None

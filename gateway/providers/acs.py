@@ -52,6 +52,7 @@ from gateway.providers.common import (
     NOT_ATTEMPTED,
     TIMEOUT,
     brief,
+    log_summary,
     mask_phone,
     parse_retry_after,
 )
@@ -154,7 +155,7 @@ class AcsProvider:
             if service_wide:
                 halted_by = call_results[0]
         done = [result for result in results if result is not None]
-        _log_summary(done)
+        log_summary(log, "acs", done)
         return done
 
     def _send_call(self, batch: Sequence[OutboundSms]) -> tuple[list[SendResult], bool]:
@@ -300,20 +301,6 @@ def _identity(client_id: str | None) -> TokenCredential:
 
     return DefaultAzureCredential()
 
-
-def _log_summary(results: Sequence[SendResult]) -> None:
-    if not results:
-        return
-    counts = {outcome: 0 for outcome in Outcome}
-    for result in results:
-        counts[result.outcome] += 1
-    log.info(
-        "acs: %d sent: %d accepted, %d failed, %d to retry",
-        len(results),
-        counts[Outcome.ACCEPTED],
-        counts[Outcome.FAILED],
-        counts[Outcome.RETRY],
-    )
 
 
 def create(settings: AcsSettings) -> AcsProvider:

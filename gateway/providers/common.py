@@ -6,9 +6,13 @@ Kept free of any SDK import, so importing it costs nothing at cold start.
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
+
+from gateway.providers.base import Outcome, SendResult
 
 # How a RETRY says whether the provider may have the message. Delivery records the code; for a provider
 # whose resends are not safe (Twilio), TIMEOUT is the one outcome where the SMS may already be on its way.
@@ -69,3 +73,14 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def log_summary(log: logging.Logger, provider: str, results: Sequence[SendResult]) -> None:
+    """One line per batch: how many the provider accepted, refused and asked us to retry."""
+    if not results:
+        return
+    counts = {outcome: 0 for outcome in Outcome}
+    for result in results:
+        counts[result.outcome] += 1
+    log.info("%s: %d sent: %d accepted, %d failed, %d to retry", provider, len(results), counts[Outcome.ACCEPTED],
+             counts[Outcome.FAILED], counts[Outcome.RETRY])

@@ -31,6 +31,7 @@ from gateway.providers.common import (
     NOT_ATTEMPTED,
     TIMEOUT,
     brief,
+    log_summary,
     mask_phone,
     parse_retry_after,
 )
@@ -91,7 +92,7 @@ class TwilioProvider(ReconcilingProvider):
             results.append(result)
             if service_wide:
                 halted_by = result
-        _log_summary(results)
+        log_summary(log, "twilio", results)
         return results
 
     def find_sent(self, messages: Sequence[OutboundSms]) -> dict[uuid.UUID, str] | None:
@@ -291,20 +292,6 @@ def _rfc2822(value: object) -> datetime | None:
         return None
     return _utc(when)
 
-
-def _log_summary(results: Sequence[SendResult]) -> None:
-    if not results:
-        return
-    counts = {outcome: 0 for outcome in Outcome}
-    for result in results:
-        counts[result.outcome] += 1
-    log.info(
-        "twilio: %d sent: %d accepted, %d failed, %d to retry",
-        len(results),
-        counts[Outcome.ACCEPTED],
-        counts[Outcome.FAILED],
-        counts[Outcome.RETRY],
-    )
 
 
 def create(settings: TwilioSettings) -> TwilioProvider:
