@@ -98,7 +98,7 @@ def print_header(name: str, args: Any) -> None:
     info = machine()
     print(f"# bench.{name}: {info['nproc']} x {info['cpu']}, Python {info['python']}, Azurite {info['azurite']}")
     if args is not None:
-        print("# " + " ".join(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()))
+        print("# " + " ".join(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if v is not None))
     sys.stdout.flush()
 
 
