@@ -29,6 +29,7 @@ from gateway.devhost import (
     DevHost,
     DevHostError,
     MethodNotAllowed,
+    QueueListener,
     QueueOptions,
     RouteNotFound,
     Router,
@@ -40,7 +41,7 @@ from gateway.devhost import (
     storage_connection_string,
 )
 from gateway.devhost_cron import CronError, CronSchedule
-from tests.azurite import free_port
+from tests.azurite import connection_string, free_port
 from tests.devhost_app import function_app as sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -407,6 +408,17 @@ def test_message_over_max_dequeue_count_is_poisoned_without_a_call(storage_conne
     assert calls_for(sent.id) == []
     sender.close()
     poison.close()
+
+
+def test_a_listener_notices_unreachable_storage_quickly() -> None:
+    """A receive fails within a couple of seconds, so the poll loop's back-off, not the SDK's, decides."""
+    dead = connection_string(*(free_port(),) * 3)
+    spec = next(spec for spec in discover_functions(sample.app) if spec.trigger_type == "queueTrigger")
+    listener = QueueListener(spec, "unreachable", dead, QueueOptions())
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017 - whatever the transport raises
+        next(listener._client.receive_messages(messages_per_page=1).by_page())
+    assert time.monotonic() - started < 3
 
 
 # --------------------------------------------------------------------------------------------------
