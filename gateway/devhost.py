@@ -698,6 +698,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
 class _HttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of clients then meets resets and 1 s SYN retries.
+    request_queue_size = 128
     router: Router
 
 

@@ -257,6 +257,31 @@ def test_literal_route_with_query_and_headers(http_host: DevHost) -> None:
     assert payload["url"] == f"{http_host.url}/api/ping?a=1&b=two%20words&a=3"
 
 
+def test_a_burst_of_clients_is_accepted_without_resets_or_syn_retries(http_host: DevHost) -> None:
+    """64 clients connecting at once all get in at once (a listen backlog of 5 made some wait 1 s or fail)."""
+    clients = 64
+    barrier = threading.Barrier(clients)
+    results: list[tuple[int, float] | Exception] = []
+
+    def one() -> None:
+        barrier.wait()
+        started = time.monotonic()
+        try:
+            status, _, _ = request(http_host, "GET", "/api/ping")
+            results.append((status, time.monotonic() - started))
+        except Exception as error:  # recorded, asserted below
+            results.append(error)
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert sorted(status for status, _ in results) == [200] * clients  # type: ignore[misc]
+    assert max(elapsed for _, elapsed in results) < 0.9  # type: ignore[misc]  # no 1 s SYN retransmission
+
+
 def test_routes_are_case_insensitive_and_tolerate_a_trailing_slash(http_host: DevHost) -> None:
     assert request(http_host, "GET", "/API/Ping")[0] == 200
     assert request(http_host, "GET", "/api/ping/")[0] == 200
