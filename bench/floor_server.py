@@ -51,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128  # as gateway.devhost's
+
+    server = Server(("127.0.0.1", args.port), Handler)
     server.serve_forever(poll_interval=0.2)  # until the parent terminates us
     return 0
 

@@ -44,7 +44,7 @@ def load(url: str, headers: dict[str, str], pool: NumberPool, concurrency: int, 
     lock = threading.Lock()
     remaining = [total]
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     deadline = time.monotonic() + seconds
 
     def client() -> None:
@@ -57,9 +57,10 @@ def load(url: str, headers: dict[str, str], pool: NumberPool, concurrency: int, 
                 payload = send_body(pool.take(1))
                 start = time.perf_counter()
                 try:
-                    status = session.post(url, json=payload, headers=headers, timeout=30).status_code
-                except requests.RequestException:
-                    status = 0
+                    status: int | str = session.post(url, json=payload, headers=headers, timeout=30).status_code
+                except requests.RequestException as error:
+                    reason = error.args[0] if error.args else error
+                    status = f"{type(error).__name__}: {type(getattr(reason, 'reason', reason)).__name__}"
                 elapsed = time.perf_counter() - start
                 with lock:
                     statuses[status] = statuses.get(status, 0) + 1
