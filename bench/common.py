@@ -148,14 +148,13 @@ class Timings:
         }
 
 
-def interleave(rounds: int, per_round: int, ours: Callable[[], None], floor: Callable[[], None]) -> None:
-    """Alternate blocks of ours and floor (swapping who goes first), so drift hits both alike."""
+def interleave(rounds: int, per_round: int, *runs: Callable[[], None]) -> None:
+    """Alternate blocks of each run, rotating who goes first each round, so drift hits all alike."""
     for index in range(rounds):
-        first, second = (ours, floor) if index % 2 == 0 else (floor, ours)
-        for _ in range(per_round):
-            first()
-        for _ in range(per_round):
-            second()
+        for offset in range(len(runs)):
+            run = runs[(index + offset) % len(runs)]
+            for _ in range(per_round):
+                run()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,7 +349,11 @@ class Floor:
 
     # accept ---------------------------------------------------------------------------------------
 
-    def accept(self, recipients: Sequence[str], body: str, *, references_now: bool = False) -> str:
+    def accept(self, recipients: Sequence[str], body: str, *, references_now: bool = False,
+               validate: bool = False) -> str:
+        """Store and queue; ``validate`` adds the one check the API cannot skip: each number valid, in E.164."""
+        if validate:
+            recipients = [_e164(number) for number in recipients]
         comm_id = uuid.uuid4().hex
         now = datetime.now(UTC)
         header = {
@@ -421,6 +424,15 @@ class Floor:
                                      timeout=10)
         response.raise_for_status()
         return response.json()["sid"]
+
+
+def _e164(number: str) -> str:
+    import phonenumbers
+
+    parsed = phonenumbers.parse(number, None)
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(number)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _if_not_modified() -> Any:
