@@ -71,7 +71,7 @@ PROCESSING_VISIBILITY_TIMEOUT = 600
 # The host's queue poller starts at 100 ms when a queue is empty and doubles up to maxPollingInterval.
 MIN_POLLING_INTERVAL = 0.1
 # One quick retry inside a storage call, then the poll loop's own back-off takes over, as in the host. The
-# SDK's default (15 s, then 18 s and 27 s between tries) would hide an outage inside one receive and keep
+# SDK's default (15 s, then 18 s and 24 s between tries) would hide an outage inside one receive and keep
 # the listener from noticing storage is back for half a minute.
 LISTENER_RETRY: dict[str, float] = {"initial_backoff": 0.5, "increment_base": 2, "retry_total": 1,
                                     "random_jitter_range": 0.2}
