@@ -6,9 +6,12 @@ so one storage account serves both, with keys locally and a managed identity in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
@@ -21,6 +24,30 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 20,
 }
+
+
+def observer_options(policies: Sequence[SansIOHTTPPolicy]) -> dict[str, Any]:
+    """Client options that run ``policies`` on every storage request and response, each try included.
+
+    The table and queue SDKs build their own pipelines and ignore azure-core's
+    ``per_call_policies``/``per_retry_policies``, and a ``TableClient`` from ``get_table_client``
+    would not inherit them anyway; both SDKs do honour the documented ``raw_request_hook`` and
+    ``raw_response_hook``, which run after the retry policy. Benchmarks count transactions this way.
+    """
+    if not policies:
+        return {}
+    chain = tuple(policies)
+
+    def on_request(request: PipelineRequest) -> None:
+        for policy in chain:
+            policy.on_request(request)
+
+    def on_response(response: PipelineResponse) -> None:
+        request = PipelineRequest(response.http_request, response.context)
+        for policy in chain:
+            policy.on_response(request, response)
+
+    return {"raw_request_hook": on_request, "raw_response_hook": on_response}
 
 
 def _credential(storage: StorageSettings) -> Any:
@@ -52,15 +79,18 @@ class StorageClients:
     settings: StorageSettings
     tables: TableServiceClient
     _credential: Any = None
+    _options: dict[str, Any] = field(default_factory=lambda: dict(CLIENT_OPTIONS))
 
     @classmethod
-    def create(cls, storage: StorageSettings) -> StorageClients:
+    def create(cls, storage: StorageSettings, *, policies: Sequence[SansIOHTTPPolicy] = ()) -> StorageClients:
+        """Clients for ``storage``; ``policies`` see every request they make (benchmarks count them)."""
+        options = {**CLIENT_OPTIONS, **observer_options(policies)}
         if storage.connection_string:
-            tables = TableServiceClient.from_connection_string(storage.connection_string, **CLIENT_OPTIONS)
-            return cls(storage, tables)
+            tables = TableServiceClient.from_connection_string(storage.connection_string, **options)
+            return cls(storage, tables, None, options)
         credential = _credential(storage)
-        tables = TableServiceClient(endpoint=_service_uri(storage, "table"), credential=credential, **CLIENT_OPTIONS)
-        return cls(storage, tables, credential)
+        tables = TableServiceClient(endpoint=_service_uri(storage, "table"), credential=credential, **options)
+        return cls(storage, tables, credential, options)
 
     def queue(self, name: str) -> QueueClient:
         """A queue client that writes and reads base64 text, as the Functions queue trigger expects."""
@@ -71,15 +101,13 @@ class StorageClients:
             "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=1),
         }
         if self.settings.connection_string:
-            return QueueClient.from_connection_string(
-                self.settings.connection_string, name, **codecs, **CLIENT_OPTIONS
-            )
+            return QueueClient.from_connection_string(self.settings.connection_string, name, **codecs, **self._options)
         return QueueClient(
             account_url=_service_uri(self.settings, "queue"),
             queue_name=name,
             credential=self._credential,
             **codecs,
-            **CLIENT_OPTIONS,
+            **self._options,
         )
 
 

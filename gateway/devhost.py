@@ -56,7 +56,7 @@ import azure.functions as func
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.functions.queue import QueueMessage as TriggerQueueMessage
 from azure.functions.timer import TimerRequest
-from azure.storage.queue import QueueClient
+from azure.storage.queue import ExponentialRetry, QueueClient
 from azure.storage.queue import QueueMessage as StorageQueueMessage
 
 from gateway.devhost_cron import CronError, CronSchedule
@@ -70,6 +70,11 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 PROCESSING_VISIBILITY_TIMEOUT = 600
 # The host's queue poller starts at 100 ms when a queue is empty and doubles up to maxPollingInterval.
 MIN_POLLING_INTERVAL = 0.1
+# One quick retry inside a storage call, then the poll loop's own back-off takes over, as in the host. The
+# SDK's default (15 s, then 18 s and 24 s between tries) would hide an outage inside one receive and keep
+# the listener from noticing storage is back for half a minute.
+LISTENER_RETRY: dict[str, float] = {"initial_backoff": 0.5, "increment_base": 2, "retry_total": 1,
+                                    "random_jitter_range": 0.2}
 # A timer invocation later than this after its scheduled second is reported as past due.
 PAST_DUE_TOLERANCE = timedelta(seconds=1)
 
@@ -693,6 +698,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
 class _HttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of clients then meets resets and 1 s SYN retries.
+    request_queue_size = 128
     router: Router
 
 
@@ -716,8 +723,10 @@ class QueueListener:
         self.poison_name = f"{queue_name}-poison"
         self.options = options
         try:
-            self._client = QueueClient.from_connection_string(connection_string, queue_name)
-            self._poison = QueueClient.from_connection_string(connection_string, self.poison_name)
+            self._client = QueueClient.from_connection_string(
+                connection_string, queue_name, retry_policy=ExponentialRetry(**LISTENER_RETRY))
+            self._poison = QueueClient.from_connection_string(
+                connection_string, self.poison_name, retry_policy=ExponentialRetry(**LISTENER_RETRY))
         except ValueError as error:
             raise DevHostError(f"function {spec.name!r}: the storage connection string is invalid: {error}") from error
         self._poison_ready = False

@@ -31,8 +31,9 @@ class Gateway:
     status: StatusService
 
     @classmethod
-    def create(cls, settings: Settings) -> Gateway:
-        clients = StorageClients.create(settings.storage)
+    def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
+        """Compose the gateway; ``clients`` replaces the storage clients built from settings (benchmarks)."""
+        clients = clients or StorageClients.create(settings.storage)
         store = CommunicationStore(clients.tables, settings.communications_table)
         keys = ApiKeyStore(clients.tables, settings.api_keys_table)
         queue = DeliveryQueue(clients.queue(settings.queue_name))

@@ -11,6 +11,7 @@ import email.parser
 import email.policy
 import enum
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 KNOWN_FORMATS = {"json", "jsv", "xml", "csv", "html", "jsonl", "msgpack", "protobuf"}
 # Query-string keys that steer the request rather than fill the DTO.
 RESERVED_QUERY = {"format", "jsconfig", "callback", "debug"}
+# A \uD800-\uDFFF escape: the only way a lone surrogate gets into a string decoded from UTF-8 JSON.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def media_type(content_type: str | None) -> str:
@@ -243,14 +246,38 @@ def _parse_document(body: bytes, body_format: Format) -> dict[str, Any]:
         raise ApiError(400, "SerializationException", "The request body is not UTF-8 text") from None
     try:
         value = json.loads(text) if body_format is Format.JSON else jsv.loads(text)
-    except json.JSONDecodeError as error:
-        raise ApiError(400, "SerializationException", f"The request body is not valid JSON: {error}") from None
     except jsv.JsvDecodeError as error:
         raise ApiError(400, "SerializationException", f"The request body is not valid JSV: {error}") from None
+    except RecursionError:
+        raise ApiError(400, "SerializationException", "The request body is nested too deeply") from None
+    except ValueError as error:  # bad JSON, or a number Python refuses to convert (over 4,300 digits)
+        raise ApiError(400, "SerializationException", f"The request body is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         name = "JSON" if body_format is Format.JSON else "JSV"
         raise ApiError(400, "SerializationException", f"The request body must be a {name} object")
+    if body_format is Format.JSON and _SURROGATE_ESCAPE.search(body) and not _is_unicode(value):
+        # Accepted, it could never be delivered: no provider can encode half a UTF-16 pair.
+        raise ApiError(400, "SerializationException",
+                       "The request body has a string with an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF)")
     return value
+
+
+def _is_unicode(value: Any) -> bool:
+    """True when every string (key or value) in the decoded JSON can be encoded as UTF-8."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
 
 
 def _scalar_or_jsv(value: str) -> Any:

@@ -1,4 +1,7 @@
-"""Run a real Azurite for the tests: started once per test session on free ports, in memory."""
+"""Run a real Azurite for the tests: started once per test session on free ports, in memory.
+
+A test that stops storage on purpose starts its own, with its data on disk so it survives a restart.
+"""
 
 from __future__ import annotations
 
@@ -60,17 +63,23 @@ class Azurite:
     queue_port: int
     table_port: int
     process: subprocess.Popen[bytes]
+    location: Path | None = None
 
     @property
     def connection_string(self) -> str:
         return connection_string(self.blob_port, self.queue_port, self.table_port)
 
     @classmethod
-    def start(cls) -> Azurite:
-        ports = [free_port(), free_port(), free_port()]
+    def start(cls, location: Path | None = None, ports: tuple[int, int, int] | None = None) -> Azurite:
+        """Start Azurite in memory, or with its data in ``location`` (kept across a restart).
+
+        ``ports`` (blob, queue, table) default to free ones; pass them again to restart on the same ones.
+        """
+        ports = ports or (free_port(), free_port(), free_port())
+        persistence = ["--location", str(location)] if location is not None else ["--inMemoryPersistence"]
         command = [
             azurite_binary(),
-            "--inMemoryPersistence",
+            *persistence,
             "--skipApiVersionCheck",
             "--silent",
             "--blobHost", "127.0.0.1", "--blobPort", str(ports[0]),
@@ -79,7 +88,7 @@ class Azurite:
         ]
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    start_new_session=True)
-        server = cls(*ports, process=process)
+        server = cls(*ports, process=process, location=location)
         try:
             for port in ports:
                 _wait_for_port(port, process)
@@ -89,13 +98,38 @@ class Azurite:
         return server
 
     def stop(self) -> None:
+        """Stop Azurite: from the moment this returns it refuses connections.
+
+        On SIGTERM Azurite writes its databases at once but exits only when clients close their
+        keep-alive connections, so it is killed once that write is done (or after 2 s in memory).
+        With a ``location`` the data written before the stop therefore survives a restart, as it
+        would any real outage; a plain kill would lose what Azurite changed since its last autosave.
+        """
+        if self.process.poll() is not None:
+            return
+        before = self._databases()
+        self.process.terminate()
+        deadline = time.monotonic() + (2 if self.location is None else 10)
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self.location is not None and all(now != then for now, then in zip(self._databases(), before,
+                                                                                   strict=True)):
+                time.sleep(0.5)  # let the write finish
+                break
+            time.sleep(0.05)
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()
+        self.process.wait()
+
+    def _databases(self) -> list[tuple[int, int] | None]:
+        """(modification time, size) of the table and queue databases, to see Azurite write them."""
+        if self.location is None:
+            return []
+        files = [self.location / f"__azurite_db_{service}__.json" for service in ("table", "queue")]
+        return [(file.stat().st_mtime_ns, file.stat().st_size) if file.exists() else None for file in files]
+
+    def restart(self) -> Azurite:
+        """A new Azurite on the same ports and location (stop this one first)."""
+        return Azurite.start(self.location, (self.blob_port, self.queue_port, self.table_port))
 
 
 def external_connection_string() -> str | None:

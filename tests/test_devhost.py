@@ -29,6 +29,7 @@ from gateway.devhost import (
     DevHost,
     DevHostError,
     MethodNotAllowed,
+    QueueListener,
     QueueOptions,
     RouteNotFound,
     Router,
@@ -40,7 +41,7 @@ from gateway.devhost import (
     storage_connection_string,
 )
 from gateway.devhost_cron import CronError, CronSchedule
-from tests.azurite import free_port
+from tests.azurite import connection_string, free_port
 from tests.devhost_app import function_app as sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,6 +257,31 @@ def test_literal_route_with_query_and_headers(http_host: DevHost) -> None:
     assert payload["url"] == f"{http_host.url}/api/ping?a=1&b=two%20words&a=3"
 
 
+def test_a_burst_of_clients_is_accepted_without_resets_or_syn_retries(http_host: DevHost) -> None:
+    """64 clients connecting at once all get in at once (a listen backlog of 5 made some wait 1 s or fail)."""
+    clients = 64
+    barrier = threading.Barrier(clients)
+    results: list[tuple[int, float] | Exception] = []
+
+    def one() -> None:
+        barrier.wait()
+        started = time.monotonic()
+        try:
+            status, _, _ = request(http_host, "GET", "/api/ping")
+            results.append((status, time.monotonic() - started))
+        except Exception as error:  # recorded, asserted below
+            results.append(error)
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert sorted(status for status, _ in results) == [200] * clients  # type: ignore[misc]
+    assert max(elapsed for _, elapsed in results) < 0.9  # type: ignore[misc]  # no 1 s SYN retransmission
+
+
 def test_routes_are_case_insensitive_and_tolerate_a_trailing_slash(http_host: DevHost) -> None:
     assert request(http_host, "GET", "/API/Ping")[0] == 200
     assert request(http_host, "GET", "/api/ping/")[0] == 200
@@ -407,6 +433,17 @@ def test_message_over_max_dequeue_count_is_poisoned_without_a_call(storage_conne
     assert calls_for(sent.id) == []
     sender.close()
     poison.close()
+
+
+def test_a_listener_notices_unreachable_storage_quickly() -> None:
+    """A receive fails within a couple of seconds, so the poll loop's back-off, not the SDK's, decides."""
+    dead = connection_string(*(free_port(),) * 3)
+    spec = next(spec for spec in discover_functions(sample.app) if spec.trigger_type == "queueTrigger")
+    listener = QueueListener(spec, "unreachable", dead, QueueOptions())
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017 - whatever the transport raises
+        next(listener._client.receive_messages(messages_per_page=1).by_page())
+    assert time.monotonic() - started < 3
 
 
 # --------------------------------------------------------------------------------------------------

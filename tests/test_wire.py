@@ -1,5 +1,7 @@
 """The wire rules in isolation: negotiation order, casing, body formats and precedence."""
 
+import json
+
 import pytest
 
 from gateway import jsv
@@ -144,3 +146,32 @@ def test_oversize_bodies_are_413() -> None:
 def test_jsv_round_trip_of_an_error_body() -> None:
     body = {"ResponseStatus": {"ErrorCode": "NotEmpty", "Message": "'To' must not be empty.", "Errors": []}}
     assert jsv.loads(encode(body, negotiate({"accept": "application/jsv"}, {})).decode()) == body
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "nested too deeply"),
+        (b'{"CreateCommunicationReferencesImmediately": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (json.dumps({"SMSModel": {"MessageBody": "half a pair \ud800"}}).encode(), "surrogate"),
+        (json.dumps({"\udfff": 1}).encode(), "surrogate"),
+        (b'{"a": "\\uDC00\\uD800"}', "surrogate"),  # a pair in the wrong order is two lone halves
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+    ids=["deep-array", "deep-object", "huge-integer", "lone-surrogate", "lone-surrogate-key", "reversed-pair",
+         "not-utf8"],
+)
+def test_undecodable_json_bodies_are_serialization_errors(body: bytes, message: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        decode_body({"content-type": "application/json"}, body, {}, max_bytes=10 * MAX)
+    assert raised.value.status == 400
+    assert raised.value.error_code == "SerializationException"
+    assert message in raised.value.message
+
+
+def test_escaped_surrogate_pairs_are_ordinary_text() -> None:
+    body = json.dumps({"SMSModel": {"MessageBody": "smile \U0001f600"}}).encode()  # json.dumps escapes it as a pair
+    assert b"\\ud83d\\ude00" in body
+    fields = decode_body({"content-type": "application/json"}, body, {}, max_bytes=MAX)
+    assert fields["SMSModel"]["MessageBody"] == "smile \U0001f600"
