@@ -1,6 +1,6 @@
 """Accepting sends: function_app's HTTP send function in-process, against the floor, on Azurite.
 
-Ours: an ``azure.functions.HttpRequest`` handed to the user function of ``send_message`` (what
+Ours: an ``azure.functions.HttpRequest`` handed to the user function of ``sendmessage`` (what
 the Functions worker calls): authenticate (key cached), decode, validate, store the ``comm``
 row in one entity-group transaction, enqueue the CommId. The floor: the same transaction and
 the same base64 queue message written straight with the SDKs. A third series, for diagnosis, is

@@ -303,7 +303,7 @@ class InProcessApp:
         )
         return spec.function(**{spec.arg_name: request})
 
-    def send(self, body: bytes, *, name: str = "send_message") -> dict[str, Any]:
+    def send(self, body: bytes, *, name: str = "sendmessage") -> dict[str, Any]:
         response = self.http(name, body)
         if response.status_code != 200:
             raise RuntimeError(f"send answered {response.status_code}: {response.get_body()[:300]!r}")

@@ -45,7 +45,8 @@ Guid = Annotated[
 class WireModel(BaseModel):
     """A DTO: case-insensitive on the way in, PascalCase field names on the way out."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # defer_build: a model is compiled on first use, so the status DTOs cost a send-only cold start nothing.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
