@@ -100,12 +100,7 @@ def load_local_settings(path: Path, environ: MutableMapping[str, str] | None = N
         if required:
             raise DevHostError(f"settings file {path} does not exist")
         return {}
-    try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as error:
-        raise DevHostError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise DevHostError(f"{path} must hold a JSON object")
+    document = _read_json_object(path)
     if document.get("IsEncrypted"):
         raise DevHostError(f"{path} is encrypted (IsEncrypted: true); decrypt it with Core Tools first")
     values = document.get("Values") or {}
@@ -123,18 +118,23 @@ def load_local_settings(path: Path, environ: MutableMapping[str, str] | None = N
     return document
 
 
-def read_host_json(directory: Path) -> dict[str, Any]:
-    """host.json from the app's directory, or defaults (with a warning) when there is none."""
-    path = directory / "host.json"
-    if not path.exists():
-        logger.warning("No host.json in %s; using the host's defaults", directory)
-        return {}
+def _read_json_object(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
         raise DevHostError(f"{path} is not valid JSON: {error}") from error
     if not isinstance(document, dict):
         raise DevHostError(f"{path} must hold a JSON object")
+    return document
+
+
+def read_host_json(directory: Path) -> dict[str, Any]:
+    """host.json from the app's directory, or defaults (with a warning) when there is none."""
+    path = directory / "host.json"
+    if not path.exists():
+        logger.warning("No host.json in %s; using the host's defaults", directory)
+        return {}
+    document = _read_json_object(path)
     return document
 
 
