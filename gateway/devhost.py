@@ -65,7 +65,6 @@ logger = logging.getLogger("gateway.devhost")
 
 DEFAULT_CONNECTION_SETTING = "AzureWebJobsStorage"
 DEFAULT_ROUTE_PREFIX = "api"
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # How long a message stays invisible while its function runs; the host also hides it for minutes.
 PROCESSING_VISIBILITY_TIMEOUT = 600
 # The host's queue poller starts at 100 ms when a queue is empty and doubles up to maxPollingInterval.

@@ -16,7 +16,7 @@ import enum
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -420,6 +420,3 @@ def _is_conflict(error: HttpResponseError) -> bool:
         "UpdateConditionNotSatisfied",
     }
 
-
-def with_status(recipient: Recipient, status: RecipientStatus, **changes: Any) -> Recipient:
-    return replace(recipient, status=status, **changes)
