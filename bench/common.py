@@ -39,7 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.azurite import Azurite  # noqa: E402 - needs the repository root on sys.path
+from tests.azurite import Azurite, isolated_env  # noqa: E402 - needs the repository root on sys.path
 
 LICENSEE = uuid.UUID("5b3c7a1e-0d2f-4e8a-9c61-7f4e2a1b3c5d")
 SENDER = "+15005550006"
@@ -173,17 +173,8 @@ def azurite() -> Iterator[Azurite]:
 
 def storage_env(connection: str, **overrides: str) -> dict[str, str]:
     """App settings on Azurite with table and queue names of their own."""
-    suffix = uuid.uuid4().hex[:10]
-    return {
-        "AzureWebJobsStorage": connection,
-        "SMS_TABLE_PREFIX": f"B{suffix}",
-        "SMS_QUEUE_NAME": f"b{suffix}",
-        "SMS_DEFAULT_SENDER": SENDER,
-        "SMS_PROVIDER": "outbox",
-        "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",
-        "SMS_API_KEY_CACHE_SECONDS": "3600",
-        **overrides,
-    }
+    defaults = {"SMS_DEFAULT_SENDER": SENDER, "SMS_PROVIDER": "outbox", "SMS_API_KEY_CACHE_SECONDS": "3600"}
+    return isolated_env(connection, **{**defaults, **overrides})
 
 
 def operation(method: str, url: str, *, table: bool) -> str:

@@ -127,7 +127,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
         gateway = get_gateway()
         gateway.store.load_header(uuid.UUID(int=0))
-        gateway.clients.queue(gateway.settings.queue_name).get_queue_properties()
+        gateway.queue.ping()
     except Exception as error:  # any failure to reach storage means "not healthy"
         log.warning("health check failed: %s", error)
         return error_response(ApiError(503, "ServiceUnavailable", "Storage is not answering"))

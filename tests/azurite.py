@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,17 @@ class Azurite:
     def restart(self) -> Azurite:
         """A new Azurite on the same ports and location (stop this one first)."""
         return Azurite.start(self.location, (self.blob_port, self.queue_port, self.table_port))
+
+
+def isolated_env(connection: str, **overrides: str) -> dict[str, str]:
+    """App settings on this storage with table and queue names no other test or run uses."""
+    suffix = uuid.uuid4().hex[:10]
+    return {
+        "AzureWebJobsStorage": connection,
+        "SMS_TABLE_PREFIX": f"T{suffix}",
+        "SMS_QUEUE_NAME": f"q{suffix}",
+        **overrides,
+    }
 
 
 def external_connection_string() -> str | None:

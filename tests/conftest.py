@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.azurite import Azurite, external_connection_string
+from tests.azurite import Azurite, external_connection_string, isolated_env
 
 pytest_plugins = ["tests.http_fixtures"]
 
@@ -29,12 +28,7 @@ def storage_connection() -> Iterator[str]:
 @pytest.fixture
 def storage_env(storage_connection: str) -> dict[str, str]:
     """App settings that point at Azurite with table and queue names no other test uses."""
-    suffix = uuid.uuid4().hex[:10]
-    return {
-        "AzureWebJobsStorage": storage_connection,
-        "SMS_TABLE_PREFIX": f"T{suffix}",
-        "SMS_QUEUE_NAME": f"q{suffix}",
-    }
+    return isolated_env(storage_connection)
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 
 import requests
 
-from tests.azurite import ROOT, free_port
+from tests.azurite import ROOT, free_port, isolated_env
 
 
 @dataclass
@@ -68,13 +67,6 @@ class GatewayServer:
 
 
 def server_env(storage_connection: str, **overrides: str) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:10]
-    return {
-        "AzureWebJobsStorage": storage_connection,
-        "SMS_TABLE_PREFIX": f"H{suffix}",
-        "SMS_QUEUE_NAME": f"h{suffix}",
-        "SMS_DEFAULT_SENDER": "+15005550006",
-        "SMS_API_KEY_CACHE_SECONDS": "1",
-        "SMS_PROVIDER": "outbox",
-        **overrides,
-    }
+    """Settings for a gateway subprocess: isolated storage names, the outbox, a 1 s key cache."""
+    defaults = {"SMS_DEFAULT_SENDER": "+15005550006", "SMS_API_KEY_CACHE_SECONDS": "1", "SMS_PROVIDER": "outbox"}
+    return isolated_env(storage_connection, **{**defaults, **overrides})
