@@ -44,7 +44,7 @@ MUST_NOT_IMPORT = [
     "msal",  # azure.identity's
     "gateway.providers.twilio",
     "gateway.providers.acs",
-    "gateway.devhost",  # the local host is not part of the app
+    "devhost",  # the local host is not part of the app
 ]
 LARGE = ["azure.functions", "werkzeug", "http.server", "azure.core", "azure.data.tables", "azure.storage.queue",
          "cryptography", "requests", "urllib3", "pydantic", "pydantic_core", "phonenumbers", "isodate"]

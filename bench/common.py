@@ -39,7 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.azurite import Azurite, isolated_env  # noqa: E402 - needs the repository root on sys.path
+from devhost.azurite import Azurite, isolated_env  # noqa: E402 - needs the repository root on sys.path
 
 LICENSEE = uuid.UUID("5b3c7a1e-0d2f-4e8a-9c61-7f4e2a1b3c5d")
 SENDER = "+15005550006"
@@ -270,8 +270,8 @@ class InProcessApp:
 
         get_settings.cache_clear()
         import function_app
+        from devhost.functions import discover_functions
         from gateway.connections import StorageClients
-        from gateway.devhost import discover_functions
         from gateway.runtime import Gateway, use_gateway
 
         settings = get_settings()
@@ -454,7 +454,7 @@ class TwilioEndpoint:
 
 @contextlib.contextmanager
 def twilio_fake_process() -> Iterator[TwilioEndpoint]:
-    """``tests/fakes/twilio_fake.py`` served by a child process until the block ends."""
+    """``fakes/twilio.py`` served by a child process until the block ends."""
     process = subprocess.Popen([sys.executable, "-m", "bench.fake_twilio"], cwd=ROOT, stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
     try:

@@ -5,7 +5,7 @@ function of ``deliver`` (what the worker calls after the host took the message o
 read the partition, then per batch of 99 claim the rows, call the provider once per recipient,
 record the outcomes. The floor does the same read, the same two transactions per batch and the
 same provider calls straight with the SDKs and ``requests``. Both talk to the same provider: the
-Twilio fake from tests/fakes (the real wire, one HTTPS-less POST per recipient, as Twilio has no
+Twilio fake from fakes/ (the real wire, one HTTPS-less POST per recipient, as Twilio has no
 batch send), run in a process of its own so its request checking does not share our interpreter.
 The host's queue receive and delete are the same for both and are left out here
 (bench.transactions counts them). Communications are accepted beforehand, untimed.
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                      ("PASS" if case["met"] else "FAIL") + f" (≥ {GOAL})"])
     print(table(["recipients/comm", "comms", "ours recipients/s", "floor recipients/s", "ours p50 ms/comm",
                  "floor p50 ms/comm", "ours p99 ms", "floor p99 ms", "ours/floor", "goal"], rows))
-    path = write_results("deliver", args, {"provider": "twilio fake (tests/fakes/twilio_fake.py, own process)",
+    path = write_results("deliver", args, {"provider": "twilio fake (fakes/twilio.py, own process)",
                                            "cases": cases})
     print(f"results: {path.relative_to(path.parents[2])}")
     return 0

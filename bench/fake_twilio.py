@@ -1,4 +1,4 @@
-"""Serve tests/fakes/twilio_fake.py from a process of its own until stdin closes.
+"""Serve fakes/twilio.py from a process of its own until stdin closes.
 
 Prints one JSON line ``{"base_url", "account_sid", "auth_token"}`` once it listens. Used by the
 benchmarks so the fake's request checking runs beside the gateway, not inside its interpreter.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from tests.fakes.twilio_fake import TwilioFake
+from fakes.twilio import TwilioFake
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 ``POST`` any path with an SMSSend-shaped JSON body: one entity-group transaction and one queue
 message (bench.common.Floor.accept), answered with a CommId, on a new connection each time
-(``Connection: close``), like gateway.devhost. ``GET`` answers 200 (readiness).
+(``Connection: close``), like the devhost. ``GET`` answers 200 (readiness).
 
     python -m bench.floor_server --connection STORAGE --port P --table T --queue Q
 """
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     class Server(http.server.ThreadingHTTPServer):
         daemon_threads = True
-        request_queue_size = 128  # as gateway.devhost's
+        request_queue_size = 128  # as the devhost's
 
     server = Server(("127.0.0.1", args.port), Handler)
     server.serve_forever(poll_interval=0.2)  # until the parent terminates us

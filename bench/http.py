@@ -1,6 +1,6 @@
-"""The local host over HTTP, for reference: ``python -m gateway.devhost`` at concurrency 1, 8 and 32.
+"""The local host over HTTP, for reference: ``python -m devhost`` at concurrency 1, 8 and 32.
 
-The gateway runs as users run it locally (a ``gateway.devhost`` subprocess, queue worker and
+The gateway runs as users run it locally (a ``python -m devhost`` subprocess, queue worker and
 timers off so only accepting is measured) on Azurite; the baseline is ``bench.floor_server``, a
 stdlib threading HTTP server doing only the floor's accept (one transaction, one queue message),
 also closing every connection as the devhost does. Clients are threads, each with its own
@@ -35,7 +35,7 @@ from bench.common import (
     table,
     write_results,
 )
-from tests.azurite import free_port
+from devhost.azurite import free_port
 from tests.server import GatewayServer
 
 

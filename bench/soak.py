@@ -4,8 +4,8 @@ For ``--seconds`` (default 60) client threads send, at about ``--rate`` requests
 queued and immediate SMS of 1-20 recipients; some requests carry an invalid number (a 400:
 nothing may be accepted or sent) and some a number Twilio refuses for good (+15005550001: that
 recipient ends Failed). Every request's body holds a unique marker. The devhost
-(``python -m gateway.devhost``, queue worker and timers on, ``SMS_RETRY_BASE_SECONDS=1``) sends
-through the Twilio fake from tests/fakes, which answers a scripted share of requests with 500
+(``python -m devhost``, queue worker and timers on, ``SMS_RETRY_BASE_SECONDS=1``) sends
+through the Twilio fake from fakes/, which answers a scripted share of requests with 500
 or 429 ``Retry-After: 1`` (``--fault-every`` seconds, alternating).
 
 Then it waits (at most ``--drain-seconds``) until every accepted CommId is final according to
@@ -38,8 +38,8 @@ from typing import Any
 import requests
 
 from bench.common import LICENSEE, NumberPool, azurite, print_header, storage_env, table, write_results
-from tests.fakes.server import Fault
-from tests.fakes.twilio_fake import TwilioFake
+from fakes.server import Fault
+from fakes.twilio import TwilioFake
 from tests.server import GatewayServer
 
 MARKER = re.compile(r"soak-[0-9a-f]{32}")

@@ -10,19 +10,17 @@ import argparse
 import sys
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from gateway.auth import ApiKeyStore
 from gateway.connections import StorageClients
-from gateway.devhost import DevHostError, load_local_settings
 from gateway.models import EMPTY_GUID, parse_guid
-from gateway.settings import ConfigError, Settings
+from gateway.settings import ConfigError, Settings, load_local_settings
 
 
 def _connect() -> tuple[Settings, StorageClients]:
-    load_local_settings(Path("local.settings.json"))
+    load_local_settings("local.settings.json")
     settings = Settings.from_env()
     return settings, StorageClients.create(settings.storage)
 
@@ -93,6 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return _keys(args) if args.area == "keys" else _outbox(args)
-    except (ConfigError, DevHostError) as error:
+    except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -351,3 +351,40 @@ def _check_acs_connection_string(value: str) -> None:
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings.from_env()
+
+
+
+# --- local.settings.json, for commands run from a checkout -------------------------------------------------------
+
+
+def load_local_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> None:
+    """Copy local.settings.json's ``Values`` into ``env`` (default ``os.environ``), as ``func start`` does.
+
+    ``python -m gateway`` reads the same settings as the app this way; in Azure there is no such file.
+    A variable already set wins, so a shell export overrides the file; an absent file changes nothing.
+    """
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.exists():
+        return
+    try:
+        document = json.loads(file.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{file} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{file} must hold a JSON object")
+    if document.get("IsEncrypted"):
+        raise ConfigError(f"{file} is encrypted (IsEncrypted: true); decrypt it with Core Tools first")
+    values = document.get("Values") or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{file}: Values must be an object of name: string")
+    target = os.environ if env is None else env
+    for name, value in values.items():
+        if name in target:
+            continue
+        if isinstance(value, bool):
+            target[name] = "true" if value else "false"
+        else:
+            target[name] = "" if value is None else str(value)

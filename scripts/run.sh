@@ -64,4 +64,4 @@ Send an SMS ($delivered_by):
 $look_up
 
 MSG
-.venv/bin/python -m gateway.devhost --port "$port"
+.venv/bin/python -m devhost --port "$port"

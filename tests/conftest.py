@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.azurite import Azurite, external_connection_string, isolated_env
+from devhost.azurite import Azurite, external_connection_string, isolated_env
 
 pytest_plugins = ["tests.http_fixtures"]
 

@@ -1,4 +1,4 @@
-"""The gateway as users run it: `python -m gateway.devhost` in a subprocess, over a real socket."""
+"""The gateway as users run it: `python -m devhost` in a subprocess, over a real socket."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 
-from tests.azurite import ROOT, free_port, isolated_env
+from devhost.azurite import free_port, isolated_env
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -24,7 +27,7 @@ class GatewayServer:
         port = free_port()
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         settings = "tests/empty.settings.json"  # the environment alone configures the host
-        command = [sys.executable, "-m", "gateway.devhost", "--port", str(port), "--settings", settings, *args]
+        command = [sys.executable, "-m", "devhost", "--port", str(port), "--settings", settings, *args]
         logs = ROOT / ".pytest_cache"
         logs.mkdir(exist_ok=True)
         log = open(logs / f"devhost-{port}.log", "wb")  # noqa: SIM115 - closed in stop()

@@ -21,6 +21,8 @@ from azure.communication.sms import SmsClient
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
+from fakes.acs import AcsFake, signed_headers
+from fakes.server import Fault
 from gateway.providers.acs import (
     NO_CREDENTIAL,
     REPEATABILITY_WINDOW_SECONDS,
@@ -32,8 +34,6 @@ from gateway.providers.acs import (
 from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, TIMEOUT
 from gateway.settings import AcsSettings, ConfigError
-from tests.fakes.acs_fake import AcsFake, signed_headers
-from tests.fakes.server import Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "+18005550199"

@@ -1,12 +1,13 @@
 """`python -m gateway` run as a user runs it: a subprocess against Azurite."""
 
+import json
 import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
-from tests.azurite import ROOT
-
+ROOT = Path(__file__).resolve().parent.parent
 LICENSEE = uuid.UUID("11111111-2222-3333-4444-555555555555")
 
 
@@ -46,3 +47,22 @@ def test_create_rejects_a_bad_licensee_and_missing_settings(storage_env) -> None
     missing = subprocess.run([sys.executable, "-m", "gateway", "keys", "list"], cwd="/", capture_output=True,
                              text=True, env={**os.environ, **unset, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert missing.returncode == 2 and "AzureWebJobsStorage" in missing.stderr
+
+
+def test_settings_come_from_local_settings_json_and_the_shell_wins(storage_env, tmp_path: Path) -> None:
+    """Run from a directory holding only local.settings.json: the file supplies what the shell does not set."""
+    values = {**storage_env, "SMS_TABLE_PREFIX": "NotThisOne", "SMS_API_KEY_CACHE_SECONDS": 0}
+    (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    shell = {name: value for name, value in os.environ.items() if name not in storage_env}
+    shell.update(PYTHONPATH=str(ROOT), SMS_TABLE_PREFIX=storage_env["SMS_TABLE_PREFIX"])
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=tmp_path, env=shell,
+                              capture_output=True, text=True, timeout=60)
+
+    created = run("keys", "create", "--licensee", str(LICENSEE), "--name", "from the file")
+    assert created.returncode == 0, created.stderr
+    assert "from the file" in cli(storage_env, "keys", "list").stdout  # the shell's table prefix, the file's storage
+    (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": True, "Values": {}}))
+    encrypted = run("keys", "list")
+    assert encrypted.returncode == 2 and encrypted.stderr.startswith("error: ") and "encrypted" in encrypted.stderr

@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 import requests
 
+from fakes.acs import AcsFake
+from fakes.server import Fault
+from fakes.twilio import TwilioFake
 from gateway.delivery import RECONCILE_AFTER_SECONDS, Delivery, RetryLater
 from gateway.providers.acs import AcsProvider
 from gateway.providers.base import OutboundSms, SendResult
@@ -21,9 +24,6 @@ from gateway.providers.common import NOT_ATTEMPTED, TIMEOUT
 from gateway.providers.twilio import TwilioProvider
 from gateway.settings import AcsSettings
 from gateway.storage import CommStatus, Communication, RecipientStatus
-from tests.fakes.acs_fake import AcsFake
-from tests.fakes.server import Fault
-from tests.fakes.twilio_fake import TwilioFake
 from tests.test_delivery import ScriptedProvider, _later, stored
 from tests.test_twilio_provider import settings_for
 

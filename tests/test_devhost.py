@@ -1,4 +1,4 @@
-"""gateway.devhost: the local Functions host, tested over real sockets and a real Azurite.
+"""devhost: the local Functions host, tested over real sockets and a real Azurite.
 
 The sample app is tests/devhost_app/function_app.py; its functions record calls in module lists.
 """
@@ -25,23 +25,14 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from gateway.devhost import (
-    DevHost,
-    DevHostError,
-    MethodNotAllowed,
-    QueueListener,
-    QueueOptions,
-    RouteNotFound,
-    Router,
-    RouteTemplate,
-    discover_functions,
-    load_local_settings,
-    parse_timespan,
-    resolve_binding_expression,
-    storage_connection_string,
-)
-from gateway.devhost_cron import CronError, CronSchedule
-from tests.azurite import connection_string, free_port
+from devhost.azurite import connection_string, free_port
+from devhost.config import load_local_settings, parse_timespan, resolve_binding_expression, storage_connection_string
+from devhost.cron import CronError, CronSchedule
+from devhost.errors import DevHostError
+from devhost.functions import discover_functions
+from devhost.host import DevHost
+from devhost.queues import QueueListener, QueueOptions
+from devhost.routing import MethodNotAllowed, RouteNotFound, Router, RouteTemplate
 from tests.devhost_app import function_app as sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -479,7 +470,7 @@ def test_cli_loads_settings_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DEVHOST_OVERRIDDEN": "shell"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.devhost", "--app", "function_app", "--port", str(port), "--no-queues",
+        [sys.executable, "-m", "devhost", "--app", "function_app", "--port", str(port), "--no-queues",
          "--no-timers", "--settings", str(settings)],
         cwd=APP_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -515,8 +506,9 @@ def test_cli_loads_settings_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_missing_app_module(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "gateway.devhost", "--app", "no_such_app", "--no-queues"],
+    result = subprocess.run([sys.executable, "-m", "devhost", "--app", "no_such_app", "--no-queues"],
                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                             text=True, timeout=30, check=False)
     assert result.returncode == 1
     assert "no module 'no_such_app'" in result.stderr
+

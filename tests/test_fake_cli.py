@@ -84,7 +84,7 @@ def sms(to: str, sender: str) -> OutboundSms:
 
 
 def test_twilio_fake_from_a_shell(run_fake) -> None:
-    fake = run_fake("tests.fakes.twilio_fake")
+    fake = run_fake("fakes.twilio")
     env = fake.environment()
     assert env["SMS_PROVIDER"] == "twilio" and env["TWILIO_BASE_URL"].startswith("http://127.0.0.1:")
     provider = TwilioProvider(TwilioSettings.from_env(env))
@@ -99,7 +99,7 @@ def test_twilio_fake_from_a_shell(run_fake) -> None:
 
 
 def test_acs_fake_from_a_shell(run_fake) -> None:
-    fake = run_fake("tests.fakes.acs_fake")
+    fake = run_fake("fakes.acs")
     env = fake.environment()
     assert env["SMS_PROVIDER"] == "acs" and Path(env["ACS_CA_BUNDLE"]).is_file()
     provider = AcsProvider(AcsSettings.from_env(env))

@@ -1,4 +1,4 @@
-"""SMSSend over real HTTP through gateway.devhost, against a real Azurite, worker included."""
+"""SMSSend over real HTTP through devhost, against a real Azurite, worker included."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
+from devhost.azurite import connection_string, free_port
 from gateway.runtime import Gateway
 from gateway.storage import CommStatus, RecipientStatus
-from tests.azurite import connection_string, free_port
 from tests.http_fixtures import LICENSEE
 from tests.samples import NUMBERS, SEED_REQUEST, send_body
 from tests.server import GatewayServer, server_env

@@ -3,7 +3,7 @@ half-way, recovers by itself, and everything accepted before the fault still end
 
 A dedicated Azurite (not the session's: this test stops it) keeps its data in a directory, so a
 restart on the same ports brings the same account back, as a real storage outage would. The
-gateway is ``python -m gateway.devhost`` with its queue worker, as users run it, sending through
+gateway is ``python -m devhost`` with its queue worker, as users run it, sending through
 the Twilio fake.
 
 One delivery is deliberately in flight when storage goes: the fake holds its request until
@@ -31,13 +31,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from devhost.azurite import Azurite
+from fakes.server import Fault
+from fakes.twilio import TwilioFake
 from gateway import worker
 from gateway.runtime import Gateway, use_gateway
 from gateway.settings import Settings
 from gateway.storage import utcnow
-from tests.azurite import Azurite
-from tests.fakes.server import Fault
-from tests.fakes.twilio_fake import TwilioFake
 from tests.samples import NUMBERS, send_body
 from tests.server import GatewayServer
 

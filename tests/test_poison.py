@@ -1,7 +1,7 @@
 """Nothing stays open forever: a message that keeps failing reaches the poison queue, and the
 poison function ends its communication as Failed.
 
-The real function_app is hosted in-process by gateway.devhost (as `func start` would host it),
+The real function_app is hosted in-process by devhost (as `func start` would host it),
 with providers that fail in the two ways that matter: transiently, and by raising.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import pytest
 import requests
 
+from devhost.host import DevHost
 from gateway.delivery import ABANDONED
-from gateway.devhost import DevHost
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.runtime import use_gateway
 from gateway.settings import get_settings

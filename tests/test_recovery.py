@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from devhost.azurite import connection_string, free_port
 from gateway import worker
 from gateway.auth import Principal
 from gateway.connections import StorageClients
@@ -16,7 +17,6 @@ from gateway.queue import DeliveryQueue, decode_message
 from gateway.runtime import use_gateway
 from gateway.settings import StorageSettings
 from gateway.storage import CommStatus, RecipientStatus, utcnow
-from tests.azurite import connection_string, free_port
 from tests.samples import NUMBERS, send_body
 
 

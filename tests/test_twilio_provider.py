@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from fakes.server import Fault
+from fakes.twilio import MAGIC_NUMBERS, SPEC_PATH, TwilioFake
 from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, TIMEOUT
 from gateway.providers.twilio import TwilioProvider, create
 from gateway.settings import ConfigError, TwilioSettings
-from tests.fakes.server import Fault
-from tests.fakes.twilio_fake import MAGIC_NUMBERS, SPEC_PATH, TwilioFake
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "+15017122661"

@@ -12,12 +12,12 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
+from fakes.server import Fault
+from fakes.twilio import TwilioFake
 from gateway.providers import twilio
 from gateway.providers.base import OutboundSms, Outcome, ReconcilingProvider
 from gateway.providers.common import TIMEOUT
 from gateway.providers.twilio import TwilioProvider
-from tests.fakes.server import Fault
-from tests.fakes.twilio_fake import TwilioFake
 from tests.test_twilio_provider import SENDER, SERVICE_SID, assert_twilio_error, settings_for
 
 TO = "+14155550100"

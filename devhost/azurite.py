@@ -1,4 +1,4 @@
-"""Run a real Azurite for the tests: started once per test session on free ports, in memory.
+"""Run a real Azurite for tests and benchmarks: on free ports, in memory, one per test session or run.
 
 A test that stops storage on purpose starts its own, with its data on disk so it survives a restart.
 """

@@ -1,4 +1,4 @@
-"""What ``python -m tests.fakes.twilio_fake`` and ``python -m tests.fakes.acs_fake`` share: run a fake from a shell.
+"""What ``python -m fakes.twilio`` and ``python -m fakes.acs`` share: run a fake from a shell.
 
 The fake listens on 127.0.0.1 until Ctrl-C (or SIGTERM), after printing the environment that points the
 gateway at it and a ``curl`` that sends an SMS through the gateway; it prints a line for each SMS it gets.

@@ -27,7 +27,7 @@ any other way gets 400 with code 70002 ("Bad request"). Deliberately stricter th
 parameters the description does not name are refused, so a misspelt parameter fails a test
 instead of being ignored.
 
-From a shell, ``python -m tests.fakes.twilio_fake [--port 8081]`` runs it until Ctrl-C and prints the
+From a shell, ``python -m fakes.twilio [--port 8081]`` runs it until Ctrl-C and prints the
 settings that point the gateway at it (``main`` below).
 """
 
@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from tests.fakes.cli import banner, say, serve, stamp
-from tests.fakes.openapi import MethodNotAllowed, OpenApiDescription, Operation, RequestProblem, RouteNotFound
-from tests.fakes.server import FakeHandler, FakeService
+from fakes.cli import banner, say, serve, stamp
+from fakes.openapi import MethodNotAllowed, OpenApiDescription, Operation, RequestProblem, RouteNotFound
+from fakes.server import FakeHandler, FakeService
 
 SPEC_PATH = Path(__file__).with_name("twilio-messages-openapi.json")
 CREATE_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
@@ -453,7 +453,7 @@ def _segments(body: str) -> int:
     return -(-len(body) // part)
 
 
-# --- run from a shell: python -m tests.fakes.twilio_fake [--port 8081] ------------------------------------------
+# --- run from a shell: python -m fakes.twilio [--port 8081] ------------------------------------------
 
 DEV_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 DEV_AUTH_TOKEN = "local-fake-twilio-token"
@@ -475,7 +475,7 @@ def _print_message(message: ReceivedMessage) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twilio_fake", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fakes.twilio", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
     parser.add_argument("--account-sid", default=DEV_ACCOUNT_SID, help="Account SID it answers to (AC + 32 hex)")
     parser.add_argument("--auth-token", default=DEV_AUTH_TOKEN, help="that account's Auth Token")

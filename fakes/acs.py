@@ -23,7 +23,7 @@ The wire is the one ``azure-communication-sms`` 1.1 speaks (REST API 2021-03-07)
   500, 429 with Retry-After, a delay past the client's time-out, an answer held back after the
   SMS went out, and ``stop``).
 
-From a shell, ``python -m tests.fakes.acs_fake [--port 8443]`` runs it until Ctrl-C and prints the
+From a shell, ``python -m fakes.acs [--port 8443]`` runs it until Ctrl-C and prints the
 settings that point the gateway at it (``main`` below).
 """
 
@@ -56,8 +56,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
 
-from tests.fakes.cli import banner, say, serve, stamp
-from tests.fakes.server import FakeHandler, FakeService
+from fakes.cli import banner, say, serve, stamp
+from fakes.server import FakeHandler, FakeService
 
 API_VERSIONS = frozenset({"2021-03-07"})
 TRACKING_SECONDS = 300.0
@@ -457,7 +457,7 @@ def _imf_fixdate(value: str | None) -> datetime | None:
         return None
 
 
-# --- run from a shell: python -m tests.fakes.acs_fake [--port 8443] ---------------------------------------------
+# --- run from a shell: python -m fakes.acs [--port 8443] ---------------------------------------------
 
 DEV_SENDER = "+18005550199"
 
@@ -472,7 +472,7 @@ class _ConsoleAcsFake(AcsFake):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.acs_fake", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fakes.acs", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8443, help="port on 127.0.0.1 (default 8443)")
     parser.add_argument("--access-key", help="base64 access key it checks signatures with (default: a new one)")
     parser.add_argument("--sender", default=DEV_SENDER, help="the SMS_DEFAULT_SENDER to print")

@@ -1,7 +1,7 @@
 """Six-field NCRONTAB schedules, as Azure Functions timer triggers declare them.
 
 The Functions host reads ``schedule`` as ``{second} {minute} {hour} {day} {month} {day-of-week}``
-(NCrontab with seconds).  ``gateway.devhost`` needs the next occurrence of such a schedule to run
+(NCrontab with seconds).  The devhost needs the next occurrence of such a schedule to run
 timer triggers without Core Tools, so this is a small parser for that one job.
 
 Supported per field: ``*``, numbers, ranges ``a-b``, steps ``*/n``, ``a-b/n`` and ``a/n`` (from ``a``
