@@ -25,6 +25,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEMPLATE="$ROOT/infra/bicep/main.bicep"
+# What the deployment package holds, and nothing else: the development tooling (devhost/, fakes/, tests/, bench/,
+# scripts/) stays out. .funcignore keeps azd's package to the same (tests/test_infra.py checks both).
 PACKAGE_FILES=(function_app.py host.json requirements.txt gateway)
 
 die() {
@@ -282,4 +284,7 @@ EOF
   fi
 }
 
-main "$@"
+# Sourced (as tests/test_infra.py does to build the package), only define the functions.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main "$@"
+fi

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import fnmatch
 import json
 import os
 import re
@@ -46,9 +47,13 @@ NOT_APP_SETTINGS = {
     "WEBSITE_INSTANCE_ID": "set by the platform on every instance",
     "ACS_CA_BUNDLE": "test-only: a CA file to trust a local Communication Services fake; Azure uses public CAs",
 }
-# Modules that never run in Azure, so what they read is not an app setting.
+# Top-level modules that never run in Azure: the deployment package must not hold them.
 DEV_ONLY_MODULES = {
-    "gateway/devhost.py": "hosts function_app.py locally without Core Tools",
+    "devhost": "hosts function_app.py locally without Core Tools; starts Azurite for tests and benchmarks",
+    "fakes": "local fakes of the SMS providers",
+    "tests": "the test suite",
+    "bench": "the benchmarks",
+    "scripts": "bootstrap, run and test scripts",
 }
 # Settings the Functions host (not our code) reads, allowed in local.settings.json.example.
 HOST_SETTINGS = {
@@ -432,7 +437,7 @@ def scan_settings(root: Path, package: str = "gateway", skip: Iterable[str] = ()
 
 
 def code_settings() -> SettingsScan:
-    return scan_settings(ROOT, skip=DEV_ONLY_MODULES)
+    return scan_settings(ROOT)
 
 
 def missing_from_template(code: Iterable[str], template_names: Iterable[str]) -> set[str]:
@@ -855,6 +860,70 @@ def test_deploy_script_refuses_a_checkout_without_the_app(tmp_path: Path) -> Non
                                env=env, capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode != 0
     assert "function_app.py is missing" in completed.stderr
+
+
+def deploy_script_package(tmp_path: Path) -> set[str]:
+    """The files of the zip deploy.sh builds from this checkout, by its own build_package."""
+    package = tmp_path / "app.zip"
+    completed = subprocess.run(["bash", "-c", 'source "$1" && build_package "$2"', "-", str(DEPLOY_SH), str(package)],
+                               capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    with zipfile.ZipFile(package) as archive:
+        return set(archive.namelist())
+
+
+def funcignore_package(root: Path) -> set[str]:
+    """The files azd and ``func`` publish from ``root``: everything .funcignore does not exclude.
+
+    .funcignore follows .gitignore's rules; this reads the part of them it uses: a trailing ``/`` matches
+    directories only, a pattern without another ``/`` matches a name at any depth, ``*`` globs, and an
+    excluded directory excludes everything in it.
+    """
+    patterns = [line.strip() for line in (root / ".funcignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert not [p for p in patterns if p.startswith("!") or "/" in p.rstrip("/")], \
+        "funcignore_package reads only unanchored patterns without negation: teach it the new ones"
+
+    def ignored(name: str, is_dir: bool) -> bool:
+        return any(fnmatch.fnmatchcase(name, p.rstrip("/")) for p in patterns if is_dir or not p.endswith("/"))
+
+    files = set()
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = [name for name in dirnames if not ignored(name, is_dir=True)]
+        here = Path(directory).relative_to(root)
+        files |= {(here / name).as_posix() for name in filenames if not ignored(name, is_dir=False)}
+    return files
+
+
+def top_level(files: Iterable[str]) -> set[str]:
+    return {name.split("/", 1)[0] for name in files}
+
+
+def test_deploy_script_packages_the_app_and_no_dev_only_module(tmp_path: Path) -> None:
+    files = deploy_script_package(tmp_path)
+    assert top_level(files) == {"function_app.py", "host.json", "requirements.txt", "gateway"}, top_level(files)
+    assert {"gateway/__init__.py", "gateway/settings.py", "gateway/providers/twilio.py"} <= files
+    assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_funcignore_keeps_dev_only_modules_out_of_the_azd_package() -> None:
+    files = funcignore_package(ROOT)
+    assert {"function_app.py", "host.json", "requirements.txt", "gateway/__init__.py"} <= files
+    assert not top_level(files) & set(DEV_ONLY_MODULES), sorted(top_level(files) & set(DEV_ONLY_MODULES))
+    python_modules = {name for name in top_level(files) if name.endswith(".py") or f"{name}/__init__.py" in files}
+    assert python_modules == {"function_app.py", "gateway"}, "a Python module outside gateway/ would be deployed"
+
+
+def test_funcignore_package_would_show_a_dev_only_module(tmp_path: Path) -> None:
+    """The check above can fail: a checkout whose .funcignore lost its devhost/ line ships devhost/."""
+    (tmp_path / "devhost").mkdir()
+    (tmp_path / "devhost" / "__init__.py").write_text("")
+    (tmp_path / "function_app.py").write_text("")
+    lines = (ROOT / ".funcignore").read_text().splitlines()
+    (tmp_path / ".funcignore").write_text("\n".join(line for line in lines if line != "devhost/") + "\n")
+    assert "devhost/__init__.py" in funcignore_package(tmp_path)
+    (tmp_path / ".funcignore").write_text("\n".join(lines) + "\n")
+    assert top_level(funcignore_package(tmp_path)) == {"function_app.py", ".funcignore"}
 
 
 def test_deploy_script_usage() -> None:
