@@ -99,15 +99,6 @@ class CronSchedule:
         sets = [_parse_field(part, *spec) for part, spec in zip(parts, _FIELDS, strict=True)]
         return cls(expression, *sets)
 
-    def matches(self, moment: datetime) -> bool:
-        """Whether the schedule fires at this second."""
-        return (
-            moment.second in self.seconds
-            and moment.minute in self.minutes
-            and moment.hour in self.hours
-            and self._day_matches(moment)
-        )
-
     def _day_matches(self, moment: datetime) -> bool:
         # datetime.weekday() counts from Monday = 0; cron counts from Sunday = 0.
         return (
