@@ -24,8 +24,19 @@ from devhost.errors import DevHostError
 
 
 def import_app(name: str) -> ModuleType:
-    """Import the module that defines the app, as the worker does before it indexes the functions."""
-    return importlib.import_module(name)
+    """Import the module that defines the app, as the worker does before it indexes the functions.
+
+    An exception of the app's own class (a configuration error naming a setting, say) is a message
+    for whoever starts the host, so it comes back as a DevHostError holding just that message. A
+    built-in exception (NameError, ImportError, TypeError...) is a bug in the app and keeps its
+    traceback.
+    """
+    try:
+        return importlib.import_module(name)
+    except Exception as error:
+        if type(error).__module__ == "builtins":
+            raise
+        raise DevHostError(str(error)) from error
 
 
 def find_app(module: ModuleType) -> func.FunctionRegister:

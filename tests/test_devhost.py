@@ -427,14 +427,18 @@ def test_message_over_max_dequeue_count_is_poisoned_without_a_call(storage_conne
 
 
 def test_a_listener_notices_unreachable_storage_quickly() -> None:
-    """A receive fails within a couple of seconds, so the poll loop's back-off, not the SDK's, decides."""
+    """Storage calls give up within a couple of seconds (the SDK's default retries take a minute), so the
+    poll loop's back-off decides when to try again, and a host started without storage says so at once."""
     dead = connection_string(*(free_port(),) * 3)
     spec = next(spec for spec in discover_functions(sample.app) if spec.trigger_type == "queueTrigger")
     listener = QueueListener(spec, "unreachable", dead, QueueOptions())
     started = time.monotonic()
-    with pytest.raises(Exception):  # noqa: B017 - whatever the transport raises
-        next(listener._client.receive_messages(messages_per_page=1).by_page())
-    assert time.monotonic() - started < 3
+    try:
+        with pytest.raises(DevHostError, match="cannot create or reach queue 'unreachable'"):
+            listener.start()
+        assert time.monotonic() - started < 3
+    finally:
+        listener.stop()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -512,3 +516,33 @@ def test_cli_reports_a_missing_app_module(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no module 'no_such_app'" in result.stderr
 
+
+@pytest.mark.parametrize(
+    ("setting", "value", "line"),
+    [
+        ("SMS_PROVIDER", "nonsense", "error: SMS_PROVIDER must be one of outbox, twilio, acs, not 'nonsense'"),
+        ("SMS_MAX_RECIPIENTS", "lots", "error: SMS_MAX_RECIPIENTS must be a whole number, not 'lots'"),
+    ],
+)
+def test_cli_reports_a_bad_setting_in_one_line(setting: str, value: str, line: str) -> None:
+    """The gateway refuses a bad setting at start-up; the host says which, without a traceback."""
+    env = {name: text for name, text in os.environ.items() if not name.startswith(("SMS_", "TWILIO_", "ACS_"))}
+    env.update(AzureWebJobsStorage="UseDevelopmentStorage=true", **{setting: value})
+    result = subprocess.run(
+        [sys.executable, "-m", "devhost", "--port", str(free_port()), "--no-queues", "--no-timers",
+         "--settings", "tests/empty.settings.json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [line]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_bug_in_the_app_keeps_its_traceback(tmp_path: Path) -> None:
+    """A built-in exception while importing the app is a bug, not a setting: the traceback says where."""
+    (tmp_path / "broken_app.py").write_text("import azure.functions\n\nundefined_name\n")
+    result = subprocess.run([sys.executable, "-m", "devhost", "--app", "broken_app", "--no-queues", "--no-timers"],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                            text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "broken_app.py\", line 3" in result.stderr
+    assert "NameError: name 'undefined_name' is not defined" in result.stderr
