@@ -353,7 +353,6 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
-
 # --- local.settings.json, for commands run from a checkout -------------------------------------------------------
 
 
