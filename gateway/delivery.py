@@ -9,6 +9,7 @@ those recipients Sent or Failed and skips them. docs/delivery.md explains the ru
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,21 @@ UNKNOWN_OUTCOME = "OutcomeUnknown"
 # sent date): the retry that reconciles it waits at least this long, also when handed to the queue at once.
 RECONCILE_AFTER_SECONDS = 60.0
 ABANDONED = "DeliveryAbandoned"
+# The longest a communication waits in the queue for its next run, whatever a provider asks: hours
+# out of sight only delay the recovery after the provider is well again (and a broken header could ask for a year).
+MAX_RETRY_DELAY_SECONDS = 3600
+
+
+def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float) -> int:
+    """Seconds the queue keeps a communication out of sight after delivery run ``attempt`` left it pending.
+
+    Exponential back-off (``base_seconds``, doubling each run), or the wait the run was asked for
+    (a provider's Retry-After, a claim's expiry) when that is longer, capped at one hour. The worker
+    and the immediate send both hand their retries to the queue with it, so a retry waits the same
+    whichever path ran first.
+    """
+    backoff = base_seconds * 2 ** max(0, attempt - 1)
+    return math.ceil(min(MAX_RETRY_DELAY_SECONDS, max(backoff, retry_after or 0)))
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,6 @@ CONNECTION_LOST = "ConnectionLost"  # the connection broke after the request wen
 NOT_ATTEMPTED = "NotAttempted"  # skipped after an earlier message in the batch met a service-wide failure
 MAYBE_SENT = frozenset({TIMEOUT, CONNECTION_LOST})  # RETRY codes after which a resend may duplicate the SMS
 
-# Retry-After values beyond this are clamped: a queue message cannot usefully wait longer than a few hours,
-# and a broken header must not park a message for a year.
-MAX_RETRY_AFTER_SECONDS = 6 * 3600.0
-
 
 def mask_phone(number: str | None) -> str:
     """All but the last four digits hidden, for logs: enough to match a complaint, not enough to reuse."""
@@ -54,7 +50,10 @@ def brief(text: str | None, limit: int = 300) -> str:
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None when absent or unreadable."""
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None when absent or unreadable.
+
+    Reported as the provider said it (never negative); ``delivery.retry_delay`` caps how long the queue waits.
+    """
     if value is None:
         return None
     text = value.strip()
@@ -72,7 +71,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if math.isnan(seconds) or math.isinf(seconds):
         return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+    return max(seconds, 0.0)
 
 
 def log_summary(log: logging.Logger, provider: str, results: Sequence[SendResult]) -> None:
