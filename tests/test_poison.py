@@ -7,7 +7,6 @@ with providers that fail in the two ways that matter: transiently, and by raisin
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 
@@ -19,8 +18,9 @@ from gateway.devhost import DevHost
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.runtime import use_gateway
 from gateway.settings import get_settings
-from gateway.storage import CommStatus, RecipientStatus
+from gateway.storage import CommStatus, RecipientStatus, Snapshot
 from tests.samples import NUMBERS, send_body
+from tests.waiting import wait_until
 
 HOST_JSON = {
     "version": "2.0",
@@ -73,14 +73,10 @@ def host(storage_env, make_gateway, monkeypatch):
     get_settings.cache_clear()
 
 
-def wait_until_final(gateway, comm_id: uuid.UUID, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        snapshot = gateway.store.load(comm_id)
-        if snapshot.communication.status.is_final:
-            return snapshot
-        time.sleep(0.2)
-    raise AssertionError(f"comm {comm_id.hex} still {snapshot.communication.status}")
+def wait_until_final(gateway, comm_id: uuid.UUID, timeout: float = 30) -> Snapshot:
+    """The communication's snapshot once its status is final."""
+    return wait_until(lambda: (s := gateway.store.load(comm_id)).communication.status.is_final and s,
+                      timeout=timeout, what=f"comm {comm_id.hex} to end")
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["transient-forever", "raises-forever"])
