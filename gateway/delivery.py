@@ -24,7 +24,7 @@ from gateway.storage import (
     CommunicationStore,
     ConcurrentUpdate,
     Recipient,
-    RecipientStatus,
+    RecipientState,
     utcnow,
 )
 
@@ -94,7 +94,7 @@ class Delivery:
         store: CommunicationStore,
         provider: SmsProvider,
         *,
-        claim_timeout_seconds: float = 600,
+        claim_timeout_seconds: float,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
@@ -154,7 +154,7 @@ class Delivery:
         open_recipients = [recipient for recipient in recipients if not recipient.status.is_final]
         for recipient in open_recipients:
             detail = f" (last error {recipient.error_code}: {recipient.error_message})" if recipient.error_code else ""
-            recipient.status = RecipientStatus.FAILED
+            recipient.status = RecipientState.FAILED
             recipient.error_code = ABANDONED
             recipient.error_message = f"{reason}{detail}"[:1000]
             recipient.updated_at = now
@@ -189,12 +189,12 @@ class Delivery:
         maybe_sent: list[Recipient] = []
         busy_for: float | None = None
         for recipient in recipients:
-            if recipient.status is RecipientStatus.PENDING:
+            if recipient.status is RecipientState.PENDING:
                 if recipient.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
                     maybe_sent.append(recipient)
                 else:
                     due.append(recipient)
-            elif recipient.status is RecipientStatus.SENDING:
+            elif recipient.status is RecipientState.SENDING:
                 age = (now - (recipient.claimed_at or now)).total_seconds()
                 if age < self._claim_timeout:
                     busy_for = max(busy_for or 0, self._claim_timeout - age + 1)
@@ -230,7 +230,7 @@ class Delivery:
         resend = [recipient for recipient in batch if recipient.recipient_id not in found]
         for recipient in batch:
             if recipient.recipient_id in found:
-                recipient.status = RecipientStatus.SENT
+                recipient.status = RecipientState.SENT
                 recipient.provider_message_id = found[recipient.recipient_id]
                 recipient.error_code = None
                 recipient.error_message = "Reconciled: the provider had this message from an earlier attempt"
@@ -245,7 +245,7 @@ class Delivery:
 
     @staticmethod
     def _unknown(recipient: Recipient, now: datetime) -> Recipient:
-        recipient.status = RecipientStatus.FAILED
+        recipient.status = RecipientState.FAILED
         recipient.error_code = UNKNOWN_OUTCOME
         recipient.error_message = (
             "An earlier attempt may have reached the provider, but its answer was never recorded; "
@@ -266,7 +266,7 @@ class Delivery:
     def _claim(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
         now = self._clock()
         for recipient in batch:
-            recipient.status = RecipientStatus.SENDING
+            recipient.status = RecipientState.SENDING
             recipient.claimed_at = now
             recipient.first_attempt_at = recipient.first_attempt_at or now
             recipient.attempts += 1
@@ -277,7 +277,7 @@ class Delivery:
             self._store.save(comm, batch, claim=True)
         except ConcurrentUpdate as error:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
-        comm.references_created = all(recipient.etag is not None for recipient in recipients)
+        comm.recipient_rows_written = all(recipient.etag is not None for recipient in recipients)
 
     def _send(self, comm: Communication, batch: Sequence[Recipient]) -> list[SendResult]:
         return self._provider.send(self._messages(comm, batch))
@@ -308,19 +308,19 @@ class Delivery:
             recipient.error_code = result.error_code
             recipient.error_message = result.error_message
             if result.outcome is Outcome.ACCEPTED:
-                recipient.status = RecipientStatus.SENT
+                recipient.status = RecipientState.SENT
                 recipient.provider_message_id = result.provider_message_id
             elif result.outcome is Outcome.FAILED:
-                recipient.status = RecipientStatus.FAILED
+                recipient.status = RecipientState.FAILED
             elif result.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
                 if self._can_reconcile:
                     # Pending with its code: the next run asks the provider, once it has had time to settle.
-                    recipient.status = RecipientStatus.PENDING
+                    recipient.status = RecipientState.PENDING
                     retry_after = _longest(retry_after, RECONCILE_AFTER_SECONDS)
                 else:
                     self._unknown(recipient, now).error_message += f" ({result.error_code}: {result.error_message})"
             else:
-                recipient.status = RecipientStatus.PENDING
+                recipient.status = RecipientState.PENDING
                 retry_after = _longest(retry_after, result.retry_after_seconds)
         return retry_after
 
@@ -353,8 +353,8 @@ class Delivery:
 
 
 def _counts(recipients: Sequence[Recipient]) -> tuple[int, int, int]:
-    sent = sum(1 for r in recipients if r.status is RecipientStatus.SENT)
-    failed = sum(1 for r in recipients if r.status is RecipientStatus.FAILED)
+    sent = sum(1 for r in recipients if r.status is RecipientState.SENT)
+    failed = sum(1 for r in recipients if r.status is RecipientState.FAILED)
     return sent, failed, len(recipients) - sent - failed
 
 

@@ -79,9 +79,9 @@ class SendService:
                 notes=valid.notes,
                 linked_object_id=valid.linked_object_id,
                 suite_id=valid.suite_id,
-                references_created=valid.create_references_now,
+                recipient_rows_written=valid.write_recipient_rows_now,
             )
-            recipients = comm.planned_recipients() if valid.create_references_now else []
+            recipients = comm.planned_recipients() if valid.write_recipient_rows_now else []
             try:
                 self._store.create(comm, recipients)
             except ReferenceTaken:

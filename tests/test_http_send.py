@@ -13,7 +13,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from gateway.runtime import Gateway
 from gateway.settings import Settings
-from gateway.storage import CommStatus, RecipientStatus
+from gateway.storage import CommStatus, RecipientState
 from tests.azurite import connection_string, free_port
 from tests.http_fixtures import LICENSEE
 from tests.samples import NUMBERS, SEED_REQUEST, send_body
@@ -80,7 +80,7 @@ def test_queued_send_is_stored_queued_delivered_and_final(server: GatewayServer,
     snapshot = wait_until(lambda: (s := gateway.store.load(comm_id)) and s.communication.status.is_final and s,
                           timeout=20, what="a final status")
     assert snapshot.communication.status is CommStatus.SENT
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.SENT] * 3  # created by the worker
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.SENT] * 3  # created by the worker
 
 
 @pytest.mark.parametrize("route", SEND_ROUTES)
@@ -102,22 +102,22 @@ def test_immediate_routes_deliver_inside_the_request(server: GatewayServer, gate
     assert gateway.store.load_header(uuid.UUID(body["CommId"])).status is CommStatus.SENT
 
 
-def test_references_created_immediately_exist_when_the_call_returns(quiet_server) -> None:
+def test_recipient_rows_written_immediately_exist_when_the_call_returns(quiet_server) -> None:
     server, gateway = quiet_server
     key = gateway.keys.create(LICENSEE, "quiet")[1]
     body = send_body(*NUMBERS[:2])
     body["CreateCommunicationReferencesImmediately"] = True
     comm_id = uuid.UUID(server.post("/api/send", body, key=key).json()["CommId"])
     snapshot = gateway.store.load(comm_id)
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.PENDING] * 2
-    assert len({r.recipient_id for r in snapshot.recipients}) == 2
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.PENDING] * 2
+    assert len({r.recipient_id for r in snapshot.stored_recipients}) == 2
 
 
 def test_without_immediate_references_only_the_worker_creates_them(quiet_server) -> None:
     server, gateway = quiet_server
     key = gateway.keys.create(LICENSEE, "quiet")[1]
     comm_id = uuid.UUID(server.post("/api/send", send_body(*NUMBERS[:2]), key=key).json()["CommId"])
-    assert gateway.store.load(comm_id).recipients == []
+    assert gateway.store.load(comm_id).stored_recipients == []
     messages = [m for m in gateway.clients.queue(gateway.settings.queue_name).receive_messages(max_messages=32)]
     assert json.dumps({"CommId": comm_id.hex}, separators=(",", ":")) in [m.content for m in messages]
 
@@ -150,7 +150,7 @@ def test_redelivering_a_processed_message_sends_nothing_twice(server: GatewaySer
     time.sleep(1)
     after = {row["RowKey"]: row["SentAt"] for row in outbox_rows(gateway, comm_id.hex)}
     assert after == before
-    assert [r.attempts for r in gateway.store.load(comm_id).recipients] == [1, 1]
+    assert [r.attempts for r in gateway.store.load(comm_id).stored_recipients] == [1, 1]
 
 
 @pytest.mark.parametrize(

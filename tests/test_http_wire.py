@@ -164,7 +164,7 @@ def test_query_string_fills_the_dto(server: GatewayServer, gateway, key: str) ->
                     json.dumps(send_body(*NUMBERS[:2])), "application/json", key)
     assert response.status_code == 200
     snapshot = gateway.store.load(uuid.UUID(response.json()["CommId"]))
-    assert len(snapshot.recipients) == 2  # created at accept time because the query string said so
+    assert len(snapshot.stored_recipients) == 2  # created at accept time because the query string said so
 
 
 def test_status_routes_take_a_format_suffix(server: GatewayServer, key: str) -> None:

@@ -18,7 +18,7 @@ from gateway.devhost import DevHost
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.runtime import use_gateway
 from gateway.settings import get_settings
-from gateway.storage import CommStatus, RecipientStatus, Snapshot
+from gateway.storage import CommStatus, RecipientState, Snapshot
 from tests.samples import NUMBERS, send_body
 from tests.waiting import wait_until
 
@@ -92,10 +92,10 @@ def test_a_message_that_keeps_failing_ends_failed_through_the_poison_queue(host,
     snapshot = wait_until_final(gateway, comm_id)
     assert snapshot.communication.status is CommStatus.FAILED
     assert snapshot.communication.last_error.startswith(ABANDONED)
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.FAILED] * 2
-    assert {r.error_code for r in snapshot.recipients} == {ABANDONED}
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.FAILED] * 2
+    assert {r.error_code for r in snapshot.stored_recipients} == {ABANDONED}
     if not crash:
-        assert "last error 503: busy" in snapshot.recipients[0].error_message
+        assert "last error 503: busy" in snapshot.stored_recipients[0].error_message
     if crash:  # a raise leaves claims: each later run waits for them to expire, then resends (safe here)
         assert 1 <= provider.attempts <= 3
     else:

@@ -15,7 +15,7 @@ from gateway.models import SMSSend
 from gateway.queue import DeliveryQueue, decode_message
 from gateway.runtime import use_gateway
 from gateway.settings import StorageSettings
-from gateway.storage import CommStatus, RecipientStatus, utcnow
+from gateway.storage import CommStatus, RecipientState, utcnow
 from tests.azurite import connection_string, free_port
 from tests.samples import NUMBERS, send_body
 
@@ -85,8 +85,8 @@ def test_a_communication_the_sweep_cannot_finish_ends_failed(gateway) -> None:
     assert worker.sweep(now=when) == 0
     snapshot = gateway.store.load(comm_id)
     assert snapshot.communication.status is CommStatus.FAILED
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.FAILED]
-    assert snapshot.recipients[0].error_code == ABANDONED
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.FAILED]
+    assert snapshot.stored_recipients[0].error_code == ABANDONED
 
 
 def test_final_communications_are_never_swept(gateway) -> None:
