@@ -219,7 +219,7 @@ class Delivery:
                 found = find_sent(self._messages(comm, batch))
             except Exception:  # the protocol lets a provider raise when it cannot tell
                 log.exception("comm %s: %s could not reconcile %d recipient(s)", comm.comm_id.hex,
-                              self._provider.name, len(batch))  # fmt: skip
+                              self._provider.name, len(batch))
         now = self._clock()
         if found is None:
             for recipient in batch:
@@ -236,7 +236,7 @@ class Delivery:
                 recipient.error_message = "Reconciled: the provider had this message from an earlier attempt"
                 recipient.updated_at = now
         log.info("comm %s: reconciled %d recipient(s): %d already sent, %d to send again", comm.comm_id.hex,
-                 len(batch), len(batch) - len(resend), len(resend))  # fmt: skip
+                 len(batch), len(batch) - len(resend), len(resend))
         return resend
 
     @property

@@ -291,7 +291,7 @@ def test_settings_from_env_with_everything() -> None:
         ({"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": "t", "TWILIO_TIMEOUT_SECONDS": "ten"},
          "TWILIO_TIMEOUT_SECONDS"),
     ],
-)  # fmt: skip
+)
 def test_settings_errors_name_the_setting(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         TwilioSettings.from_env(env)
@@ -389,7 +389,7 @@ def test_fake_refuses_requests_outside_the_openapi_description(fake: TwilioFake,
 
 def test_fake_accepts_optional_parameters_the_description_allows(fake: TwilioFake) -> None:
     data = [*VALID.items(), ("ValidityPeriod", "600"), ("MediaUrl", "https://x.example/a.png"),
-            ("MediaUrl", "https://x.example/b.png"), ("SmartEncoded", "true")]  # fmt: skip
+            ("MediaUrl", "https://x.example/b.png"), ("SmartEncoded", "true")]
     response = post(fake, data)
     assert response.status_code == 201, response.text
     assert fake.messages[0].params["MediaUrl"] == ["https://x.example/a.png", "https://x.example/b.png"]

@@ -70,9 +70,6 @@ class TwilioProvider(ReconcilingProvider):
         self._url = f"{settings.base_url}/{API_VERSION}/Accounts/{settings.account_sid}/Messages.json"
         self._session = session if session is not None else _new_session(settings)
 
-    def close(self) -> None:
-        self._session.close()
-
     def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
         results: list[SendResult] = []
         halted_by: SendResult | None = None
