@@ -25,6 +25,7 @@ from gateway.storage import (
     ConcurrentUpdate,
     Recipient,
     RecipientState,
+    count_recipients,
     utcnow,
 )
 
@@ -160,13 +161,13 @@ class Delivery:
             recipient.updated_at = now
         comm.last_error = f"{ABANDONED}: {reason}"[:1000]
         if not open_recipients:
-            sent, failed, pending = _counts(recipients)
+            sent, failed, pending = count_recipients(recipients)
             comm.status = aggregate_status(sent, failed, pending)
             comm.updated_at = now
             self._store.save(comm, [])
         for start in range(0, len(open_recipients), self._batch_size):
             batch = open_recipients[start : start + self._batch_size]
-            sent, failed, pending = _counts(recipients)
+            sent, failed, pending = count_recipients(recipients)
             comm.sent_count, comm.failed_count = sent, failed
             comm.status = aggregate_status(sent, failed, pending)
             comm.updated_at = now
@@ -325,7 +326,7 @@ class Delivery:
         return retry_after
 
     def _record(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
-        sent, failed, pending = _counts(recipients)
+        sent, failed, pending = count_recipients(recipients)
         comm.sent_count, comm.failed_count = sent, failed
         comm.status = aggregate_status(sent, failed, pending)
         errors = [f"{r.error_code}: {r.error_message}" for r in batch if r.error_code]
@@ -339,7 +340,7 @@ class Delivery:
     def _report(
         self, comm: Communication, recipients: Sequence[Recipient], retry_after: float | None
     ) -> DeliveryReport:
-        sent, failed, pending = _counts(recipients)
+        sent, failed, pending = count_recipients(recipients)
         return DeliveryReport(
             comm_id=comm.comm_id,
             status=comm.status,
@@ -350,12 +351,6 @@ class Delivery:
             retry_after_seconds=retry_after,
             last_error=comm.last_error,
         )
-
-
-def _counts(recipients: Sequence[Recipient]) -> tuple[int, int, int]:
-    sent = sum(1 for r in recipients if r.status is RecipientState.SENT)
-    failed = sum(1 for r in recipients if r.status is RecipientState.FAILED)
-    return sent, failed, len(recipients) - sent - failed
 
 
 def _longest(current: float | None, candidate: float | None) -> float | None:

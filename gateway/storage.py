@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -107,6 +107,19 @@ class Recipient:
     @property
     def row_key(self) -> str:
         return f"{RECIPIENT_ROW_PREFIX}{self.index:05d}"
+
+
+class RecipientCounts(NamedTuple):
+    sent: int
+    failed: int
+    pending: int  # not final yet: Pending or Sending
+
+
+def count_recipients(recipients: Iterable[Recipient]) -> RecipientCounts:
+    """How many recipients are Sent, Failed and still open: delivery records it, the status shows it."""
+    states = [recipient.status for recipient in recipients]
+    sent, failed = states.count(RecipientState.SENT), states.count(RecipientState.FAILED)
+    return RecipientCounts(sent, failed, len(states) - sent - failed)
 
 
 @dataclass

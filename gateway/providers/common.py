@@ -1,4 +1,5 @@
-"""Small helpers the real providers share: masking numbers for logs, reading Retry-After.
+"""Small helpers the real providers share: masking numbers for logs, reading Retry-After, sending a
+batch call by call until the service itself fails.
 
 Kept free of any SDK import, so importing it costs nothing at cold start.
 """
@@ -9,10 +10,10 @@ import email.utils
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
-from gateway.providers.base import Outcome, SendResult
+from gateway.providers.base import OutboundSms, Outcome, SendResult
 
 # How a RETRY says whether the provider may have the message. Delivery records the code; for a provider
 # whose resends are not safe (Twilio), TIMEOUT is the one outcome where the SMS may already be on its way.
@@ -72,6 +73,42 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(seconds, 0.0)
+
+
+def send_in_turn(
+    messages: Sequence[OutboundSms],
+    calls: Iterable[Sequence[int]],
+    send: Callable[[Sequence[OutboundSms]], tuple[list[SendResult], bool]],
+) -> list[SendResult]:
+    """One result per message, in the messages' order, from one ``send`` per call (a call: indexes into ``messages``).
+
+    ``send`` answers a result per message of its call, and True when the failure speaks for the whole
+    service (429, 503, no connection, a time-out): the rest of the batch is then not attempted now, but
+    answered ``Retry`` with ``NotAttempted`` and that failure's Retry-After.
+    """
+    results: list[SendResult | None] = [None] * len(messages)
+    halted_by: SendResult | None = None
+    for call in calls:
+        batch = [messages[index] for index in call]
+        if halted_by is None:
+            answers, service_wide = send(batch)
+            if service_wide:
+                halted_by = answers[0]
+        else:
+            answers = [_not_attempted(message, halted_by) for message in batch]
+        for index, result in zip(call, answers, strict=True):
+            results[index] = result
+    return [result for result in results if result is not None]
+
+
+def _not_attempted(message: OutboundSms, halted_by: SendResult) -> SendResult:
+    return SendResult(
+        message.recipient_id,
+        Outcome.RETRY,
+        error_code=NOT_ATTEMPTED,
+        error_message=f"not sent: an earlier request in this batch got {halted_by.error_code}",
+        retry_after_seconds=halted_by.retry_after_seconds,
+    )
 
 
 def log_summary(log: logging.Logger, provider: str, results: Sequence[SendResult]) -> None:
