@@ -107,6 +107,6 @@ def test_immediate_transient_failures_are_handed_to_the_queue(gateway) -> None:
     assert response.Message == "Sent to 1 of 2 recipients; 0 failed; 1 queued for retry"
     client = gateway.clients.queue(gateway.settings.queue_name)
     assert client.get_queue_properties().approximate_message_count == 1
-    assert list(client.peek_messages()) == []  # invisible for the provider's Retry-After (7 s here)
+    assert list(client.peek_messages()) == []  # invisible for the retry delay (30 s: the back-off beats 7 s)
     status = gateway.status.by_id(principal, response.CommId.hex)
     assert status.Status == "Sending" and status.PendingCount == 1
