@@ -25,17 +25,17 @@ def unmatched(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.function_name("deliver")
 @app.queue_trigger(arg_name="message", queue_name="%SMS_QUEUE_NAME%", connection="AzureWebJobsStorage")
-def deliver(message: func.QueueMessage) -> None:
-    worker.deliver(message)
+def on_delivery_message(message: func.QueueMessage) -> None:
+    worker.handle_delivery_message(message)
 
 
 @app.function_name("abandon")
 @app.queue_trigger(arg_name="message", queue_name="%SMS_QUEUE_NAME%-poison", connection="AzureWebJobsStorage")
-def abandon(message: func.QueueMessage) -> None:
-    worker.abandon(message)
+def on_poison_message(message: func.QueueMessage) -> None:
+    worker.handle_poison_message(message)
 
 
 @app.function_name("sweep")
 @app.timer_trigger(arg_name="timer", schedule=worker.SWEEP_SCHEDULE, run_on_startup=False)
-def sweep(timer: func.TimerRequest) -> None:
+def on_sweep_timer(timer: func.TimerRequest) -> None:
     worker.sweep()

@@ -351,7 +351,7 @@ class Floor:
             "PartitionKey": comm_id, "RowKey": "comm", "LicenseeId": LICENSEE.hex,
             "Reference": secrets.token_hex(5).upper(), "Status": "Queued", "Sender": SENDER, "Body": body,
             "ReplyIsAllowed": False, "ReplyIsRequired": False, "RecipientCount": len(recipients),
-            "ReferencesCreated": references_now, "SentCount": 0, "FailedCount": 0, "CreatedAt": now,
+            "RecipientRowsWritten": references_now, "SentCount": 0, "FailedCount": 0, "CreatedAt": now,
             "UpdatedAt": now,
             "Recipients0": json.dumps([[number, None, None] for number in recipients], separators=(",", ":")),
         }

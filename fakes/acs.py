@@ -100,7 +100,7 @@ _REQUEST_VALIDATOR = Draft7Validator(SEND_MESSAGE_REQUEST)
 def error_body(status: int, code: str | None = None, message: str | None = None) -> dict[str, Any]:
     """ACS's error document (Communication error response)."""
     generic = {400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 429: "TooManyRequests",
-               500: "InternalServerError", 503: "ServiceUnavailable"}  # fmt: skip
+               500: "InternalServerError", 503: "ServiceUnavailable"}
     return {"error": {"code": code or generic.get(status, str(status)), "message": message or generic.get(status, "")}}
 
 

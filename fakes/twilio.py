@@ -71,14 +71,14 @@ MAGIC_NUMBERS: dict[str, tuple[int, str]] = {
                      "'To' number: +15005550003."),
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": (21614, "'To' number is not a valid mobile number"),
-}  # fmt: skip
+}
 
 
 def error_body(status: int, code: int | None = None, message: str | None = None) -> dict[str, Any]:
     """Twilio's error document; without a code, the generic one Twilio uses for the status."""
     generic = {401: (20003, "Authenticate"), 404: (20404, "The requested resource was not found"),
                405: (20004, "Method not allowed"), 429: (20429, "Too Many Requests"),
-               500: (20500, "Internal Server Error"), 503: (20503, "Service Unavailable")}  # fmt: skip
+               500: (20500, "Internal Server Error"), 503: (20503, "Service Unavailable")}
     default_code, default_message = generic.get(status, (70002, "Bad request"))
     code = default_code if code is None else code
     return {

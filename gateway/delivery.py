@@ -9,6 +9,7 @@ those recipients Sent or Failed and skips them. docs/delivery.md explains the ru
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from gateway.storage import (
     CommunicationStore,
     ConcurrentUpdate,
     Recipient,
-    RecipientStatus,
+    RecipientState,
+    count_recipients,
     utcnow,
 )
 
@@ -34,6 +36,21 @@ UNKNOWN_OUTCOME = "OutcomeUnknown"
 # sent date): the retry that reconciles it waits at least this long, also when handed to the queue at once.
 RECONCILE_AFTER_SECONDS = 60.0
 ABANDONED = "DeliveryAbandoned"
+# The longest a communication waits in the queue for its next run, whatever a provider asks: hours
+# out of sight only delay the recovery after the provider is well again (and a broken header could ask for a year).
+MAX_RETRY_DELAY_SECONDS = 3600
+
+
+def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float) -> int:
+    """Seconds the queue keeps a communication out of sight after delivery run ``attempt`` left it pending.
+
+    Exponential back-off (``base_seconds``, doubling each run), or the wait the run was asked for
+    (a provider's Retry-After, a claim's expiry) when that is longer, capped at one hour. The worker
+    and the immediate send both hand their retries to the queue with it, so a retry waits the same
+    whichever path ran first.
+    """
+    backoff = base_seconds * 2 ** max(0, attempt - 1)
+    return math.ceil(min(MAX_RETRY_DELAY_SECONDS, max(backoff, retry_after or 0)))
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,7 @@ class Delivery:
         store: CommunicationStore,
         provider: SmsProvider,
         *,
-        claim_timeout_seconds: float = 600,
+        claim_timeout_seconds: float,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
@@ -138,19 +155,19 @@ class Delivery:
         open_recipients = [recipient for recipient in recipients if not recipient.status.is_final]
         for recipient in open_recipients:
             detail = f" (last error {recipient.error_code}: {recipient.error_message})" if recipient.error_code else ""
-            recipient.status = RecipientStatus.FAILED
+            recipient.status = RecipientState.FAILED
             recipient.error_code = ABANDONED
             recipient.error_message = f"{reason}{detail}"[:1000]
             recipient.updated_at = now
         comm.last_error = f"{ABANDONED}: {reason}"[:1000]
         if not open_recipients:
-            sent, failed, pending = _counts(recipients)
+            sent, failed, pending = count_recipients(recipients)
             comm.status = aggregate_status(sent, failed, pending)
             comm.updated_at = now
             self._store.save(comm, [])
         for start in range(0, len(open_recipients), self._batch_size):
             batch = open_recipients[start : start + self._batch_size]
-            sent, failed, pending = _counts(recipients)
+            sent, failed, pending = count_recipients(recipients)
             comm.sent_count, comm.failed_count = sent, failed
             comm.status = aggregate_status(sent, failed, pending)
             comm.updated_at = now
@@ -173,12 +190,12 @@ class Delivery:
         maybe_sent: list[Recipient] = []
         busy_for: float | None = None
         for recipient in recipients:
-            if recipient.status is RecipientStatus.PENDING:
+            if recipient.status is RecipientState.PENDING:
                 if recipient.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
                     maybe_sent.append(recipient)
                 else:
                     due.append(recipient)
-            elif recipient.status is RecipientStatus.SENDING:
+            elif recipient.status is RecipientState.SENDING:
                 age = (now - (recipient.claimed_at or now)).total_seconds()
                 if age < self._claim_timeout:
                     busy_for = max(busy_for or 0, self._claim_timeout - age + 1)
@@ -203,7 +220,7 @@ class Delivery:
                 found = find_sent(self._messages(comm, batch))
             except Exception:  # the protocol lets a provider raise when it cannot tell
                 log.exception("comm %s: %s could not reconcile %d recipient(s)", comm.comm_id.hex,
-                              self._provider.name, len(batch))  # fmt: skip
+                              self._provider.name, len(batch))
         now = self._clock()
         if found is None:
             for recipient in batch:
@@ -214,13 +231,13 @@ class Delivery:
         resend = [recipient for recipient in batch if recipient.recipient_id not in found]
         for recipient in batch:
             if recipient.recipient_id in found:
-                recipient.status = RecipientStatus.SENT
+                recipient.status = RecipientState.SENT
                 recipient.provider_message_id = found[recipient.recipient_id]
                 recipient.error_code = None
                 recipient.error_message = "Reconciled: the provider had this message from an earlier attempt"
                 recipient.updated_at = now
         log.info("comm %s: reconciled %d recipient(s): %d already sent, %d to send again", comm.comm_id.hex,
-                 len(batch), len(batch) - len(resend), len(resend))  # fmt: skip
+                 len(batch), len(batch) - len(resend), len(resend))
         return resend
 
     @property
@@ -229,7 +246,7 @@ class Delivery:
 
     @staticmethod
     def _unknown(recipient: Recipient, now: datetime) -> Recipient:
-        recipient.status = RecipientStatus.FAILED
+        recipient.status = RecipientState.FAILED
         recipient.error_code = UNKNOWN_OUTCOME
         recipient.error_message = (
             "An earlier attempt may have reached the provider, but its answer was never recorded; "
@@ -250,7 +267,7 @@ class Delivery:
     def _claim(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
         now = self._clock()
         for recipient in batch:
-            recipient.status = RecipientStatus.SENDING
+            recipient.status = RecipientState.SENDING
             recipient.claimed_at = now
             recipient.first_attempt_at = recipient.first_attempt_at or now
             recipient.attempts += 1
@@ -261,7 +278,7 @@ class Delivery:
             self._store.save(comm, batch, claim=True)
         except ConcurrentUpdate as error:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
-        comm.references_created = all(recipient.etag is not None for recipient in recipients)
+        comm.recipient_rows_written = all(recipient.etag is not None for recipient in recipients)
 
     def _send(self, comm: Communication, batch: Sequence[Recipient]) -> list[SendResult]:
         return self._provider.send(self._messages(comm, batch))
@@ -292,24 +309,24 @@ class Delivery:
             recipient.error_code = result.error_code
             recipient.error_message = result.error_message
             if result.outcome is Outcome.ACCEPTED:
-                recipient.status = RecipientStatus.SENT
+                recipient.status = RecipientState.SENT
                 recipient.provider_message_id = result.provider_message_id
             elif result.outcome is Outcome.FAILED:
-                recipient.status = RecipientStatus.FAILED
+                recipient.status = RecipientState.FAILED
             elif result.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
                 if self._can_reconcile:
                     # Pending with its code: the next run asks the provider, once it has had time to settle.
-                    recipient.status = RecipientStatus.PENDING
+                    recipient.status = RecipientState.PENDING
                     retry_after = _longest(retry_after, RECONCILE_AFTER_SECONDS)
                 else:
                     self._unknown(recipient, now).error_message += f" ({result.error_code}: {result.error_message})"
             else:
-                recipient.status = RecipientStatus.PENDING
+                recipient.status = RecipientState.PENDING
                 retry_after = _longest(retry_after, result.retry_after_seconds)
         return retry_after
 
     def _record(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
-        sent, failed, pending = _counts(recipients)
+        sent, failed, pending = count_recipients(recipients)
         comm.sent_count, comm.failed_count = sent, failed
         comm.status = aggregate_status(sent, failed, pending)
         errors = [f"{r.error_code}: {r.error_message}" for r in batch if r.error_code]
@@ -323,7 +340,7 @@ class Delivery:
     def _report(
         self, comm: Communication, recipients: Sequence[Recipient], retry_after: float | None
     ) -> DeliveryReport:
-        sent, failed, pending = _counts(recipients)
+        sent, failed, pending = count_recipients(recipients)
         return DeliveryReport(
             comm_id=comm.comm_id,
             status=comm.status,
@@ -334,12 +351,6 @@ class Delivery:
             retry_after_seconds=retry_after,
             last_error=comm.last_error,
         )
-
-
-def _counts(recipients: Sequence[Recipient]) -> tuple[int, int, int]:
-    sent = sum(1 for r in recipients if r.status is RecipientStatus.SENT)
-    failed = sum(1 for r in recipients if r.status is RecipientStatus.FAILED)
-    return sent, failed, len(recipients) - sent - failed
 
 
 def _longest(current: float | None, candidate: float | None) -> float | None:

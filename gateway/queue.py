@@ -47,10 +47,6 @@ class DeliveryQueue:
     def __init__(self, client: QueueClient) -> None:
         self._client = client
 
-    @property
-    def name(self) -> str:
-        return self._client.queue_name
-
     def ensure_queue(self) -> None:
         with contextlib.suppress(ResourceExistsError):
             self._client.create_queue()

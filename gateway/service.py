@@ -7,14 +7,13 @@ requests and responses, and the queue adapter only feeds delivery.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import uuid
 
 from azure.core.exceptions import AzureError
 
 from gateway.auth import Principal
-from gateway.delivery import Delivery, DeliveryInProgress, DeliveryReport, RetryLater
+from gateway.delivery import Delivery, DeliveryInProgress, DeliveryReport, RetryLater, retry_delay
 from gateway.models import CommResponse, SMSSend
 from gateway.queue import DeliveryQueue
 from gateway.settings import Settings
@@ -26,6 +25,7 @@ log = logging.getLogger("gateway.service")
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 REFERENCE_LENGTH = 10  # 50 bits: a collision only costs one more insert attempt
 REFERENCE_ATTEMPTS = 5
+IMMEDIATE_RUN = 1  # an immediate send's delivery run is the communication's first: the queue's runs follow it
 
 
 def new_reference() -> str:
@@ -79,9 +79,9 @@ class SendService:
                 notes=valid.notes,
                 linked_object_id=valid.linked_object_id,
                 suite_id=valid.suite_id,
-                references_created=valid.create_references_now,
+                recipient_rows_written=valid.write_recipient_rows_now,
             )
-            recipients = comm.planned_recipients() if valid.create_references_now else []
+            recipients = comm.planned_recipients() if valid.write_recipient_rows_now else []
             try:
                 self._store.create(comm, recipients)
             except ReferenceTaken:
@@ -96,12 +96,10 @@ class SendService:
         except RetryLater as later:
             report = later.report
             retrying = self._hand_to_queue(comm, later.report.retry_after_seconds)
-        except (DeliveryInProgress, AzureError):
-            log.warning("immediate delivery of %s interrupted", comm.comm_id.hex, exc_info=True)
-            queued = self._hand_to_queue(comm, None)
-            message = "Accepted; delivery was interrupted"
-            message += " and will finish in the background" if queued else "; the sweep will finish it"
-            return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=False, Message=message)
+        except DeliveryInProgress as busy:
+            return self._interrupted(comm, busy.retry_in_seconds)
+        except AzureError:
+            return self._interrupted(comm, None)
         assert report is not None  # the communication was stored just above
         return CommResponse(
             CommId=comm.comm_id,
@@ -110,9 +108,18 @@ class SendService:
             Message=_outcome_message(report, retrying),
         )
 
-    def _hand_to_queue(self, comm: Communication, delay: float | None) -> bool:
+    def _interrupted(self, comm: Communication, wait: float | None) -> CommResponse:
+        log.warning("immediate delivery of %s interrupted", comm.comm_id.hex, exc_info=True)
+        queued = self._hand_to_queue(comm, wait)
+        message = "Accepted; delivery was interrupted"
+        message += " and will finish in the background" if queued else "; the sweep will finish it"
+        return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=False, Message=message)
+
+    def _hand_to_queue(self, comm: Communication, wait: float | None) -> bool:
+        """Queue the rest of the delivery as the worker queues a retry: same delay, the run counted."""
+        delay = retry_delay(IMMEDIATE_RUN, wait, base_seconds=self._settings.retry_base_seconds)
         try:
-            self._queue.enqueue(comm.comm_id, delay_seconds=math.ceil(delay or 0))
+            self._queue.enqueue(comm.comm_id, delay_seconds=delay, attempt=IMMEDIATE_RUN)
         except AzureError:
             log.warning("comm %s could not be queued for retry", comm.comm_id.hex, exc_info=True)
             return False

@@ -11,7 +11,7 @@ import uuid
 from gateway.auth import Principal
 from gateway.errors import not_found
 from gateway.models import RecipientStatus, SMSContact, SMSStatusResponse, parse_guid
-from gateway.storage import CommunicationStore, Snapshot, comm_id_for
+from gateway.storage import CommunicationStore, Snapshot, comm_id_for, count_recipients
 
 NOT_FOUND = "No communication with that id exists for this licensee"
 
@@ -45,6 +45,7 @@ class StatusService:
 def describe(snapshot: Snapshot) -> SMSStatusResponse:
     comm = snapshot.communication
     recipients = snapshot.all_recipients()
+    counts = count_recipients(recipients)
     return SMSStatusResponse(
         CommId=comm.comm_id,
         Reference=comm.reference,
@@ -58,9 +59,9 @@ def describe(snapshot: Snapshot) -> SMSStatusResponse:
         LinkedObjectId=comm.linked_object_id,
         SuiteId=comm.suite_id,
         RecipientCount=len(recipients),
-        SentCount=sum(1 for r in recipients if r.status.value == "Sent"),
-        FailedCount=sum(1 for r in recipients if r.status.value == "Failed"),
-        PendingCount=sum(1 for r in recipients if not r.status.is_final),
+        SentCount=counts.sent,
+        FailedCount=counts.failed,
+        PendingCount=counts.pending,
         LastError=comm.last_error,
         CreatedAt=comm.created_at,
         UpdatedAt=comm.updated_at,

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -46,7 +46,7 @@ class CommStatus(enum.StrEnum):
         return self in {CommStatus.SENT, CommStatus.PARTIALLY_SENT, CommStatus.FAILED}
 
 
-class RecipientStatus(enum.StrEnum):
+class RecipientState(enum.StrEnum):
     PENDING = "Pending"
     SENDING = "Sending"
     SENT = "Sent"
@@ -54,7 +54,7 @@ class RecipientStatus(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in {RecipientStatus.SENT, RecipientStatus.FAILED}
+        return self in {RecipientState.SENT, RecipientState.FAILED}
 
 
 class ReferenceTaken(Exception):
@@ -94,7 +94,7 @@ class Recipient:
     phone_number: str
     name: str | None = None
     contact_id: uuid.UUID | None = None
-    status: RecipientStatus = RecipientStatus.PENDING
+    status: RecipientState = RecipientState.PENDING
     provider_message_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
@@ -107,6 +107,19 @@ class Recipient:
     @property
     def row_key(self) -> str:
         return f"{RECIPIENT_ROW_PREFIX}{self.index:05d}"
+
+
+class RecipientCounts(NamedTuple):
+    sent: int
+    failed: int
+    pending: int  # not final yet: Pending or Sending
+
+
+def count_recipients(recipients: Iterable[Recipient]) -> RecipientCounts:
+    """How many recipients are Sent, Failed and still open: delivery records it, the status shows it."""
+    states = [recipient.status for recipient in recipients]
+    sent, failed = states.count(RecipientState.SENT), states.count(RecipientState.FAILED)
+    return RecipientCounts(sent, failed, len(states) - sent - failed)
 
 
 @dataclass
@@ -125,7 +138,7 @@ class Communication:
     notes: str | None = None
     linked_object_id: uuid.UUID | None = None
     suite_id: uuid.UUID | None = None
-    references_created: bool = False
+    recipient_rows_written: bool = False
     sent_count: int = 0
     failed_count: int = 0
     last_error: str | None = None
@@ -153,11 +166,11 @@ class Snapshot:
     """A communication and its recipient rows as read in one partition query."""
 
     communication: Communication
-    recipients: list[Recipient]
+    stored_recipients: list[Recipient]  # only the rows that exist: none before delivery, unless written at accept
 
     def all_recipients(self) -> list[Recipient]:
         """Every recipient, in order: the stored rows, and the planned ones the worker has not created yet."""
-        stored = {recipient.index: recipient for recipient in self.recipients}
+        stored = {recipient.index: recipient for recipient in self.stored_recipients}
         return [stored.get(planned.index, planned) for planned in self.communication.planned_recipients()]
 
 
@@ -212,7 +225,7 @@ def communication_entity(comm: Communication) -> dict[str, Any]:
         "LinkedObjectId": _hex(comm.linked_object_id),
         "SuiteId": _hex(comm.suite_id),
         "RecipientCount": len(comm.recipients_spec),
-        "ReferencesCreated": comm.references_created,
+        "RecipientRowsWritten": comm.recipient_rows_written,
         "SentCount": comm.sent_count,
         "FailedCount": comm.failed_count,
         "LastError": comm.last_error,
@@ -243,7 +256,7 @@ def communication_from_entity(entity: dict[str, Any]) -> Communication:
         notes=entity.get("Notes"),
         linked_object_id=_uuid(entity.get("LinkedObjectId")),
         suite_id=_uuid(entity.get("SuiteId")),
-        references_created=bool(entity.get("ReferencesCreated", False)),
+        recipient_rows_written=bool(entity.get("RecipientRowsWritten", False)),
         sent_count=int(entity.get("SentCount", 0)),
         failed_count=int(entity.get("FailedCount", 0)),
         last_error=entity.get("LastError") or None,
@@ -282,7 +295,7 @@ def recipient_from_entity(entity: dict[str, Any]) -> Recipient:
         phone_number=entity["PhoneNumber"],
         name=entity.get("Name"),
         contact_id=_uuid(entity.get("ContactId")),
-        status=RecipientStatus(entity["Status"]),
+        status=RecipientState(entity["Status"]),
         provider_message_id=entity.get("ProviderMessageId"),
         error_code=entity.get("ErrorCode"),
         error_message=entity.get("ErrorMessage"),
@@ -370,7 +383,7 @@ class CommunicationStore(TableStore):
             "PartitionKey": comm.comm_id.hex,
             "RowKey": HEADER_ROW,
             "Status": comm.status.value,
-            "ReferencesCreated": comm.references_created,
+            "RecipientRowsWritten": comm.recipient_rows_written,
             "SentCount": comm.sent_count,
             "FailedCount": comm.failed_count,
             "LastError": comm.last_error or "",

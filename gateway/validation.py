@@ -37,7 +37,7 @@ class ValidSend:
     notes: str | None
     linked_object_id: uuid.UUID | None
     suite_id: uuid.UUID | None
-    create_references_now: bool
+    write_recipient_rows_now: bool
 
 
 def normalise_number(raw: str, default_region: str | None) -> str | None:
@@ -95,7 +95,7 @@ def validate_send(request: SMSSend, settings: Settings) -> ValidSend:
         notes=model.Notes,
         linked_object_id=model.LinkedObjectId,
         suite_id=model.SuiteId,
-        create_references_now=request.CreateCommunicationReferencesImmediately,
+        write_recipient_rows_now=request.CreateCommunicationReferencesImmediately,
     )
 
 

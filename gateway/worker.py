@@ -1,8 +1,9 @@
 """The queue and timer adapters: delivery messages in, delivery run, the queue told how it went.
 
-Transient provider failures are re-queued here with a delay (the provider's Retry-After, or
-an exponential back-off), never slept on; after ``SMS_MAX_DELIVERY_ATTEMPTS`` runs the
-message goes to the poison queue, whose own function ends the communication as Failed.
+Transient provider failures are re-queued here with a delay (``delivery.retry_delay``: the
+provider's Retry-After or an exponential back-off, capped at an hour), never slept on; after
+``SMS_MAX_DELIVERY_ATTEMPTS`` runs the message goes to the poison queue, whose own function ends
+the communication as Failed.
 Anything unexpected is raised, so the host's visibilityTimeout / maxDequeueCount apply.
 """
 
@@ -13,14 +14,13 @@ from datetime import datetime, timedelta
 
 import azure.functions as func
 
-from gateway.delivery import DeliveryInProgress, RetryLater
+from gateway.delivery import DeliveryInProgress, RetryLater, retry_delay
 from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
-from gateway.runtime import Gateway, get_gateway
+from gateway.runtime import get_gateway
 from gateway.storage import utcnow
 
 log = logging.getLogger("gateway.worker")
 
-MAX_DELAY_SECONDS = 3600
 SWEEP_SCHEDULE = "0 */5 * * * *"  # NCRONTAB: every five minutes
 SWEEP_GIVE_UP_AFTER = 3  # re-queues by the sweep before the communication is ended as Failed
 SWEEP_LOOKBACK = timedelta(days=2)
@@ -34,12 +34,8 @@ def _decode(message: func.QueueMessage) -> DeliveryMessage | None:
         return None
 
 
-def retry_delay(gateway: Gateway, attempt: int, retry_after: float | None) -> int:
-    backoff = gateway.settings.retry_base_seconds * 2 ** max(0, attempt - 1)
-    return int(min(MAX_DELAY_SECONDS, max(backoff, retry_after or 0)))
-
-
-def deliver(message: func.QueueMessage) -> None:
+def handle_delivery_message(message: func.QueueMessage) -> None:
+    """One delivery run for the CommId in a queue message; a run left pending is re-queued with a delay."""
     envelope = _decode(message)
     if envelope is None:
         return
@@ -48,9 +44,9 @@ def deliver(message: func.QueueMessage) -> None:
     try:
         report = gateway.delivery.deliver(envelope.comm_id)
     except RetryLater as later:
-        reason, delay = str(later), retry_delay(gateway, attempt, later.report.retry_after_seconds)
+        reason, wait = str(later), later.report.retry_after_seconds
     except DeliveryInProgress as busy:
-        reason, delay = str(busy), int(min(MAX_DELAY_SECONDS, busy.retry_in_seconds))
+        reason, wait = str(busy), busy.retry_in_seconds
     else:
         if report is None:
             log.warning("queue message for unknown comm %s dropped", envelope.comm_id.hex)
@@ -59,11 +55,12 @@ def deliver(message: func.QueueMessage) -> None:
         log.warning("comm %s: giving up after %d attempts: %s", envelope.comm_id.hex, attempt, reason)
         gateway.poison_queue.enqueue(envelope.comm_id, attempt=attempt)
         return
+    delay = retry_delay(attempt, wait, base_seconds=gateway.settings.retry_base_seconds)
     log.info("comm %s: %s; attempt %d in %d s", envelope.comm_id.hex, reason, attempt + 1, delay)
     gateway.queue.enqueue(envelope.comm_id, delay_seconds=delay, attempt=attempt)
 
 
-def abandon(message: func.QueueMessage) -> None:
+def handle_poison_message(message: func.QueueMessage) -> None:
     """A poison message: end its communication, every recipient still open marked Failed."""
     envelope = _decode(message)
     if envelope is None:

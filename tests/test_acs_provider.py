@@ -497,7 +497,7 @@ def test_fake_refuses_a_tampered_body(acs: AcsFake) -> None:
     # nor does fixing the content hash help: the signature covers it
     with_hash = {"x-ms-content-sha256": signed_headers(acs.access_key, "POST", "https://h/sms", tampered)[
         "x-ms-content-sha256"
-    ]}  # fmt: skip
+    ]}
     assert_acs_error(raw_send(acs, tampered, sign_body=signed_for, headers=with_hash), 401)
     assert acs.sent == []
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.delivery import Delivery, DeliveryInProgress, RetryLater
 from gateway.providers.base import OutboundSms, Outcome, SendResult
-from gateway.storage import CommStatus, Communication, ConcurrentUpdate, RecipientSpec, RecipientStatus, utcnow
+from gateway.storage import CommStatus, Communication, ConcurrentUpdate, RecipientSpec, RecipientState, utcnow
 from tests.test_storage import make_comm
 
 
@@ -48,39 +48,44 @@ class ScriptedProvider:
         return [message.to for message in self.sent]
 
 
+def make_delivery(store, provider, *, claim_timeout_seconds: float = 330, **options) -> Delivery:
+    """Delivery with claims held as long as SMS_CLAIM_TIMEOUT_SECONDS's default (``_later(11)`` is past it)."""
+    return Delivery(store, provider, claim_timeout_seconds=claim_timeout_seconds, **options)
+
+
 @pytest.fixture
 def store(make_gateway):
     return make_gateway().store
 
 
-def stored(store, recipients: int = 3, *, references_now: bool = False) -> Communication:
+def stored(store, recipients: int = 3, *, rows_now: bool = False) -> Communication:
     comm = make_comm(recipients, reference=uuid.uuid4().hex[:10].upper())
-    comm.references_created = references_now
-    store.create(comm, comm.planned_recipients() if references_now else [])
+    comm.recipient_rows_written = rows_now
+    store.create(comm, comm.planned_recipients() if rows_now else [])
     return comm
 
 
-@pytest.mark.parametrize("references_now", [False, True])
-def test_every_recipient_sent_once_and_redelivery_sends_nothing(store, references_now: bool) -> None:
-    comm = stored(store, 3, references_now=references_now)
+@pytest.mark.parametrize("rows_now", [False, True])
+def test_every_recipient_sent_once_and_redelivery_sends_nothing(store, rows_now: bool) -> None:
+    comm = stored(store, 3, rows_now=rows_now)
     provider = ScriptedProvider()
-    delivery = Delivery(store, provider)
+    delivery = make_delivery(store, provider)
     report = delivery.deliver(comm.comm_id)
     assert report is not None and (report.status, report.sent) == (CommStatus.SENT, 3)
     delivery.deliver(comm.comm_id)
-    Delivery(store, provider).deliver(comm.comm_id)
+    make_delivery(store, provider).deliver(comm.comm_id)
     assert sorted(provider.numbers()) == sorted(spec.phone_number for spec in comm.recipients_spec)
     snapshot = store.load(comm.comm_id)
-    assert snapshot.communication.references_created
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.SENT] * 3
-    assert all(r.provider_message_id and r.attempts == 1 for r in snapshot.recipients)
+    assert snapshot.communication.recipient_rows_written
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.SENT] * 3
+    assert all(r.provider_message_id and r.attempts == 1 for r in snapshot.stored_recipients)
 
 
 def test_transient_failures_retry_only_the_pending_recipients(store) -> None:
     comm = stored(store, 3)
     flaky = comm.recipients_spec[1].phone_number
     provider = ScriptedProvider({flaky: [Outcome.RETRY, Outcome.RETRY]})
-    delivery = Delivery(store, provider)
+    delivery = make_delivery(store, provider)
     for _ in range(2):
         with pytest.raises(RetryLater) as caught:
             delivery.deliver(comm.comm_id)
@@ -95,15 +100,15 @@ def test_transient_failures_retry_only_the_pending_recipients(store) -> None:
 def test_permanent_failures_end_partially_sent_or_failed(store) -> None:
     comm = stored(store, 2)
     bad = comm.recipients_spec[0].phone_number
-    report = Delivery(store, ScriptedProvider({bad: [Outcome.FAILED]})).deliver(comm.comm_id)
+    report = make_delivery(store, ScriptedProvider({bad: [Outcome.FAILED]})).deliver(comm.comm_id)
     assert (report.status, report.sent, report.failed) == (CommStatus.PARTIALLY_SENT, 1, 1)
     snapshot = store.load(comm.comm_id)
-    assert snapshot.recipients[0].status is RecipientStatus.FAILED
-    assert snapshot.recipients[0].error_code == "E1"
+    assert snapshot.stored_recipients[0].status is RecipientState.FAILED
+    assert snapshot.stored_recipients[0].error_code == "E1"
     assert snapshot.communication.last_error == "E1: scripted"
 
     comm = stored(store, 1)
-    report = Delivery(store, ScriptedProvider({comm.recipients_spec[0].phone_number: [Outcome.FAILED]})).deliver(
+    report = make_delivery(store, ScriptedProvider({comm.recipients_spec[0].phone_number: [Outcome.FAILED]})).deliver(
         comm.comm_id
     )
     assert report.status is CommStatus.FAILED
@@ -112,7 +117,7 @@ def test_permanent_failures_end_partially_sent_or_failed(store) -> None:
 def test_a_large_send_is_claimed_and_recorded_in_provider_batches(store) -> None:
     comm = stored(store, 250)
     provider = ScriptedProvider()
-    report = Delivery(store, provider).deliver(comm.comm_id)
+    report = make_delivery(store, provider).deliver(comm.comm_id)
     assert (report.status, report.sent) == (CommStatus.SENT, 250)
     assert len({message.to for message in provider.sent}) == 250
 
@@ -120,10 +125,10 @@ def test_a_large_send_is_claimed_and_recorded_in_provider_batches(store) -> None
 def test_a_worker_killed_mid_batch_leaves_a_claim_that_another_worker_respects(store) -> None:
     comm = stored(store, 3)
     with pytest.raises(SystemExit):
-        Delivery(store, ScriptedProvider(crash_after=1)).deliver(comm.comm_id)
-    assert [r.status for r in store.load(comm.comm_id).recipients] == [RecipientStatus.SENDING] * 3
+        make_delivery(store, ScriptedProvider(crash_after=1)).deliver(comm.comm_id)
+    assert [r.status for r in store.load(comm.comm_id).stored_recipients] == [RecipientState.SENDING] * 3
     with pytest.raises(DeliveryInProgress):
-        Delivery(store, ScriptedProvider()).deliver(comm.comm_id)
+        make_delivery(store, ScriptedProvider()).deliver(comm.comm_id)
 
 
 def _later(minutes: int):
@@ -133,32 +138,32 @@ def _later(minutes: int):
 def test_an_expired_claim_is_resent_only_when_the_provider_makes_resends_safe(store) -> None:
     comm = stored(store, 3)
     with pytest.raises(SystemExit):
-        Delivery(store, ScriptedProvider(crash_after=1)).deliver(comm.comm_id)
+        make_delivery(store, ScriptedProvider(crash_after=1)).deliver(comm.comm_id)
     safe = ScriptedProvider(resend_is_safe=True)
-    report = Delivery(store, safe, clock=_later(11)).deliver(comm.comm_id)
+    report = make_delivery(store, safe, clock=_later(11)).deliver(comm.comm_id)
     assert (report.status, len(safe.sent)) == (CommStatus.SENT, 3)
 
     comm = stored(store, 3)
     with pytest.raises(SystemExit):
-        Delivery(store, ScriptedProvider(crash_after=1)).deliver(comm.comm_id)
+        make_delivery(store, ScriptedProvider(crash_after=1)).deliver(comm.comm_id)
     unsafe = ScriptedProvider(resend_is_safe=False)
-    report = Delivery(store, unsafe, clock=_later(11)).deliver(comm.comm_id)
+    report = make_delivery(store, unsafe, clock=_later(11)).deliver(comm.comm_id)
     assert unsafe.sent == []
     assert (report.status, report.failed) == (CommStatus.FAILED, 3)
-    assert {r.error_code for r in store.load(comm.comm_id).recipients} == {"OutcomeUnknown"}
+    assert {r.error_code for r in store.load(comm.comm_id).stored_recipients} == {"OutcomeUnknown"}
 
 
 def test_a_claim_on_rows_changed_since_they_were_read_is_refused(store) -> None:
-    comm = stored(store, 1, references_now=True)
+    comm = stored(store, 1, rows_now=True)
     snapshot = store.load(comm.comm_id)
-    recipient = snapshot.recipients[0]
-    Delivery(store, ScriptedProvider()).deliver(comm.comm_id)  # another worker changes the row
+    recipient = snapshot.stored_recipients[0]
+    make_delivery(store, ScriptedProvider()).deliver(comm.comm_id)  # another worker changes the row
     with pytest.raises(ConcurrentUpdate):
         store.save(snapshot.communication, [recipient], claim=True)
 
 
 def test_an_unknown_communication_is_ignored(store) -> None:
-    assert Delivery(store, ScriptedProvider()).deliver(uuid.uuid4()) is None
+    assert make_delivery(store, ScriptedProvider()).deliver(uuid.uuid4()) is None
 
 
 def test_specs_keep_names_and_contact_ids(store) -> None:
@@ -166,6 +171,6 @@ def test_specs_keep_names_and_contact_ids(store) -> None:
     contact = uuid.uuid4()
     comm.recipients_spec = [RecipientSpec("+14155550123", name="Zoë, \"Z\"", contact_id=contact)]
     store.create(comm)
-    Delivery(store, ScriptedProvider()).deliver(comm.comm_id)
-    row = store.load(comm.comm_id).recipients[0]
+    make_delivery(store, ScriptedProvider()).deliver(comm.comm_id)
+    row = store.load(comm.comm_id).stored_recipients[0]
     assert (row.name, row.contact_id) == ("Zoë, \"Z\"", contact)

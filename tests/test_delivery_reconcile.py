@@ -17,14 +17,14 @@ import requests
 from fakes.acs import AcsFake
 from fakes.server import Fault
 from fakes.twilio import TwilioFake
-from gateway.delivery import RECONCILE_AFTER_SECONDS, Delivery, RetryLater
+from gateway.delivery import RECONCILE_AFTER_SECONDS, RetryLater
 from gateway.providers.acs import AcsProvider
 from gateway.providers.base import OutboundSms, SendResult
 from gateway.providers.common import NOT_ATTEMPTED, TIMEOUT
 from gateway.providers.twilio import TwilioProvider
 from gateway.settings import AcsSettings
-from gateway.storage import CommStatus, Communication, RecipientStatus
-from tests.test_delivery import ScriptedProvider, _later, stored
+from gateway.storage import CommStatus, Communication, RecipientState
+from tests.test_delivery import ScriptedProvider, _later, make_delivery, stored
 from tests.test_twilio_provider import settings_for
 
 
@@ -76,8 +76,8 @@ def numbers(comm: Communication) -> list[str]:
 def crash(store, fake: TwilioFake, comm: Communication, got_through: int, *, after_the_request: bool) -> None:
     session = DyingSession(fake, got_through + 1, after_the_request=after_the_request)
     with pytest.raises(SystemExit):
-        Delivery(store, TwilioProvider(settings_for(fake), session=session)).deliver(comm.comm_id)
-    assert {r.status for r in store.load(comm.comm_id).recipients} == {RecipientStatus.SENDING}
+        make_delivery(store, TwilioProvider(settings_for(fake), session=session)).deliver(comm.comm_id)
+    assert {r.status for r in store.load(comm.comm_id).stored_recipients} == {RecipientState.SENDING}
     assert len(fake.messages) == got_through + after_the_request
 
 
@@ -92,14 +92,14 @@ def test_a_worker_killed_mid_batch_is_reconciled_and_only_the_rest_is_sent(
     crash(store, fake, comm, 2, after_the_request=after_the_request)
     reached_twilio = {m.to for m in fake.messages}
 
-    report = Delivery(store, TwilioProvider(settings_for(fake)), clock=_later(11)).deliver(comm.comm_id)
+    report = make_delivery(store, TwilioProvider(settings_for(fake)), clock=_later(11)).deliver(comm.comm_id)
 
     assert (report.status, report.sent, report.failed) == (CommStatus.SENT, 5, 0)
     assert sorted(m.to for m in fake.messages) == sorted(numbers(comm))  # every recipient exactly once
     assert posts(fake) == 5
     sid_for = {m.to: m.sid for m in fake.messages}
-    for recipient in store.load(comm.comm_id).recipients:
-        assert recipient.status is RecipientStatus.SENT
+    for recipient in store.load(comm.comm_id).stored_recipients:
+        assert recipient.status is RecipientState.SENT
         assert recipient.provider_message_id == sid_for[recipient.phone_number]
         assert recipient.error_code is None
         if recipient.phone_number in reached_twilio:
@@ -114,21 +114,21 @@ def test_a_time_out_after_twilio_got_the_request_is_reconciled_next_run(store, f
     fake.push_fault(Fault(no_answer=True))  # Twilio creates the first Message, and its answer never comes
 
     with pytest.raises(RetryLater) as later:
-        Delivery(store, provider).deliver(comm.comm_id)
+        make_delivery(store, provider).deliver(comm.comm_id)
 
     assert later.value.report.retry_after_seconds == RECONCILE_AFTER_SECONDS  # time for Twilio to settle
-    first, *rest = store.load(comm.comm_id).recipients
-    assert (first.status, first.error_code) == (RecipientStatus.PENDING, TIMEOUT)  # left for the next run
-    assert {(r.status, r.error_code) for r in rest} == {(RecipientStatus.PENDING, NOT_ATTEMPTED)}
+    first, *rest = store.load(comm.comm_id).stored_recipients
+    assert (first.status, first.error_code) == (RecipientState.PENDING, TIMEOUT)  # left for the next run
+    assert {(r.status, r.error_code) for r in rest} == {(RecipientState.PENDING, NOT_ATTEMPTED)}
     assert [m.to for m in fake.messages] == [first.phone_number]
 
-    report = Delivery(store, provider).deliver(comm.comm_id)
+    report = make_delivery(store, provider).deliver(comm.comm_id)
 
     assert (report.status, report.sent) == (CommStatus.SENT, 3)
     assert sorted(m.to for m in fake.messages) == sorted(numbers(comm)) and posts(fake) == 3
-    first = store.load(comm.comm_id).recipients[0]
+    first = store.load(comm.comm_id).stored_recipients[0]
     assert (first.status, first.provider_message_id, first.attempts) == (
-        RecipientStatus.SENT,
+        RecipientState.SENT,
         fake.messages[0].sid,
         1,
     )
@@ -140,13 +140,13 @@ def test_a_time_out_before_twilio_made_the_message_is_sent_again(store, fake: Tw
     fake.push_fault(Fault(status=500, delay=0.6))  # the request times out, and Twilio never makes the Message
 
     with pytest.raises(RetryLater):
-        Delivery(store, provider).deliver(comm.comm_id)
+        make_delivery(store, provider).deliver(comm.comm_id)
     assert fake.messages == []
 
-    report = Delivery(store, provider).deliver(comm.comm_id)
+    report = make_delivery(store, provider).deliver(comm.comm_id)
 
     assert (report.status, report.sent) == (CommStatus.SENT, 1)
-    [recipient] = store.load(comm.comm_id).recipients
+    [recipient] = store.load(comm.comm_id).stored_recipients
     assert (recipient.provider_message_id, recipient.attempts) == (fake.messages[0].sid, 2)
 
 
@@ -155,11 +155,11 @@ def test_when_twilio_cannot_say_nothing_is_sent_again(store, fake: TwilioFake) -
     crash(store, fake, comm, 1, after_the_request=True)
     fake.push_fault(Fault(status=500))  # the list request fails
 
-    report = Delivery(store, TwilioProvider(settings_for(fake)), clock=_later(11)).deliver(comm.comm_id)
+    report = make_delivery(store, TwilioProvider(settings_for(fake)), clock=_later(11)).deliver(comm.comm_id)
 
     assert (report.status, report.failed) == (CommStatus.FAILED, 4)
     assert posts(fake) == 2  # no second POST
-    recipients = store.load(comm.comm_id).recipients
+    recipients = store.load(comm.comm_id).stored_recipients
     assert {r.error_code for r in recipients} == {"OutcomeUnknown"}
     assert all("could not say" in r.error_message for r in recipients)
 
@@ -172,10 +172,10 @@ class RaisingFindSent(ScriptedProvider):
 def test_a_find_sent_that_raises_is_taken_as_cannot_tell(store) -> None:
     comm = stored(store, 2)
     with pytest.raises(SystemExit):
-        Delivery(store, ScriptedProvider(crash_after=1)).deliver(comm.comm_id)
+        make_delivery(store, ScriptedProvider(crash_after=1)).deliver(comm.comm_id)
     provider = RaisingFindSent()
 
-    report = Delivery(store, provider, clock=_later(11)).deliver(comm.comm_id)
+    report = make_delivery(store, provider, clock=_later(11)).deliver(comm.comm_id)
 
     assert (report.status, report.failed, provider.sent) == (CommStatus.FAILED, 2, [])
 
@@ -187,9 +187,9 @@ def test_a_provider_that_cannot_reconcile_still_ends_unknown_at_once(store) -> N
         SendResult(m.recipient_id, "Retry", error_code=TIMEOUT, error_message="timed out")  # type: ignore[arg-type]
         for m in messages
     ]
-    report = Delivery(store, provider).deliver(comm.comm_id)
+    report = make_delivery(store, provider).deliver(comm.comm_id)
     assert (report.status, report.failed) == (CommStatus.FAILED, 1)
-    assert store.load(comm.comm_id).recipients[0].error_code == "OutcomeUnknown"
+    assert store.load(comm.comm_id).stored_recipients[0].error_code == "OutcomeUnknown"
 
 
 # --- ACS: resent within its window, de-duplicated ----------------------------------------------------------------
@@ -219,19 +219,19 @@ def test_acs_a_worker_killed_mid_send_is_resent_within_the_window_and_deduplicat
     comm = stored(store, 5)
     settings = AcsSettings(connection_string=acs.connection_string, ca_bundle=acs.ca_bundle, timeout_seconds=3.0)
     with pytest.raises(SystemExit):
-        Delivery(store, DiesAfterCall(AcsProvider(settings), batch_size=2, dies_on=2)).deliver(comm.comm_id)
-    statuses = [r.status for r in store.load(comm.comm_id).recipients]
-    assert statuses == [RecipientStatus.SENT] * 2 + [RecipientStatus.SENDING] * 2  # the fifth never claimed
+        make_delivery(store, DiesAfterCall(AcsProvider(settings), batch_size=2, dies_on=2)).deliver(comm.comm_id)
+    statuses = [r.status for r in store.load(comm.comm_id).stored_recipients]
+    assert statuses == [RecipientState.SENT] * 2 + [RecipientState.SENDING] * 2  # the fifth never claimed
     assert len(acs.sent) == 4
 
     # Two minutes on: the claims have expired (60 s here) and the first attempts are inside ACS's 300 s window.
-    delivery = Delivery(store, AcsProvider(settings), claim_timeout_seconds=60, clock=_later(2))
+    delivery = make_delivery(store, AcsProvider(settings), claim_timeout_seconds=60, clock=_later(2))
     report = delivery.deliver(comm.comm_id)
 
     assert (report.status, report.sent) == (CommStatus.SENT, 5)
     assert sorted(s.to for s in acs.sent) == sorted(numbers(comm))  # each recipient sent once
     assert acs.dedupe_hits == 2
     message_id = {s.to: s.message_id for s in acs.sent}
-    for recipient in store.load(comm.comm_id).recipients:
-        assert recipient.status is RecipientStatus.SENT
+    for recipient in store.load(comm.comm_id).stored_recipients:
+        assert recipient.status is RecipientState.SENT
         assert recipient.provider_message_id == message_id[recipient.phone_number]

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,20 +34,11 @@ from devhost.host import DevHost
 from devhost.queues import QueueListener, QueueOptions
 from devhost.routing import MethodNotAllowed, RouteNotFound, Router, RouteTemplate
 from tests.devhost_app import function_app as sample
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = Path(sample.__file__).resolve().parent
 APP_MODULE = "tests.devhost_app.function_app"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,20 +369,20 @@ def test_base64_messages_are_delivered_and_deleted(queue_host: tuple[DevHost, Qu
     assert any(line.startswith("record: queueTrigger (queue: devhost-") for line in host.describe())
     bodies = [f"hello {index} {uuid.uuid4()}" for index in range(10)]  # more than one batch of 4
     ids = [sender.send_message(body).id for body in bodies]
-    wait_for(lambda: all(calls_for(message_id) for message_id in ids), what="all messages delivered")
+    wait_until(lambda: all(calls_for(message_id) for message_id in ids), what="all messages delivered")
     for message_id, body in zip(ids, bodies, strict=True):
         assert calls_for(message_id) == [(message_id, body.encode(), 1)]
-    wait_for(lambda: queue_is_empty(sender), what="queue emptied")
+    wait_until(lambda: queue_is_empty(sender), what="queue emptied")
 
 
 def test_failing_message_is_retried_then_poisoned(queue_host: tuple[DevHost, QueueClient, QueueClient]) -> None:
     _, sender, poison = queue_host
     sent = sender.send_message("fail")
     original_text = base64.b64encode(b"fail").decode()
-    poisoned = wait_for(lambda: peek(poison), what="a poison message")
+    poisoned = wait_until(lambda: peek(poison), what="a poison message")
     assert [message.content for message in poisoned] == [original_text]
     assert [call[2] for call in calls_for(sent.id)] == [1, 2, 3]  # maxDequeueCount 3 in the sample host.json
-    wait_for(lambda: queue_is_empty(sender), what="the original deleted")
+    wait_until(lambda: queue_is_empty(sender), what="the original deleted")
 
 
 def test_message_that_is_not_base64_goes_straight_to_poison(
@@ -399,10 +390,10 @@ def test_message_that_is_not_base64_goes_straight_to_poison(
     _, sender, poison = queue_host
     plain = QueueClient.from_connection_string(storage_connection, sender.queue_name)  # no base64 policy
     sent = plain.send_message("not base64 at all!")
-    poisoned = wait_for(lambda: peek(poison), what="a poison message")
+    poisoned = wait_until(lambda: peek(poison), what="a poison message")
     assert [message.content for message in poisoned] == ["not base64 at all!"]
     assert calls_for(sent.id) == []
-    wait_for(lambda: queue_is_empty(sender), what="the original deleted")
+    wait_until(lambda: queue_is_empty(sender), what="the original deleted")
     plain.close()
 
 
@@ -419,7 +410,7 @@ def test_message_over_max_dequeue_count_is_poisoned_without_a_call(storage_conne
     env = {"AzureWebJobsStorage": storage_connection, "DEVHOST_TEST_QUEUE": name}
     poison = QueueClient.from_connection_string(storage_connection, f"{name}-poison")
     with DevHost(APP_MODULE, timers=False, environ=env):
-        poisoned = wait_for(lambda: peek(poison), what="a poison message")
+        poisoned = wait_until(lambda: peek(poison), what="a poison message")
     assert [message.content for message in poisoned] == [base64.b64encode(b"worn out").decode()]
     assert calls_for(sent.id) == []
     sender.close()
@@ -456,8 +447,8 @@ def test_timers_run_on_startup_and_on_schedule() -> None:
             with sample.LOCK:
                 return list(sample.TIMER_CALLS)
 
-        wait_for(lambda: ("on_startup", False) in calls(), timeout=5, what="the run-on-startup timer")
-        wait_for(lambda: sum(name == "tick" for name, _ in calls()) >= 2, timeout=5, what="two ticks")
+        wait_until(lambda: ("on_startup", False) in calls(), timeout=5, what="the run-on-startup timer")
+        wait_until(lambda: sum(name == "tick" for name, _ in calls()) >= 2, timeout=5, what="two ticks")
     assert calls()[0] == ("on_startup", False)
     assert all(not past_due for _, past_due in calls())
 

@@ -4,39 +4,49 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 
 import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from devhost.azurite import connection_string, free_port
 from gateway.runtime import Gateway
-from gateway.storage import CommStatus, RecipientStatus
+from gateway.settings import Settings
+from gateway.storage import CommStatus, RecipientState
 from tests.http_fixtures import LICENSEE
 from tests.samples import NUMBERS, SEED_REQUEST, send_body
 from tests.server import GatewayServer, server_env
+from tests.waiting import wait_until
 
 SEND_ROUTES = ["/api/sendmessage", "/api/send", "/api/sms/send"]
 IMMEDIATE_ROUTES = [route + "/immediate" for route in SEND_ROUTES]
 OTHER_LICENSEE = uuid.UUID("9b2e7c41-8a3d-4f60-b15e-6c7d8e9f0a1b")
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 def outbox_rows(gateway: Gateway, comm_id: str) -> list[dict]:
+    """One communication's outbox rows; none while the outbox table does not exist (the first delivery makes it).
+
+    Any other failure raises: an empty answer from a failed read would let "nothing sent twice" pass.
+    """
     table = gateway.clients.tables.get_table_client(gateway.settings.outbox_table)
     try:
         return list(table.query_entities("PartitionKey eq @pk", parameters={"pk": comm_id}))
-    except Exception:  # the outbox table appears with the first delivery
+    except ResourceNotFoundError as error:
+        if error.error_code != "TableNotFound":
+            raise
         return []
+
+
+def test_outbox_rows_reads_empty_only_while_the_outbox_table_does_not_exist(storage_connection: str) -> None:
+    env = server_env(storage_connection)
+    assert outbox_rows(Gateway.create(Settings.from_env(env)), uuid.uuid4().hex) == []  # no table yet
+    wrong_key = re.sub(r"AccountKey=[^;]+", "AccountKey=" + base64.b64encode(b"not the key").decode(),
+                       storage_connection)
+    refused = Gateway.create(Settings.from_env({**env, "AzureWebJobsStorage": wrong_key}))
+    with pytest.raises(HttpResponseError):
+        outbox_rows(refused, uuid.uuid4().hex)
 
 
 def assert_error(response, status: int, code: str | None = None, field: str | None = None) -> dict:
@@ -63,12 +73,14 @@ def test_queued_send_is_stored_queued_delivered_and_final(server: GatewayServer,
     header = gateway.store.load_header(comm_id)
     assert header is not None and header.licensee_id == LICENSEE and header.reference == body["Reference"]
 
-    rows = wait_for(lambda: len(outbox_rows(gateway, comm_id.hex)) == 3 and outbox_rows(gateway, comm_id.hex))
+    rows = wait_until(lambda: len(found := outbox_rows(gateway, comm_id.hex)) == 3 and found, timeout=20,
+                      what="three outbox rows")
     assert sorted(row["To"] for row in rows) == sorted(NUMBERS[:3])
     assert {row["From"] for row in rows} == {"+61412345678"}
-    snapshot = wait_for(lambda: (s := gateway.store.load(comm_id)) and s.communication.status.is_final and s)
+    snapshot = wait_until(lambda: (s := gateway.store.load(comm_id)) and s.communication.status.is_final and s,
+                          timeout=20, what="a final status")
     assert snapshot.communication.status is CommStatus.SENT
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.SENT] * 3  # created by the worker
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.SENT] * 3  # created by the worker
 
 
 @pytest.mark.parametrize("route", SEND_ROUTES)
@@ -90,22 +102,22 @@ def test_immediate_routes_deliver_inside_the_request(server: GatewayServer, gate
     assert gateway.store.load_header(uuid.UUID(body["CommId"])).status is CommStatus.SENT
 
 
-def test_references_created_immediately_exist_when_the_call_returns(quiet_server) -> None:
+def test_recipient_rows_written_immediately_exist_when_the_call_returns(quiet_server) -> None:
     server, gateway = quiet_server
     key = gateway.keys.create(LICENSEE, "quiet")[1]
     body = send_body(*NUMBERS[:2])
     body["CreateCommunicationReferencesImmediately"] = True
     comm_id = uuid.UUID(server.post("/api/send", body, key=key).json()["CommId"])
     snapshot = gateway.store.load(comm_id)
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.PENDING] * 2
-    assert len({r.recipient_id for r in snapshot.recipients}) == 2
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.PENDING] * 2
+    assert len({r.recipient_id for r in snapshot.stored_recipients}) == 2
 
 
 def test_without_immediate_references_only_the_worker_creates_them(quiet_server) -> None:
     server, gateway = quiet_server
     key = gateway.keys.create(LICENSEE, "quiet")[1]
     comm_id = uuid.UUID(server.post("/api/send", send_body(*NUMBERS[:2]), key=key).json()["CommId"])
-    assert gateway.store.load(comm_id).recipients == []
+    assert gateway.store.load(comm_id).stored_recipients == []
     messages = [m for m in gateway.clients.queue(gateway.settings.queue_name).receive_messages(max_messages=32)]
     assert json.dumps({"CommId": comm_id.hex}, separators=(",", ":")) in [m.content for m in messages]
 
@@ -133,12 +145,12 @@ def test_redelivering_a_processed_message_sends_nothing_twice(server: GatewaySer
     before = {row["RowKey"]: row["SentAt"] for row in outbox_rows(gateway, comm_id.hex)}
     gateway.queue.enqueue(comm_id)
     gateway.queue.enqueue(comm_id)
-    wait_for(lambda: gateway.clients.queue(gateway.settings.queue_name).get_queue_properties()
-             .approximate_message_count == 0)
+    wait_until(lambda: gateway.clients.queue(gateway.settings.queue_name).get_queue_properties()
+               .approximate_message_count == 0, timeout=20, what="the queue to drain")
     time.sleep(1)
     after = {row["RowKey"]: row["SentAt"] for row in outbox_rows(gateway, comm_id.hex)}
     assert after == before
-    assert [r.attempts for r in gateway.store.load(comm_id).recipients] == [1, 1]
+    assert [r.attempts for r in gateway.store.load(comm_id).stored_recipients] == [1, 1]
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ from gateway.settings import Settings
 from gateway.storage import utcnow
 from tests.samples import NUMBERS, send_body
 from tests.server import GatewayServer
+from tests.waiting import wait_until
 
 LICENSEE = uuid.UUID("7d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6")
 FINAL = {"Sent", "PartiallySent", "Failed"}
@@ -64,15 +65,6 @@ def marked(marker: str, *numbers: str, references_now: bool = False) -> dict:
     body = send_body(*numbers, body=f"{marker} hello", Notes=marker)
     body["CreateCommunicationReferencesImmediately"] = references_now
     return body
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def assert_unavailable(response: requests.Response) -> None:
@@ -116,14 +108,14 @@ def test_storage_outage_and_recovery(storage: list[Azurite], twilio: TwilioFake)
                                    key=key)
             assert response.status_code == 200, response.text
             accepted[response.json()["CommId"]] = f"before-{index}"
-        assert wait_until(lambda: all(status(c)["Status"] == "Sent" for c in accepted), timeout=30)
+        wait_until(lambda: all(status(c)["Status"] == "Sent" for c in accepted), timeout=30, what="the first sends")
 
         twilio.push_fault(Fault(delay=1.5))  # holds the next provider call; it then goes through
         response = server.post("/api/sendmessage", marked("in-flight", NUMBERS[4]), key=key)
         assert response.status_code == 200, response.text
         in_flight = response.json()["CommId"]
         accepted[in_flight] = "in-flight"
-        assert wait_until(lambda: status(in_flight)["Status"] == "Sending", timeout=30)  # claimed, call held
+        wait_until(lambda: status(in_flight)["Status"] == "Sending", timeout=30, what="the claim")  # call held
 
         azurite.stop()
 
@@ -145,16 +137,16 @@ def test_storage_outage_and_recovery(storage: list[Azurite], twilio: TwilioFake)
         assert_unavailable(server.get("/api/health"))
         assert time.monotonic() - started < PROMPT_SECONDS
         # The held call reached Twilio and was accepted; recording that fails while storage is down.
-        assert wait_until(lambda: any(m.to == NUMBERS[4] for m in twilio.messages), timeout=10)
+        wait_until(lambda: any(m.to == NUMBERS[4] for m in twilio.messages), timeout=10, what="the held call")
         time.sleep(1)
 
         storage[0] = azurite = azurite.restart()
 
         # After: the same gateway process recovers by itself.
-        assert wait_until(lambda: server.get("/api/health").status_code == 200, timeout=30), "health stayed 503"
+        wait_until(lambda: server.get("/api/health").status_code == 200, timeout=30, what="health to recover")
         response = wait_until(lambda: (r := server.post("/api/sendmessage", marked("after", NUMBERS[0]),
-                                                        key=key)).status_code == 200 and r, timeout=30)
-        assert response, "sends did not recover"
+                                                        key=key)).status_code == 200 and r, timeout=30,
+                              what="sends to recover")
         accepted[response.json()["CommId"]] = "after"
 
         table = gateway.clients.tables.get_table_client(gateway.settings.communications_table)
@@ -163,7 +155,7 @@ def test_storage_outage_and_recovery(storage: list[Azurite], twilio: TwilioFake)
         assert set(accepted.values()) <= notes
 
         others = [comm_id for comm_id in accepted if comm_id != in_flight]
-        assert wait_until(lambda: all(status(c)["Status"] == "Sent" for c in others), timeout=30)
+        wait_until(lambda: all(status(c)["Status"] == "Sent" for c in others), timeout=30, what="the other sends")
         assert status(in_flight)["Status"] == "Sending"  # the run that had it died; its message is away
 
         use_gateway(gateway)
@@ -171,7 +163,7 @@ def test_storage_outage_and_recovery(storage: list[Azurite], twilio: TwilioFake)
             assert worker.sweep(now=utcnow() + timedelta(seconds=gateway.settings.sweep_after_seconds + 1)) == 1
         finally:
             use_gateway(None)
-        assert wait_until(lambda: status(in_flight)["Status"] in FINAL, timeout=30), status(in_flight)
+        wait_until(lambda: status(in_flight)["Status"] in FINAL, timeout=30, what="the in-flight send to end")
         ended = status(in_flight)
         # Its SMS did reach Twilio before the worker died: reconciliation finds it instead of resending.
         assert ended["Status"] == "Sent"

@@ -7,7 +7,6 @@ with providers that fail in the two ways that matter: transiently, and by raisin
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 
@@ -19,8 +18,9 @@ from gateway.delivery import ABANDONED
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.runtime import use_gateway
 from gateway.settings import get_settings
-from gateway.storage import CommStatus, RecipientStatus
+from gateway.storage import CommStatus, RecipientState, Snapshot
 from tests.samples import NUMBERS, send_body
+from tests.waiting import wait_until
 
 HOST_JSON = {
     "version": "2.0",
@@ -73,14 +73,10 @@ def host(storage_env, make_gateway, monkeypatch):
     get_settings.cache_clear()
 
 
-def wait_until_final(gateway, comm_id: uuid.UUID, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        snapshot = gateway.store.load(comm_id)
-        if snapshot.communication.status.is_final:
-            return snapshot
-        time.sleep(0.2)
-    raise AssertionError(f"comm {comm_id.hex} still {snapshot.communication.status}")
+def wait_until_final(gateway, comm_id: uuid.UUID, timeout: float = 30) -> Snapshot:
+    """The communication's snapshot once its status is final."""
+    return wait_until(lambda: (s := gateway.store.load(comm_id)).communication.status.is_final and s,
+                      timeout=timeout, what=f"comm {comm_id.hex} to end")
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["transient-forever", "raises-forever"])
@@ -96,10 +92,10 @@ def test_a_message_that_keeps_failing_ends_failed_through_the_poison_queue(host,
     snapshot = wait_until_final(gateway, comm_id)
     assert snapshot.communication.status is CommStatus.FAILED
     assert snapshot.communication.last_error.startswith(ABANDONED)
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.FAILED] * 2
-    assert {r.error_code for r in snapshot.recipients} == {ABANDONED}
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.FAILED] * 2
+    assert {r.error_code for r in snapshot.stored_recipients} == {ABANDONED}
     if not crash:
-        assert "last error 503: busy" in snapshot.recipients[0].error_message
+        assert "last error 503: busy" in snapshot.stored_recipients[0].error_message
     if crash:  # a raise leaves claims: each later run waits for them to expire, then resends (safe here)
         assert 1 <= provider.attempts <= 3
     else:

@@ -16,7 +16,7 @@ from gateway.models import SMSSend
 from gateway.queue import DeliveryQueue, decode_message
 from gateway.runtime import use_gateway
 from gateway.settings import StorageSettings
-from gateway.storage import CommStatus, RecipientStatus, utcnow
+from gateway.storage import CommStatus, RecipientState, utcnow
 from tests.samples import NUMBERS, send_body
 
 
@@ -85,8 +85,8 @@ def test_a_communication_the_sweep_cannot_finish_ends_failed(gateway) -> None:
     assert worker.sweep(now=when) == 0
     snapshot = gateway.store.load(comm_id)
     assert snapshot.communication.status is CommStatus.FAILED
-    assert [r.status for r in snapshot.recipients] == [RecipientStatus.FAILED]
-    assert snapshot.recipients[0].error_code == ABANDONED
+    assert [r.status for r in snapshot.stored_recipients] == [RecipientState.FAILED]
+    assert snapshot.stored_recipients[0].error_code == ABANDONED
 
 
 def test_final_communications_are_never_swept(gateway) -> None:
@@ -107,6 +107,6 @@ def test_immediate_transient_failures_are_handed_to_the_queue(gateway) -> None:
     assert response.Message == "Sent to 1 of 2 recipients; 0 failed; 1 queued for retry"
     client = gateway.clients.queue(gateway.settings.queue_name)
     assert client.get_queue_properties().approximate_message_count == 1
-    assert list(client.peek_messages()) == []  # invisible for the provider's Retry-After (7 s here)
+    assert list(client.peek_messages()) == []  # invisible for the retry delay (30 s: the back-off beats 7 s)
     status = gateway.status.by_id(principal, response.CommId.hex)
     assert status.Status == "Sending" and status.PendingCount == 1

@@ -62,7 +62,7 @@ def test_one_recipient_is_one_transaction_and_reads_back(store: CommunicationSto
     assert snapshot.communication.reference == comm.reference
     assert snapshot.communication.body == comm.body
     assert snapshot.communication.status is CommStatus.QUEUED
-    assert [r.phone_number for r in snapshot.recipients] == ["+14155550000"]
+    assert [r.phone_number for r in snapshot.stored_recipients] == ["+14155550000"]
 
 
 def test_large_send_uses_as_few_transactions_as_possible(store: CommunicationStore) -> None:
@@ -72,7 +72,7 @@ def test_large_send_uses_as_few_transactions_as_possible(store: CommunicationSto
     store.create(comm, comm.planned_recipients())
     assert counting.transactions == [100, 100, 51]  # 250 recipient rows + the header
     snapshot = store.load(comm.comm_id)
-    assert snapshot is not None and len(snapshot.recipients) == 250
+    assert snapshot is not None and len(snapshot.stored_recipients) == 250
     assert [spec.phone_number for spec in snapshot.communication.recipients_spec] == [
         spec.phone_number for spec in comm.recipients_spec
     ]
@@ -93,7 +93,7 @@ def test_without_references_the_header_alone_carries_every_recipient(store: Comm
     store.create(comm)
     assert counting.transactions == [1]
     snapshot = store.load(comm.comm_id)
-    assert snapshot is not None and snapshot.recipients == []
+    assert snapshot is not None and snapshot.stored_recipients == []
     assert len(snapshot.communication.planned_recipients()) == 1000
 
 

@@ -213,7 +213,7 @@ def create(fake: TwilioFake, to: str = TO, body: str = "hi", sender: str = SENDE
     response = requests.post(
         fake.messages_url, data={"To": to, "From": sender, "Body": body}, auth=(fake.account_sid, fake.auth_token),
         timeout=5,
-    )  # fmt: skip
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -230,7 +230,7 @@ def test_fake_list_answers_the_described_page(fake: TwilioFake) -> None:
     assert operation.operation_id == "ListMessage"
     fake.description.check_response(operation, 200, page)
     assert set(page) == {"messages", "page", "page_size", "uri", "first_page_uri", "next_page_uri",
-                         "previous_page_uri", "start", "end"}  # fmt: skip
+                         "previous_page_uri", "start", "end"}
     assert [m["sid"] for m in page["messages"]] == [second["sid"], first["sid"]]  # newest first
     assert (page["page"], page["page_size"], page["start"], page["end"]) == (0, 50, 0, 1)
     assert page["next_page_uri"] is None and page["previous_page_uri"] is None
@@ -239,7 +239,7 @@ def test_fake_list_answers_the_described_page(fake: TwilioFake) -> None:
     )
     listed = page["messages"][1]
     assert {k: listed[k] for k in ("to", "from", "body", "sid", "direction")} == {
-        "to": TO, "from": SENDER, "body": "one", "sid": first["sid"], "direction": "outbound-api"}  # fmt: skip
+        "to": TO, "from": SENDER, "body": "one", "sid": first["sid"], "direction": "outbound-api"}
     assert listed["status"] == "sent" and listed["date_created"] == first["date_created"]
     assert listed["date_sent"].endswith("+0000")
 
@@ -316,7 +316,7 @@ def test_fake_records_a_create_it_never_answers(fake: TwilioFake) -> None:
     fake.push_fault(Fault(no_answer=True))
     with pytest.raises(requests.ReadTimeout):
         requests.post(fake.messages_url, data={"To": TO, "From": SENDER, "Body": "hi"},
-                      auth=(fake.account_sid, fake.auth_token), timeout=0.3)  # fmt: skip
+                      auth=(fake.account_sid, fake.auth_token), timeout=0.3)
     assert [m.to for m in fake.messages] == [TO]
 
 

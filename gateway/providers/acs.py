@@ -49,12 +49,12 @@ from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.providers.common import (
     CONNECT_FAILED,
     CONNECTION_LOST,
-    NOT_ATTEMPTED,
     TIMEOUT,
     brief,
     log_summary,
     mask_phone,
     parse_retry_after,
+    send_in_turn,
 )
 from gateway.settings import AcsSettings
 
@@ -136,27 +136,9 @@ class AcsProvider:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
-        results: list[SendResult | None] = [None] * len(messages)
-        halted_by: SendResult | None = None
-        for call in _plan_calls(messages):
-            if halted_by is not None:
-                for index in call:
-                    results[index] = SendResult(
-                        messages[index].recipient_id,
-                        Outcome.RETRY,
-                        error_code=NOT_ATTEMPTED,
-                        error_message=f"not sent: an earlier call in this batch got {halted_by.error_code}",
-                        retry_after_seconds=halted_by.retry_after_seconds,
-                    )
-                continue
-            call_results, service_wide = self._send_call([messages[index] for index in call])
-            for index, result in zip(call, call_results, strict=True):
-                results[index] = result
-            if service_wide:
-                halted_by = call_results[0]
-        done = [result for result in results if result is not None]
-        log_summary(log, "acs", done)
-        return done
+        results = send_in_turn(messages, _plan_calls(messages), self._send_call)
+        log_summary(log, "acs", results)
+        return results
 
     def _send_call(self, batch: Sequence[OutboundSms]) -> tuple[list[SendResult], bool]:
         """One SDK send; the flag is True when the failure speaks for the whole service."""

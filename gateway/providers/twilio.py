@@ -28,12 +28,12 @@ from gateway.providers.base import OutboundSms, Outcome, ReconcilingProvider, Se
 from gateway.providers.common import (
     CONNECT_FAILED,
     CONNECTION_LOST,
-    NOT_ATTEMPTED,
     TIMEOUT,
     brief,
     log_summary,
     mask_phone,
     parse_retry_after,
+    send_in_turn,
 )
 from gateway.settings import TwilioSettings
 
@@ -70,30 +70,16 @@ class TwilioProvider(ReconcilingProvider):
         self._url = f"{settings.base_url}/{API_VERSION}/Accounts/{settings.account_sid}/Messages.json"
         self._session = session if session is not None else _new_session(settings)
 
-    def close(self) -> None:
-        self._session.close()
-
     def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
-        results: list[SendResult] = []
-        halted_by: SendResult | None = None
-        for message in messages:
-            if halted_by is not None:
-                results.append(
-                    SendResult(
-                        message.recipient_id,
-                        Outcome.RETRY,
-                        error_code=NOT_ATTEMPTED,
-                        error_message=f"not sent: an earlier message in this batch got {halted_by.error_code}",
-                        retry_after_seconds=halted_by.retry_after_seconds,
-                    )
-                )
-                continue
-            result, service_wide = self._send_one(message)
-            results.append(result)
-            if service_wide:
-                halted_by = result
+        results = send_in_turn(messages, ([index] for index in range(len(messages))), self._send_call)
         log_summary(log, "twilio", results)
         return results
+
+    def _send_call(self, batch: Sequence[OutboundSms]) -> tuple[list[SendResult], bool]:
+        """Twilio has no batch send: each call is one message."""
+        [message] = batch
+        result, service_wide = self._send_one(message)
+        return [result], service_wide
 
     def find_sent(self, messages: Sequence[OutboundSms]) -> dict[uuid.UUID, str] | None:
         """Twilio's sid for each message an earlier attempt already created; None when Twilio cannot say.
