@@ -14,7 +14,7 @@ check_configuration()  # a bad setting stops start-up here, with a message namin
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for _route in ROUTES:
-    app.function_name(_route.name)(app.route(route=_route.path, methods=list(_route.methods))(http.handler(_route)))
+    app.function_name(_route.name)(app.route(route=_route.path, methods=list(_route.methods))(http.endpoint(_route)))
 
 
 @app.function_name("unmatched")

@@ -2,7 +2,8 @@
 
 Every failure that reaches a client is an ``ApiError``: its status code, a top-level
 ``ErrorCode``/``Message`` and, for validation, one ``FieldError`` per offending field
-(the first repeated at the top, as ServiceStack's validation feature does).
+(the first repeated at the top, as ServiceStack's validation feature does). The body is
+built from the ``ErrorResponse`` model, so it is what ``/metadata`` and ``/openapi.json`` document.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.models import ErrorResponse, ResponseError, ResponseStatus
+
 
 @dataclass(frozen=True)
 class FieldError:
     field_name: str
     error_code: str
     message: str
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"ErrorCode": self.error_code, "FieldName": self.field_name, "Message": self.message}
 
 
 @dataclass
@@ -38,15 +38,17 @@ class ApiError(Exception):
         first = errors[0]
         return cls(400, first.error_code, first.message, list(errors))
 
+    def to_response(self) -> ErrorResponse:
+        return ErrorResponse(ResponseStatus=ResponseStatus(
+            ErrorCode=self.error_code,
+            Message=self.message,
+            Errors=[ResponseError(ErrorCode=error.error_code, FieldName=error.field_name, Message=error.message)
+                    for error in self.errors],
+            Meta=dict(self.meta) or None,
+        ))
+
     def to_wire(self) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "ErrorCode": self.error_code,
-            "Message": self.message,
-            "Errors": [error.to_wire() for error in self.errors],
-        }
-        if self.meta:
-            status["Meta"] = dict(self.meta)
-        return {"ResponseStatus": status}
+        return self.to_response().to_wire()
 
 
 def unauthorized(message: str = "A valid API key is required") -> ApiError:

@@ -1,17 +1,18 @@
-"""The SMSSend contract: request and response DTOs as the ServiceStack service defines them.
+"""The wire contract's DTOs: what requests carry and what every response, errors included, holds.
 
 Input is forgiving the way ServiceStack is: property names match case-insensitively,
 unknown properties are ignored, Guids arrive in N, D, B or P form. Output is PascalCase
-with Guids in N form and null properties omitted (``to_wire``).
+with Guids in N form and null properties omitted (``to_wire``). Each field's description is
+what ``/metadata`` and ``/openapi.json`` show for it.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 EMPTY_GUID = uuid.UUID(int=0)
 
@@ -67,72 +68,133 @@ class WireModel(BaseModel):
 
 
 class SMSContact(WireModel):
-    Name: str | None = None
-    PhoneNumber: str | None = None
-    ContactId: Guid = None
+    """A sender or a recipient."""
+
+    Name: str | None = Field(None, description="The contact's name, for people; at most 256 characters")
+    PhoneNumber: str | None = Field(
+        None,
+        description="International (+ and country code), or national with SMS_DEFAULT_REGION; stored in E.164. "
+                    "A sender may also be a short code or an alphanumeric id of up to 11 characters",
+    )
+    ContactId: Guid = Field(None, description="The caller's own id for the contact, kept and echoed back")
 
 
 class SMSModel(WireModel):
-    From: SMSContact | None = None
-    To: list[SMSContact | None] | None = None
-    MessageBody: str | None = None
-    ReplyIsAllowed: bool = False
-    ReplyIsRequired: bool = False
-    Notes: str | None = None
-    LinkedObjectId: Guid = None
-    SuiteId: Guid = None
-    LicenseeId: Guid = None
+    """The message: who sends it, to whom, and what it says."""
+
+    From: SMSContact | None = Field(None, description="The sender; without a PhoneNumber, SMS_DEFAULT_SENDER sends")
+    To: list[SMSContact | None] | None = Field(
+        None,
+        description="The recipients, at least one and at most SMS_MAX_RECIPIENTS; numbers that normalise to the "
+                    "same E.164 number are sent once",
+    )
+    MessageBody: str | None = Field(None, description="The text to send: not empty, at most SMS_MAX_BODY_LENGTH "
+                                                      "characters")
+    ReplyIsAllowed: bool = Field(False, description="Whether the recipient may reply; stored and echoed back")
+    ReplyIsRequired: bool = Field(False, description="Whether a reply is expected; stored and echoed back")
+    Notes: str | None = Field(None, description="Free text for the caller, at most 4,000 characters; stored, not sent")
+    LinkedObjectId: Guid = Field(None, description="The id of the caller's object this message belongs to")
+    SuiteId: Guid = Field(None, description="The caller's suite id; stored and echoed back")
+    LicenseeId: Guid = Field(
+        None, description="The licensee the message is sent for: omitted, the empty Guid or the API key's own "
+                          "licensee; any other answers 403",
+    )
 
 
 _SMSModel = SMSModel  # the field below shares the type's name, as in the ServiceStack DTO
 
 
 class SMSSend(WireModel):
-    SMSModel: _SMSModel | None = None
-    CreateCommunicationReferencesImmediately: bool = False
+    """The request: one message to one or more recipients."""
+
+    SMSModel: _SMSModel | None = Field(None, description="The message; required")
+    CreateCommunicationReferencesImmediately: bool = Field(
+        False, description="Write a row per recipient before answering, so each recipient's status exists when "
+                           "the call returns; otherwise the worker writes them when it first delivers",
+    )
 
 
 class CommResponse(WireModel):
-    CommId: Guid = None
-    Reference: str | None = None
-    Status: bool = False
-    Message: str | None = None
+    """What a send answers: the communication's ids and whether it was accepted (or, immediate, sent)."""
+
+    CommId: Guid = Field(None, description="The communication's id: GET /api/sms/{CommId} reads its status")
+    Reference: str | None = Field(
+        None, description="A short id, 10 letters and digits, unique per licensee: GET /api/sms/reference/{Reference}"
+    )
+    Status: bool = Field(
+        False, description="Queued routes: true once accepted. Immediate routes: true when every recipient was sent"
+    )
+    Message: str | None = Field(None, description="What happened, for people: queued, or sent and failed counts")
 
 
 class RecipientStatus(WireModel):
     """One recipient's delivery state: the per-recipient communication reference."""
 
-    RecipientId: Guid = None
-    Name: str | None = None
-    PhoneNumber: str | None = None
-    ContactId: Guid = None
-    Status: str | None = None
-    ProviderMessageId: str | None = None
-    ErrorCode: str | None = None
-    ErrorMessage: str | None = None
-    Attempts: int = 0
-    UpdatedAt: datetime | None = None
+    RecipientId: Guid = Field(None, description="The recipient's id within the communication")
+    Name: str | None = Field(None, description="The recipient's name, as sent")
+    PhoneNumber: str | None = Field(None, description="The recipient's number in E.164")
+    ContactId: Guid = Field(None, description="The caller's id for the contact, as sent")
+    Status: str | None = Field(None, description="Pending, Sending, Sent (the provider accepted it) or Failed")
+    ProviderMessageId: str | None = Field(None, description="The provider's id for the message, once sent")
+    ErrorCode: str | None = Field(None, description="The provider's error code for the last failed attempt")
+    ErrorMessage: str | None = Field(None, description="The provider's error message for the last failed attempt")
+    Attempts: int = Field(0, description="How many times delivery to this recipient was attempted")
+    UpdatedAt: datetime | None = Field(None, description="When this recipient's state last changed (UTC)")
 
 
 class SMSStatusResponse(WireModel):
     """What GET /api/sms/{CommId} and /api/sms/reference/{Reference} answer."""
 
-    CommId: Guid = None
-    Reference: str | None = None
-    LicenseeId: Guid = None
-    Status: str | None = None
-    From: SMSContact | None = None
-    MessageBody: str | None = None
-    ReplyIsAllowed: bool = False
-    ReplyIsRequired: bool = False
-    Notes: str | None = None
-    LinkedObjectId: Guid = None
-    SuiteId: Guid = None
-    RecipientCount: int = 0
-    SentCount: int = 0
-    FailedCount: int = 0
-    PendingCount: int = 0
-    LastError: str | None = None
-    CreatedAt: datetime | None = None
-    UpdatedAt: datetime | None = None
-    Recipients: list[RecipientStatus] = []
+    CommId: Guid = Field(None, description="The communication's id")
+    Reference: str | None = Field(None, description="The communication's short reference")
+    LicenseeId: Guid = Field(None, description="The licensee it was sent for")
+    Status: str | None = Field(None, description="Queued, Sending, Sent, PartiallySent or Failed")
+    From: SMSContact | None = Field(None, description="The sender it was sent from")
+    MessageBody: str | None = Field(None, description="The text sent")
+    ReplyIsAllowed: bool = Field(False, description="As the send said")
+    ReplyIsRequired: bool = Field(False, description="As the send said")
+    Notes: str | None = Field(None, description="As the send said")
+    LinkedObjectId: Guid = Field(None, description="As the send said")
+    SuiteId: Guid = Field(None, description="As the send said")
+    RecipientCount: int = Field(0, description="How many recipients it has (after duplicates were removed)")
+    SentCount: int = Field(0, description="How many recipients are Sent")
+    FailedCount: int = Field(0, description="How many recipients are Failed")
+    PendingCount: int = Field(0, description="How many recipients are not final yet (Pending or Sending)")
+    LastError: str | None = Field(None, description="The last delivery error, for people")
+    CreatedAt: datetime | None = Field(None, description="When it was accepted (UTC)")
+    UpdatedAt: datetime | None = Field(None, description="When its state last changed (UTC)")
+    Recipients: list[RecipientStatus] = Field(
+        [], description="Every recipient's state, in the order the send listed them"
+    )
+
+
+class HealthResponse(WireModel):
+    """What GET /api/health answers with 200."""
+
+    Status: Literal["Healthy"] = Field("Healthy", description="Always Healthy: an unhealthy gateway answers 503")
+
+
+class ResponseError(WireModel):
+    """One offending field of a request, as ServiceStack's validation feature reports it."""
+
+    ErrorCode: str = Field(description="What is wrong, e.g. NotEmpty, SerializationException")
+    FieldName: str = Field(description="The field's path in the request, e.g. SMSModel.To[1].PhoneNumber")
+    Message: str = Field(description="What is wrong, for people")
+
+
+class ResponseStatus(WireModel):
+    """ServiceStack's error description; for validation errors it repeats the first field error."""
+
+    ErrorCode: str = Field(description="e.g. Unauthorized, Forbidden, NotFound, NotEmpty, ServiceUnavailable")
+    Message: str = Field(description="What went wrong, for people")
+    Errors: list[ResponseError] = Field(description="One entry per offending field; empty for other errors")
+    Meta: dict[str, str] | None = Field(None, description="Extra facts, e.g. the CorrelationId of a 500 in the logs")
+
+
+_ResponseStatus = ResponseStatus  # the field below shares the type's name, as in ServiceStack
+
+
+class ErrorResponse(WireModel):
+    """The body of every error response (4xx and 5xx)."""
+
+    ResponseStatus: _ResponseStatus = Field(description="What went wrong")

@@ -1,31 +1,113 @@
-"""Every HTTP route the gateway serves, in one table.
+"""Every HTTP operation and route the gateway serves, in one table.
 
-``function_app.py`` binds one function per entry; the HTTP adapter uses the same table to
-answer 405 for a known path with the wrong method, and the metadata page and OpenAPI
-document are generated from it, so the three cannot drift apart.
+An ``Operation`` is what the gateway does (its handler), what it reads and answers (the DTOs),
+which error statuses it can answer and whether it needs an API key. A ``Route`` is where it is
+served: a path template and methods. ``function_app.py`` binds one function per route; the HTTP
+adapter (``gateway.http``) authenticates from the operation and calls its handler, and answers 405
+for a known path with the wrong method; ``/metadata`` and ``/openapi.json`` are generated from
+the same objects, so none of them can drift apart. A new route is one entry here and one handler.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+
+from gateway import handlers
+from gateway.handlers import Call, Document
+from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.wire import Format
 
 SEND_PATHS = ("api/sendmessage", "api/send", "api/sms/send")
 FORMAT_SUFFIX = "{format:alpha}"
 PREDEFINED_OPERATION = "SMSSend"
+CATCH_ALL = "{*path}"
+
+Handler = Callable[[Call], WireModel | Document]
+
+
+@dataclass(frozen=True)
+class PathParameter:
+    """A ``{name}`` in a route's path: its type as the documents show it, and what it means."""
+
+    name: str
+    type: type
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+FORMAT = PathParameter("format", str, "The response format (and, on the reply routes, the body's format)",
+                       choices=tuple(each.value for each in Format))
+"""The route-level ``{format}``: a ``.json``/``.jsv`` suffix, or the prefix of a predefined reply route."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the gateway does for a request, with all the adapter and the documents need to know of it."""
+
+    name: str  # ServiceStack's operation (request DTO) name; the documents group routes by it
+    description: str
+    handler: Handler
+    errors: tuple[int, ...]  # every error status it can answer, the adapter's included (401, 406, 500)
+    request: type[WireModel] | None = None  # the body DTO
+    response: type[WireModel] | None = None  # the DTO it answers; None: the handler answers a Document
+    media_type: str | None = None  # a Document's Content-Type
+    path_parameters: tuple[PathParameter, ...] = ()
+    authenticated: bool = True
+
+    def __post_init__(self) -> None:
+        """The declared errors must be what the adapter does, or the documents would say otherwise."""
+        if 500 not in self.errors:
+            raise ValueError(f"{self.name}: every operation can answer 500 (the adapter's answer to a bug)")
+        if (401 in self.errors) != self.authenticated:
+            raise ValueError(f"{self.name}: 401 is declared exactly when the operation is authenticated")
+        if (self.response is None) == (self.media_type is None):
+            raise ValueError(f"{self.name}: an operation answers either a DTO or a Document with a media type")
+        if self.refuses_unserved_formats and self.response is None:
+            raise ValueError(f"{self.name}: 406 is for DTO answers; a Document has one media type")
+
+    @property
+    def refuses_unserved_formats(self) -> bool:
+        """406 when the client asks only for formats we do not write; without it, the default format.
+
+        Health declares no 406: a probe gets its answer whatever it sends in ``Accept``.
+        """
+        return 406 in self.errors
 
 
 @dataclass(frozen=True)
 class Route:
+    """Where an operation is served, and how this path asks for it (immediate delivery, a body format)."""
+
     name: str  # the function's name: unique, stable, shown in logs
     path: str  # the route template, whole (host.json routePrefix is "")
     methods: tuple[str, ...]
-    operation: str  # SMSSend, SMSStatus, SMSStatusByReference, Health, Metadata, OpenApi
-    immediate: bool = False
+    operation: Operation
+    immediate: bool = False  # a send delivers inside the request
     predefined: bool = False  # /json/reply/X style: the path names the body's format
-    authenticated: bool = True
     summary: str = ""
+
+    def __post_init__(self) -> None:
+        """Every ``{name}`` in the path is described: by the operation, or it is the route's ``{format}``."""
+        names = [parameter.name for parameter in self.parameters]
+        unknown = [name for name in _parameter_names(self.path) if name not in names]
+        if unknown:
+            raise ValueError(f"route {self.name!r}: path parameter {unknown[0]!r} is not one of "
+                             f"{self.operation.name}'s path_parameters")
+        missing = [parameter.name for parameter in self.operation.path_parameters if parameter.name not in names]
+        if missing:
+            raise ValueError(f"route {self.name!r}: the path has no {{{missing[0]}}}")
+        if self.predefined and FORMAT.name not in names:
+            raise ValueError(f"route {self.name!r}: a predefined route names the format in its path")
+
+    @property
+    def parameters(self) -> tuple[PathParameter, ...]:
+        """The path's parameters, in the order the path names them."""
+        known = {parameter.name: parameter for parameter in (*self.operation.path_parameters, FORMAT)}
+        return tuple(known[name] for name in _parameter_names(self.path) if name in known)
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
@@ -41,6 +123,41 @@ class Route:
         return self.pattern.fullmatch(path.strip("/")) is not None
 
 
+def _parameter_names(path: str) -> list[str]:
+    """``api/sms/{commId}.{format:alpha}`` -> ``["commId", "format"]``."""
+    return re.findall(r"\{(\w+)(?::[^}]*)?\}", path)
+
+
+SEND = Operation(
+    "SMSSend", "Saves the specified SMS and sends it for background processing", handlers.send,
+    errors=(400, 401, 403, 406, 413, 415, 500, 503), request=SMSSend, response=CommResponse,
+)
+STATUS = Operation(
+    "SMSStatus",
+    "A communication's status, its counts and every recipient's status, provider message id and error, found by "
+    "the CommId SMSSend returned. Another licensee's communication answers 404.",
+    handlers.status_by_id, errors=(401, 404, 406, 500, 503), response=SMSStatusResponse,
+    path_parameters=(PathParameter("commId", uuid.UUID, "The CommId SMSSend returned, in N, D, B or P form"),),
+)
+STATUS_BY_REFERENCE = Operation(
+    "SMSStatusByReference", "The same as SMSStatus, found by the short Reference SMSSend returned.",
+    handlers.status_by_reference, errors=(401, 404, 406, 500, 503), response=SMSStatusResponse,
+    path_parameters=(PathParameter("reference", str, "The Reference SMSSend returned (case-insensitive)"),),
+)
+HEALTH = Operation(
+    "Health", "Answers 200 when storage answers and 503 when it does not; needs no API key.", handlers.health,
+    errors=(500, 503), response=HealthResponse, authenticated=False,
+)
+METADATA = Operation(
+    "Metadata", "This page: every operation, route and DTO, for people.", handlers.metadata_page,
+    errors=(500,), media_type="text/html", authenticated=False,
+)
+OPENAPI = Operation(
+    "OpenApi", "An OpenAPI 3.1 description of every route, for code generators and API tools.",
+    handlers.openapi_spec, errors=(500,), media_type="application/json", authenticated=False,
+)
+
+
 def _send_routes() -> list[Route]:
     routes: list[Route] = []
     for path in SEND_PATHS:
@@ -52,9 +169,9 @@ def _send_routes() -> list[Route]:
                 if immediate
                 else "Store the SMS and queue it for background delivery"
             )
-            routes.append(Route(name, full, ("POST",), "SMSSend", immediate=immediate, summary=summary))
+            routes.append(Route(name, full, ("POST",), SEND, immediate=immediate, summary=summary))
             routes.append(
-                Route(f"{name}_suffix", f"{full}.{FORMAT_SUFFIX}", ("POST",), "SMSSend", immediate=immediate,
+                Route(f"{name}_suffix", f"{full}.{FORMAT_SUFFIX}", ("POST",), SEND, immediate=immediate,
                       summary=summary + " (response format from the .json/.jsv suffix)")
             )
     return routes
@@ -62,22 +179,18 @@ def _send_routes() -> list[Route]:
 
 ROUTES: tuple[Route, ...] = (
     *_send_routes(),
-    Route("predefined_api", f"api/{PREDEFINED_OPERATION}", ("POST",), "SMSSend",
+    Route("predefined_api", f"api/{PREDEFINED_OPERATION}", ("POST",), SEND,
           summary="ServiceStack's predefined route for the SMSSend DTO: queue for background delivery"),
-    Route("predefined_reply", f"{{format:alpha}}/reply/{PREDEFINED_OPERATION}", ("POST",), "SMSSend",
+    Route("predefined_reply", f"{{format:alpha}}/reply/{PREDEFINED_OPERATION}", ("POST",), SEND,
           predefined=True, summary="ServiceStack's /json/reply and /jsv/reply routes: queue for background delivery"),
-    Route("predefined_api_reply", f"api/{{format:alpha}}/reply/{PREDEFINED_OPERATION}", ("POST",), "SMSSend",
+    Route("predefined_api_reply", f"api/{{format:alpha}}/reply/{PREDEFINED_OPERATION}", ("POST",), SEND,
           predefined=True, summary="The predefined reply routes under /api: queue for background delivery"),
-    Route("status_by_id", "api/sms/{commId}", ("GET",), "SMSStatus",
+    Route("status_by_id", "api/sms/{commId}", ("GET",), STATUS,
           summary="A communication's status and each recipient's, by CommId"),
-    Route("status_by_reference", "api/sms/reference/{reference}", ("GET",), "SMSStatusByReference",
+    Route("status_by_reference", "api/sms/reference/{reference}", ("GET",), STATUS_BY_REFERENCE,
           summary="A communication's status and each recipient's, by Reference"),
-    Route("health", "api/health", ("GET",), "Health", authenticated=False,
-          summary="200 when storage answers, 503 when it does not"),
-    Route("metadata", "metadata", ("GET",), "Metadata", authenticated=False,
+    Route("health", "api/health", ("GET",), HEALTH, summary="200 when storage answers, 503 when it does not"),
+    Route("metadata", "metadata", ("GET",), METADATA,
           summary="This service's operations, routes and DTOs, for people"),
-    Route("openapi", "openapi.json", ("GET",), "OpenApi", authenticated=False,
-          summary="An OpenAPI 3.1 description of every route"),
+    Route("openapi", "openapi.json", ("GET",), OPENAPI, summary="An OpenAPI 3.1 description of every route"),
 )
-
-CATCH_ALL = "{*path}"

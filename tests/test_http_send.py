@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 
+import jsonschema
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
@@ -220,18 +221,32 @@ def test_a_key_never_acts_for_another_licensee(server: GatewayServer, gateway: G
     assert gateway.store.load_header(uuid.UUID(empty.json()["CommId"])).licensee_id == LICENSEE
 
 
+def documented(name: str, body: object) -> None:
+    """``body`` fits the schema the OpenAPI document gives the model ``name``."""
+    from gateway.metadata.openapi import openapi_document
+
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": f"#/components/schemas/{name}",
+              "components": openapi_document()["components"]}
+    jsonschema.Draft202012Validator(schema).validate(body)
+
+
 def test_health_answers_without_authentication(server: GatewayServer) -> None:
     response = server.get("/api/health")
     assert response.status_code == 200 and response.json() == {"Status": "Healthy"}
+    documented("HealthResponse", response.json())
 
 
 def test_health_is_503_when_storage_does_not_answer(storage_connection: str) -> None:
     env = server_env(connection_string(free_port(), free_port(), free_port()))  # nobody listens there
     server = GatewayServer.start(env, "--no-queues")
     try:
-        response = server.get("/api/health")
+        response = server.get("/api/health", headers={"Accept": "application/xml"})
         assert_error(response, 503, "ServiceUnavailable")
-        assert_error(server.post("/api/sendmessage", send_body(), key="sgk_any"), 503, "ServiceUnavailable")
+        assert response.headers["Retry-After"] == "5"
+        documented("ErrorResponse", response.json())
+        send = server.post("/api/sendmessage", send_body(), key="sgk_any")
+        assert_error(send, 503, "ServiceUnavailable")
+        documented("ErrorResponse", send.json())
     finally:
         server.stop()
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
+import jsonschema
 import pytest
 import requests
 
 from gateway import jsv
+from gateway.routes import ROUTES, Route
 from tests.samples import NUMBERS, SEED_REQUEST, send_body
 from tests.server import GatewayServer
 from tests.test_http_send import assert_error
@@ -178,8 +181,6 @@ def test_status_routes_take_a_format_suffix(server: GatewayServer, key: str) -> 
 def test_metadata_and_openapi_are_served_without_authentication(server: GatewayServer) -> None:
     from openapi_spec_validator import validate
 
-    from gateway.routes import ROUTES
-
     page = requests.get(server.url + "/metadata", timeout=30)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     for text in ("SMSSend", "/api/sendmessage", "/json/reply/SMSSend", "CommResponse", "MessageBody",
@@ -192,3 +193,77 @@ def test_metadata_and_openapi_are_served_without_authentication(server: GatewayS
     assert spec["openapi"].startswith("3.1")
     assert spec["servers"][0]["url"] == server.url
     assert len(spec["paths"]) == len({route.path for route in ROUTES})
+
+
+# --------------------------------------------------------------------------------------------------
+# The operation table against what the adapter does, route by route
+
+
+def concrete(route: Route) -> str:
+    """A path the route serves: its template with a value for every parameter."""
+    values = {"format": "json", "commId": uuid.uuid4().hex, "reference": "ABCDEFGHJK"}
+    return "/" + re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda found: values[found[1]], route.path)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.name)
+def test_every_route_answers_406_and_401_exactly_as_its_operation_declares(server: GatewayServer,
+                                                                           route: Route) -> None:
+    url = server.url + concrete(route)
+    method = route.methods[0]
+    body = json.dumps(send_body()).encode() if method == "POST" else None
+    unserved = requests.request(method, url + "?format=xml", data=body, headers={"Accept": "application/xml"},
+                                timeout=30)
+    if 406 in route.operation.errors:
+        assert_error(unserved, 406, "NotAcceptable")
+    else:
+        assert unserved.status_code == 200, unserved.text
+    keyless = requests.request(method, url, data=body, timeout=30)
+    if route.operation.authenticated:
+        assert_error(keyless, 401, "Unauthorized")
+    else:
+        assert keyless.status_code == 200, keyless.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [({"Accept": "application/xml"}, ""), ({}, "?format=xml"), ({"Accept": "text/csv"}, "?format=csv.x"),
+     ({"Accept": "application/xml, text/html"}, "")],
+)
+def test_health_never_answers_406(server: GatewayServer, headers: dict[str, str], query: str) -> None:
+    response = requests.get(server.url + "/api/health" + query, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json() == {"Status": "Healthy"}
+
+
+def test_health_answers_in_a_format_it_is_asked_for(server: GatewayServer) -> None:
+    """Health negotiates like every DTO answer; it only never refuses."""
+    response = requests.get(server.url + "/api/health", headers={"Accept": "text/jsv"}, timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/jsv")
+    assert jsv.loads(response.text) == {"Status": "Healthy"}
+    camel = requests.get(server.url + "/api/health?jsconfig=tc:cc", timeout=30)
+    assert camel.json() == {"status": "Healthy"}
+
+
+def test_real_error_bodies_are_what_the_served_document_describes(server: GatewayServer, key: str) -> None:
+    """Each error is provoked over HTTP; its body fits the ErrorResponse schema and its operation lists it."""
+    document = requests.get(server.url + "/openapi.json", timeout=30).json()
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+              "$ref": "#/components/schemas/ErrorResponse", "components": document["components"]}
+    auth = {"Authorization": f"Bearer {key}"}
+    send = server.url + "/api/sendmessage"
+    provoked = {
+        400: ("/api/sendmessage", requests.post(send, json={"SMSModel": {"To": []}}, headers=auth, timeout=30)),
+        401: ("/api/sendmessage", requests.post(send, json=send_body(), timeout=30)),
+        403: ("/api/sendmessage", requests.post(send, json=send_body(LicenseeId=uuid.uuid4().hex), headers=auth,
+                                                timeout=30)),
+        404: ("/api/sms/{commId}", requests.get(f"{server.url}/api/sms/{uuid.uuid4().hex}", headers=auth, timeout=30)),
+        406: ("/api/sms/{commId}", requests.get(f"{server.url}/api/sms/{uuid.uuid4().hex}?format=xml", headers=auth,
+                                                timeout=30)),
+        415: ("/api/sendmessage", requests.post(send, data=b"hi", headers={**auth, "Content-Type": "text/plain"},
+                                                timeout=30)),
+    }
+    for status, (path, response) in provoked.items():
+        assert response.status_code == status, response.text
+        jsonschema.Draft202012Validator(schema).validate(response.json())
+        assert str(status) in document["paths"][path]["post" if path.endswith("sendmessage") else "get"]["responses"]

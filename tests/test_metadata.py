@@ -24,23 +24,26 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from pydantic import BaseModel
 
-from gateway import jsv, metadata, models
+from gateway import jsv, models
 from gateway.errors import ApiError, FieldError, forbidden, not_found, service_unavailable, unauthorized
-from gateway.metadata import (
+from gateway.metadata.dtos import example, json_sample, jsv_sample
+from gateway.metadata.html import build_page, metadata_html
+from gateway.metadata.openapi import build_openapi, openapi_document, openapi_json
+from gateway.models import (
+    CommResponse,
     ErrorResponse,
-    json_sample,
-    jsv_sample,
-    metadata_html,
-    openapi_document,
-    openapi_json,
+    HealthResponse,
+    RecipientStatus,
+    SMSContact,
+    SMSSend,
+    SMSStatusResponse,
 )
-from gateway.models import CommResponse, RecipientStatus, SMSContact, SMSSend, SMSStatusResponse
-from gateway.routes import ROUTES, Route
+from gateway.routes import ROUTES, SEND, Operation, Route
 from tests.test_jsv import SEED_REQUEST, SEED_RESPONSE
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_COMM_ID = "3f2504e04f8911d39a0c0305e82c3301"
-ERROR_CODES = {400, 401, 403, 404, 405, 406, 413, 415, 500, 503}
+ERROR_CODES = {400, 401, 403, 404, 406, 413, 415, 500, 503}  # 405 answers methods no operation has
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -51,13 +54,14 @@ def wire_models() -> list[type[BaseModel]]:
         if isinstance(value, type) and issubclass(value, models.WireModel) and value is not models.WireModel
         and value.__module__ == models.__name__
     ]
-    assert {model.__name__ for model in found} >= {"SMSSend", "SMSModel", "SMSContact", "CommResponse"}
+    assert {model.__name__ for model in found} >= {"SMSSend", "SMSModel", "SMSContact", "CommResponse",
+                                                   "HealthResponse", "ErrorResponse", "ResponseStatus",
+                                                   "ResponseError"}
     return found
 
 
 def documented_models() -> list[type[BaseModel]]:
-    return [*wire_models(), metadata.HealthResponse, metadata.ErrorResponse, metadata.ResponseStatus,
-            metadata.ResponseError]
+    return wire_models()
 
 
 def openapi_path(template: str) -> str:
@@ -196,13 +200,14 @@ def test_success_responses_name_the_right_dto(document: dict[str, Any]) -> None:
     by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
     for route in ROUTES:
         ok = by_id[route.name]["responses"]["200"]["content"]
-        if route.operation in expected:
-            assert ok["application/json"]["schema"] == {"$ref": f"#/components/schemas/{expected[route.operation]}"}
+        if route.operation.name in expected:
+            assert ok["application/json"]["schema"] == {
+                "$ref": f"#/components/schemas/{expected[route.operation.name]}"}
             assert ok["application/jsv"]["schema"]["type"] == "string"
-        elif route.operation == "Metadata":
+        elif route.operation.name == "Metadata":
             assert set(ok) == {"text/html"}
         else:
-            assert route.operation == "OpenApi"
+            assert route.operation.name == "OpenApi"
             assert set(ok) == {"application/json"}
 
 
@@ -212,14 +217,21 @@ def test_error_responses_use_the_response_status_shape(document: dict[str, Any])
     for response in responses.values():
         assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
     assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
-    used: set[int] = set()
-    for _, _, operation in operations(document):
-        codes = {int(code) for code in operation["responses"] if code != "200"}
-        assert {405, 500} <= codes
-        used |= codes
-        for code in codes:
-            assert operation["responses"][str(code)] == {"$ref": f"#/components/responses/{code}"}
-    assert used == ERROR_CODES
+    assert "Retry-After" in responses["503"]["headers"]
+
+
+def test_each_operation_lists_exactly_the_errors_its_table_entry_declares(document: dict[str, Any]) -> None:
+    by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
+    for route in ROUTES:
+        listed = by_id[route.name]["responses"]
+        assert {int(code) for code in listed if code != "200"} == set(route.operation.errors), route.name
+        for code in route.operation.errors:
+            assert listed[str(code)] == {"$ref": f"#/components/responses/{code}"}
+    codes = {route.operation.name: {int(code) for code in by_id[route.name]["responses"]} for route in ROUTES}
+    assert codes["Health"] == {200, 500, 503}  # no 406: a probe is answered whatever it accepts; no 401
+    assert codes["SMSSend"] == {200, 400, 401, 403, 406, 413, 415, 500, 503}
+    assert codes["SMSStatus"] == codes["SMSStatusByReference"] == {200, 401, 404, 406, 500, 503}
+    assert codes["Metadata"] == codes["OpenApi"] == {200, 500}
 
 
 def test_authenticated_routes_take_any_of_the_three_key_schemes(document: dict[str, Any]) -> None:
@@ -232,7 +244,7 @@ def test_authenticated_routes_take_any_of_the_three_key_schemes(document: dict[s
     by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
     for route in ROUTES:
         operation = by_id[route.name]
-        if route.authenticated:
+        if route.operation.authenticated:
             assert operation["security"] == [{"bearerAuth": []}, {"basicAuth": []}, {"apiKeyHeader": []}]
             assert "401" in operation["responses"]
         else:
@@ -248,6 +260,13 @@ def test_every_field_of_every_dto_is_in_components(document: dict[str, Any]) -> 
         assert list(schema["properties"]) == list(model.model_fields), model.__name__
         required = [name for name, info in model.model_fields.items() if info.is_required()]
         assert schema.get("required", []) == required
+
+
+def test_every_documented_field_has_a_description(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for model in documented_models():
+        for name, schema in schemas[model.__name__]["properties"].items():
+            assert schema.get("description"), f"{model.__name__}.{name} has no description"
 
 
 def test_guid_fields_refer_to_the_guid_schema(document: dict[str, Any]) -> None:
@@ -290,7 +309,7 @@ def test_a_real_comm_response_validates(document: dict[str, Any]) -> None:
                         Message="Queued for delivery to 1 recipient").to_wire()
     assert body["CommId"] == REAL_COMM_ID
     check(document, "CommResponse", body)
-    check(document, "CommResponse", metadata.example(CommResponse).to_wire())
+    check(document, "CommResponse", example(CommResponse).to_wire())
     assert not is_valid(document, "CommResponse", {**body, "CommId": "not-a-guid"})
     assert not is_valid(document, "CommResponse", {**body, "Status": "yes"})
 
@@ -458,6 +477,13 @@ def test_page_has_a_table_for_every_dto_with_every_field(page: str, parsed: _Pag
         assert spelling in cells, spelling
 
 
+def test_every_dto_table_row_fills_its_description_column(page: str) -> None:
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>(?:body|form|path)</td><td>[^<]*</td><td>(?:Yes|No)</td>"
+                      r"<td>([^<]*)</td></tr>", page)
+    assert len(rows) >= sum(len(model.model_fields) for model in documented_models())
+    assert [name for name, description in rows if not description.strip()] == []
+
+
 def test_seed_tables_come_out_as_the_seed_shows_them(page: str) -> None:
     """The seed's tables, row for row: Name, Parameter, Data Type, Required."""
     seed = {
@@ -508,16 +534,16 @@ def test_jsv_request_sample_is_the_seeds_to_the_byte(parsed: _Page) -> None:
 def test_jsv_samples_parse_back_into_the_dtos(parsed: _Page) -> None:
     request, response = bodies(samples(parsed, "jsv")[0])
     parsed_request = SMSSend.model_validate(jsv.loads(request))
-    assert parsed_request == metadata.example(SMSSend)
+    assert parsed_request == example(SMSSend)
     assert parsed_request.SMSModel is not None and parsed_request.SMSModel.To
-    assert CommResponse.model_validate(jsv.loads(response)) == metadata.example(CommResponse)
-    compact = jsv.dumps(metadata.example(SMSSend).model_dump(mode="python", exclude_none=True))
+    assert CommResponse.model_validate(jsv.loads(response)) == example(CommResponse)
+    compact = jsv.dumps(example(SMSSend).model_dump(mode="python", exclude_none=True))
     assert jsv.loads(compact) == jsv.loads(request)
 
 
 def test_json_samples_parse_back_into_the_dtos(parsed: _Page, document: dict[str, Any]) -> None:
     request, response = bodies(samples(parsed, "json")[0])
-    assert SMSSend.model_validate(json.loads(request)) == metadata.example(SMSSend)
+    assert SMSSend.model_validate(json.loads(request)) == example(SMSSend)
     assert json.loads(request) == json.loads(json_sample(SMSSend))
     check(document, "SMSSend", json.loads(request))
     check(document, "CommResponse", json.loads(response))
@@ -529,18 +555,18 @@ def test_every_dto_operation_has_both_samples_and_they_parse(parsed: _Page, docu
     for sample in json_samples[1:]:
         assert sample.startswith("GET /api/")
         _, response = bodies(sample)
-        model = SMSStatusResponse if "/api/sms/" in sample else metadata.HealthResponse
-        assert model.model_validate(json.loads(response)) == metadata.example(model)
+        model = SMSStatusResponse if "/api/sms/" in sample else HealthResponse
+        assert model.model_validate(json.loads(response)) == example(model)
         check(document, model.__name__, json.loads(response))
     for sample in jsv_samples[1:]:
         _, response = bodies(sample)
-        model = SMSStatusResponse if "/api/sms/" in sample else metadata.HealthResponse
+        model = SMSStatusResponse if "/api/sms/" in sample else HealthResponse
         # JSV writes a midnight as a bare date (ServiceStack's shortest form), so the UTC offset is lost.
         assert without_offsets(model.model_validate(jsv.loads(response)).model_dump()) == without_offsets(
-            metadata.example(model).model_dump())
+            example(model).model_dump())
     error = json.loads(samples(parsed, "error")[0])
     check(document, "ErrorResponse", error)
-    assert ErrorResponse.model_validate(error) == metadata.example(ErrorResponse)
+    assert ErrorResponse.model_validate(error) == example(ErrorResponse)
 
 
 def test_page_escapes_what_it_shows(page: str) -> None:
@@ -560,18 +586,6 @@ def test_host_in_the_samples_is_the_callers_and_escaped() -> None:
 # Completeness by construction: what the code gains, both documents gain, with no other edit
 
 
-@pytest.fixture
-def rebuilt(monkeypatch: pytest.MonkeyPatch) -> typing.Iterator[pytest.MonkeyPatch]:
-    """Lets a test change the routes or operations; the cached documents are rebuilt around it."""
-    caches = (metadata._build_openapi, metadata._openapi_dict, metadata.metadata_html)
-    for cache in caches:
-        cache.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    for cache in caches:
-        cache.cache_clear()
-
-
 class Extra(models.WireModel):
     Tag: str | None = None
     ExtraId: models.Guid = None
@@ -582,44 +596,35 @@ class SMSSendPlus(SMSSend):
     Extras: list[Extra] | None = None
 
 
-def test_a_new_field_and_model_appear_in_both_documents(rebuilt: pytest.MonkeyPatch) -> None:
-    rebuilt.setitem(metadata.OPERATIONS, "SMSSend",
-                    metadata.Operation("SMSSend", "d", SMSSendPlus, CommResponse, "dto", (400,)))
-    document = openapi_document()
+def test_a_new_field_and_model_appear_in_both_documents() -> None:
+    plus = Operation("SMSSendPlus", "d", SEND.handler, errors=(400, 401, 500), request=SMSSendPlus,
+                     response=CommResponse)
+    routes = [*ROUTES, Route("send_plus", "api/send/plus", ("POST",), plus)]
+    document = build_openapi(routes)
     validate(document, cls=OpenAPIV31SpecValidator)
     schemas = document["components"]["schemas"]
     assert {"Priority", "Extras"} <= set(schemas["SMSSendPlus"]["properties"])
     assert schemas["Extra"]["properties"]["ExtraId"]["anyOf"][0] == {"$ref": "#/components/schemas/Guid"}
-    page = metadata_html()
+    assert {int(code) for code in document["paths"]["/api/send/plus"]["post"]["responses"]} == {200, 400, 401, 500}
+    page = build_page(routes)
     for text in ("SMSSendPlus Parameters:", "Extra Parameters:", "<td>Priority</td>", "<td>ExtraId</td>",
-                 "List&lt;Extra&gt;"):
+                 "List&lt;Extra&gt;", '<h2>SMSSendPlus</h2>'):
         assert text in page, text
 
 
-def test_a_new_route_appears_in_both_documents(rebuilt: pytest.MonkeyPatch) -> None:
-    route = Route("v2_send", "api/v2/sms/send", ("POST",), "SMSSend", summary="v2")
-    rebuilt.setattr(metadata, "ROUTES", (*ROUTES, route))
-    document = openapi_document()
-    assert document["paths"]["/api/v2/sms/send"]["post"]["operationId"] == "v2_send"
-    assert "<code>/api/v2/sms/send</code>" in metadata_html()
+def test_a_new_route_appears_in_both_documents() -> None:
+    routes = (*ROUTES, Route("v2_send", "api/v2/sms/send", ("POST",), SEND, summary="v2"))
+    assert build_openapi(routes)["paths"]["/api/v2/sms/send"]["post"]["operationId"] == "v2_send"
+    assert "<code>/api/v2/sms/send</code>" in build_page(routes)
 
 
-@pytest.mark.parametrize(
-    ("route", "complaint"),
-    [
-        (Route("odd", "api/odd", ("GET",), "Unheard"), "operation 'Unheard'"),
-        (Route("odd", "api/sms/{batchId}", ("GET",), "SMSStatus"), "path parameter 'batchId'"),
-    ],
-)
-def test_an_undescribed_route_fails_loudly(rebuilt: pytest.MonkeyPatch, route: Route,
-                                           complaint: str) -> None:
-    rebuilt.setattr(metadata, "ROUTES", (*ROUTES, route))
-    with pytest.raises(KeyError, match=complaint):
-        openapi_document()
-    with pytest.raises(KeyError, match=complaint):
-        metadata_html()
+def test_an_undescribed_error_status_fails_loudly() -> None:
+    teapot = Operation("Teapot", "d", SEND.handler, errors=(418, 500), response=CommResponse, authenticated=False)
+    with pytest.raises(KeyError, match="error status 418"):
+        build_openapi([Route("teapot", "api/teapot", ("GET",), teapot)])
 
 
-def test_a_catch_all_route_is_not_an_operation(rebuilt: pytest.MonkeyPatch) -> None:
-    rebuilt.setattr(metadata, "ROUTES", (*ROUTES, Route("catch_all", "{*path}", ("GET", "POST"), "None")))
-    assert set(openapi_document()["paths"]) == {openapi_path(route.path) for route in ROUTES}
+def test_two_operations_with_one_name_fail_loudly() -> None:
+    other = Operation(SEND.name, "another", SEND.handler, errors=(500,), response=CommResponse, authenticated=False)
+    with pytest.raises(ValueError, match="both named 'SMSSend'"):
+        build_openapi([*ROUTES, Route("other", "api/other", ("POST",), other)])

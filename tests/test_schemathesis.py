@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from gateway import jsv
-from gateway.metadata import openapi_document
+from gateway.metadata.openapi import openapi_document
 from tests.server import GatewayServer
 
 SCHEMA = schemathesis.openapi.from_dict(openapi_document())

@@ -1,0 +1,113 @@
+"""What each operation does with a call: one handler per operation of the route table.
+
+Handlers know nothing of Azure Functions or of formats: the HTTP adapter (``gateway.http``) has
+already negotiated the answer's format, authenticated the caller when the operation needs one,
+and split the path; a handler returns a DTO (or a ``Document``) or raises an ``ApiError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from gateway.auth import Principal
+from gateway.errors import ApiError, FieldError, service_unavailable
+from gateway.models import EMPTY_GUID, CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.runtime import get_gateway
+from gateway.wire import decode_body
+
+if TYPE_CHECKING:
+    from gateway.routes import Route
+
+log = logging.getLogger("gateway.handlers")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as a handler sees it."""
+
+    route: Route
+    values: Mapping[str, str]  # the path's values, a .json/.jsv suffix already taken off
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    url: str
+    principal: Principal | None = None  # set by the adapter for authenticated operations only
+
+    @property
+    def caller(self) -> Principal:
+        """The authenticated caller; only an operation marked ``authenticated`` has one."""
+        if self.principal is None:
+            raise RuntimeError(f"{self.route.operation.name} is not authenticated, so its calls have no caller")
+        return self.principal
+
+
+@dataclass(frozen=True)
+class Document:
+    """An answer that is not a DTO, sent as it is in the operation's ``media_type``."""
+
+    text: str
+
+
+def send(call: Call) -> CommResponse:
+    gateway = get_gateway()
+    body_format = call.values.get("format") if call.route.predefined else None
+    data = decode_body(call.headers, call.body, call.query, max_bytes=gateway.settings.max_request_bytes,
+                       predefined=body_format)
+    return gateway.service.send(call.caller, parse_dto(SMSSend, data), immediate=call.route.immediate)
+
+
+def status_by_id(call: Call) -> SMSStatusResponse:
+    return get_gateway().status.by_id(call.caller, call.values["commId"])
+
+
+def status_by_reference(call: Call) -> SMSStatusResponse:
+    return get_gateway().status.by_reference(call.caller, call.values["reference"])
+
+
+def health(call: Call) -> HealthResponse:
+    try:
+        gateway = get_gateway()
+        gateway.store.load_header(EMPTY_GUID)
+        gateway.queue.ping()
+    except Exception as error:  # any failure to reach storage means "not healthy"
+        log.warning("health check failed: %s", error)
+        raise service_unavailable("Storage is not answering") from None
+    return HealthResponse()
+
+
+def metadata_page(call: Call) -> Document:
+    from gateway.metadata.html import metadata_html  # built on first use: no cost at cold start
+
+    return Document(metadata_html(urlsplit(call.url).netloc or None))
+
+
+def openapi_spec(call: Call) -> Document:
+    from gateway.metadata.openapi import openapi_json
+
+    parts = urlsplit(call.url)
+    return Document(openapi_json(f"{parts.scheme}://{parts.netloc}"))
+
+
+def parse_dto(model: type[WireModel], data: dict[str, Any]) -> Any:
+    """The DTO, or a 400 naming every offending field the way ServiceStack does."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ApiError.validation([_field_error(detail) for detail in error.errors()]) from None
+
+
+def _field_error(detail: Mapping[str, Any]) -> FieldError:
+    path = ""
+    for part in detail.get("loc", ()):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith(("function-", "nullable[", "union[")) and not str(part)[0].islower():
+            path += f".{part}" if path else str(part)
+    message = str(detail.get("msg", "invalid value")).removeprefix("Value error, ")
+    return FieldError(path or "Request", "SerializationException", f"'{path}': {message}")
