@@ -86,7 +86,8 @@ class Settings:
     storage: StorageSettings
     queue_name: str = setting(
         "SMS_QUEUE_NAME", default="sms-outbound",
-        description="the delivery queue (its poison queue is `<name>-poison`); the Functions host needs it set",
+        description="the delivery queue (its poison queue is `<name>-poison`); set it even to the default: "
+        "the queue triggers read it too",
     )
     table_prefix: str = setting(
         "SMS_TABLE_PREFIX", Pattern("[A-Za-z][A-Za-z0-9]*", "letters and digits starting with a letter"),

@@ -15,7 +15,7 @@ from gateway.config import ConfigError, ExistingFile, Seconds, SettingsTable, Ur
 class AcsConnectionString:
     """The SDK's form, ``endpoint=https://...;accesskey=<base64>``; errors never echo the key."""
 
-    accepts = "endpoint=https://<resource>/;accesskey=<key>"
+    accepts = "endpoint=https://…/;accesskey=…"
 
     def parse(self, text: str) -> str:
         parts: dict[str, str] = {}
@@ -25,7 +25,7 @@ class AcsConnectionString:
                 parts[key.strip().lower()] = item.strip()
         endpoint, access_key = parts.get("endpoint"), parts.get("accesskey")
         if not endpoint or not access_key:
-            raise ValueError(f"must look like {self.accepts}")
+            raise ValueError("must look like endpoint=https://<resource>/;accesskey=<key>")
         if not is_url(endpoint, https_only=True):
             raise ValueError("has an endpoint that is not an https URL")
         try:
