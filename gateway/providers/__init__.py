@@ -4,6 +4,9 @@
 only for the provider ``SMS_PROVIDER`` names, whose choices come from here) and to a factory
 that imports the provider's module only when it is called, so an unused provider's SDK never
 costs cold-start time. ``base`` holds the contract every provider keeps.
+
+A provider is ``<name>.py`` (the code, with ``create``), ``<name>_settings.py`` (its ``SettingsTable``,
+free of SDK imports) and one entry in ``PROVIDERS``.
 """
 
 from __future__ import annotations
