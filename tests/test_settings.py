@@ -179,17 +179,17 @@ def test_reading_settings_loads_no_provider_module_or_sdk() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def _every_setting() -> list[Setting[object]]:
+    return [s for group in SETTING_GROUPS.values() for s in group]
+
+
 def test_every_setting_is_declared_once() -> None:
-    names = [s.name for group in SETTING_GROUPS.values() for s in group]
+    names = [s.name for s in _every_setting()]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
     assert all(s.description and not s.description.endswith(".") for s in _every_setting())
 
 
 # --- the README ----------------------------------------------------------------------------------------------------
-
-
-def _every_setting() -> list[Setting[object]]:
-    return [s for group in SETTING_GROUPS.values() for s in group]
 
 
 def readme_row(declared: Setting[object]) -> str:
