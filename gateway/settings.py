@@ -172,7 +172,7 @@ SETTING_GROUPS: dict[str, tuple[Setting[Any], ...]] = {
     **{f"provider {name}": settings_of(entry.settings) for name, entry in PROVIDERS.items()},
 }
 
-__all__ = ["SETTING_GROUPS", "ConfigError", "Settings", "StorageSettings", "get_settings"]
+__all__ = ["SETTING_GROUPS", "ConfigError", "Settings", "StorageSettings", "get_settings", "load_local_settings"]
 
 
 @lru_cache(maxsize=1)
