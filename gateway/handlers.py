@@ -78,7 +78,7 @@ def health(call: Call) -> HealthResponse:
     except Exception as error:  # any failure to reach storage means "not healthy"
         log.warning("health check failed: %s", error)
         raise service_unavailable("Storage is not answering") from None
-    return HealthResponse()
+    return HealthResponse(Provider=get_gateway().settings.provider)
 
 
 def metadata_page(call: Call) -> Document:

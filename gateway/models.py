@@ -172,6 +172,9 @@ class HealthResponse(WireModel):
     """What GET /api/health answers with 200."""
 
     Status: Literal["Healthy"] = Field("Healthy", description="Always Healthy: an unhealthy gateway answers 503")
+    Provider: str | None = Field(
+        None, description="The SMS provider that delivers (SMS_PROVIDER): twilio, acs, or outbox, which sends nothing"
+    )
 
 
 class ResponseError(WireModel):

@@ -145,7 +145,8 @@ STATUS_BY_REFERENCE = Operation(
     path_parameters=(PathParameter("reference", str, "The Reference SMSSend returned (case-insensitive)"),),
 )
 HEALTH = Operation(
-    "Health", "Answers 200 when storage answers and 503 when it does not; needs no API key.", handlers.health,
+    "Health", "Answers 200, naming the active SMS provider, when storage answers, and 503 when it does not; "
+    "needs no API key.", handlers.health,
     errors=(500, 503), response=HealthResponse, authenticated=False,
 )
 METADATA = Operation(

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Deploy the SMS gateway with the Azure CLI alone: resource group, infrastructure (infra/bicep/main.bicep), code.
 #
-#   infra/deploy.sh <environment> [location]
+#   infra/deploy.sh [--provider twilio|acs|outbox] <environment> [location]
 #
+# The SMS provider is a choice made at every run: --provider, else SMS_PROVIDER, else the script asks on a terminal;
+# without a terminal it stops. outbox records messages and sends nothing: it runs in Azure only when chosen by name.
 # Needs: az (logged in with `az login`, allowed to create resource groups and role assignments, e.g. Owner or
 # Contributor + User Access Administrator on the subscription) and zip or python3 to build the package.
-# Settings come from environment variables, all optional (docs/deploy.md lists them):
+# Other settings come from environment variables, all optional (docs/deploy.md lists them):
 #   AZURE_RESOURCE_GROUP          resource group (default rg-sms-gateway-<environment>)
 #   SMS_FUNCTION_APP_NAME         function app name (template default: production-eros-gateway-api-sms-wa)
 #   SMS_CUSTOM_DOMAIN             custom host name (create its DNS records first)
-#   SMS_PROVIDER                  outbox | twilio | acs (template default: outbox, which sends nothing)
-#   SMS_ALLOW_OUTBOX_IN_AZURE, SMS_DEFAULT_SENDER, SMS_DEFAULT_REGION, SMS_JSON_CASING,
+#   SMS_PROVIDER                  twilio | acs | outbox, when --provider is not given
+#   SMS_DEFAULT_SENDER, SMS_DEFAULT_REGION, SMS_JSON_CASING,
 #   SMS_QUEUE_NAME, SMS_TABLE_PREFIX
 #   TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN*, TWILIO_API_KEY_SID, TWILIO_API_KEY_SECRET*,
 #   TWILIO_MESSAGING_SERVICE_SID, TWILIO_STATUS_CALLBACK_URL
@@ -28,6 +30,8 @@ TEMPLATE="$ROOT/infra/bicep/main.bicep"
 # What the deployment package holds, and nothing else: the development tooling (devhost/, fakes/, tests/, bench/,
 # scripts/) stays out. .funcignore keeps azd's package to the same (tests/test_infra.py checks both).
 PACKAGE_FILES=(function_app.py host.json requirements.txt gateway)
+# The providers the template allows (gateway/providers PROVIDERS; tests/test_infra.py checks they agree).
+PROVIDERS=(twilio acs outbox)
 
 die() {
   echo "deploy.sh: $*" >&2
@@ -35,10 +39,28 @@ die() {
 }
 
 usage() {
-  echo "usage: infra/deploy.sh <environment> [location]" >&2
+  echo "usage: infra/deploy.sh [--provider twilio|acs|outbox] <environment> [location]" >&2
+  echo "  --provider   the SMS provider (default: \$SMS_PROVIDER; asked on a terminal); outbox sends nothing" >&2
   echo "  environment  short name such as prod or test; names the resource group and seeds resource names" >&2
   echo "  location     Azure region offering Flex Consumption (default: \$AZURE_LOCATION or eastus2)" >&2
   exit 2
+}
+
+# The provider to deploy: the one given, else asked for on a terminal; never a silent default.
+choose_provider() {
+  local choice=$1 known
+  if [[ -z $choice ]]; then
+    [[ -t 0 ]] || die "no SMS provider chosen: pass --provider twilio|acs|outbox or set SMS_PROVIDER (outbox sends nothing)"
+    read -r -p "SMS provider (twilio, acs, or outbox, which sends nothing): " choice || true
+  fi
+  choice=$(tr '[:upper:]' '[:lower:]' <<<"$choice")
+  for known in "${PROVIDERS[@]}"; do
+    if [[ $choice == "$known" ]]; then
+      echo "$choice"
+      return 0
+    fi
+  done
+  die "unknown SMS provider '$choice': choose one of ${PROVIDERS[*]}"
 }
 
 # Escape a value for a JSON string literal.
@@ -159,10 +181,27 @@ output() {
 }
 
 main() {
+  local provider_flag=""
+  while [[ $# -gt 0 && $1 == --* ]]; do
+    case $1 in
+      --provider)
+        [[ $# -ge 2 ]] || usage
+        provider_flag=$2
+        shift 2
+        ;;
+      --provider=*)
+        provider_flag=${1#*=}
+        shift
+        ;;
+      *) usage ;;
+    esac
+  done
   [[ $# -ge 1 && $# -le 2 ]] || usage
   local env_name=$1
   local location=${2:-${AZURE_LOCATION:-eastus2}}
   [[ $env_name =~ ^[A-Za-z0-9][A-Za-z0-9-]{0,62}$ ]] || die "environment must be letters, digits and hyphens"
+  local sms_provider
+  sms_provider=$(choose_provider "${provider_flag:-${SMS_PROVIDER:-}}")
 
   command -v az >/dev/null 2>&1 || die "the Azure CLI (az) is not installed"
   az account show -o none 2>/dev/null || die "not logged in: run az login (and az account set --subscription ...)"
@@ -171,6 +210,7 @@ main() {
   RESOURCE_GROUP=${AZURE_RESOURCE_GROUP:-rg-sms-gateway-$env_name}
   DEPLOYMENT_NAME="sms-gateway-$env_name"
 
+  echo "==> SMS provider: $sms_provider"
   echo "==> Resource group $RESOURCE_GROUP in $location"
   az group create --name "$RESOURCE_GROUP" --location "$location" --tags "azd-env-name=$env_name" -o none
 
@@ -178,10 +218,9 @@ main() {
   add_param_json location "$(json_string "$location")"
   add_param_from_env functionAppName SMS_FUNCTION_APP_NAME
   add_param_from_env customDomain SMS_CUSTOM_DOMAIN
-  add_param_from_env smsProvider SMS_PROVIDER
+  add_param_json smsProvider "$(json_string "$sms_provider")"
   add_param_from_env smsQueueName SMS_QUEUE_NAME
   add_param_from_env smsTablePrefix SMS_TABLE_PREFIX
-  add_bool_param_from_env smsAllowOutboxInAzure SMS_ALLOW_OUTBOX_IN_AZURE
   add_param_from_env smsDefaultSender SMS_DEFAULT_SENDER
   add_param_from_env smsDefaultRegion SMS_DEFAULT_REGION
   add_param_from_env smsJsonCasing SMS_JSON_CASING
@@ -279,8 +318,8 @@ a new role assignment can take a few minutes to apply):
 
 EOF
   if [[ $provider == outbox ]]; then
-    echo "Note: SMS_PROVIDER is outbox: messages are recorded in the Outbox table and not sent."
-    echo "      Set TWILIO_* or ACS_* and SMS_PROVIDER, then run this script again (docs/deploy.md)."
+    echo "Note: the provider is outbox: messages are recorded in the Outbox table and not sent."
+    echo "      Set TWILIO_* or ACS_*, then run this script again with --provider twilio or acs (docs/deploy.md)."
   fi
 }
 

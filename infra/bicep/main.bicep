@@ -105,11 +105,8 @@ param smsTablePrefix string = 'Sms'
   'twilio'
   'acs'
 ])
-@description('Delivery provider. The default, outbox, records messages in the <prefix>Outbox table and sends nothing, so a deployment with no provider credentials still comes up; choose twilio or acs to send.')
-param smsProvider string = 'outbox'
-
-@description('Let the outbox provider run in Azure (the app refuses it otherwise). Only read when smsProvider is outbox.')
-param smsAllowOutboxInAzure bool = true
+@description('Delivery provider, chosen at every deployment (no default: azd and infra/deploy.sh ask for it). twilio or acs send; outbox records each message in the <prefix>Outbox table and sends nothing, and is allowed to run in Azure only when chosen here by name.')
+param smsProvider string
 
 @description('Sender used when a request names none (E.164 number or alphanumeric id).')
 param smsDefaultSender string = ''
@@ -305,7 +302,7 @@ var appSettings = [
   }
   {
     name: 'SMS_ALLOW_OUTBOX_IN_AZURE'
-    value: smsAllowOutboxInAzure ? 'true' : 'false'
+    value: smsProvider == 'outbox' ? 'true' : 'false'
   }
   {
     name: 'SMS_DEFAULT_SENDER'

@@ -69,7 +69,6 @@ HOST_SETTINGS = {
 HOST_SETTING_PATTERNS = (re.compile(r"^AzureWebJobsStorage__\w+$"), re.compile(r"^AzureWebJobs\.[\w-]+\.Disabled$"))
 # Declared settings the template sets to other than the app's default, with the reason.
 TEMPLATE_CHOICES = {
-    "SMS_ALLOW_OUTBOX_IN_AZURE": "a first deployment without provider credentials comes up, on the outbox",
     "AzureWebJobsStorage__credential": "in Azure the app connects with its user-assigned managed identity",
 }
 # Declared settings local.settings.json.example sets to other than the app's default, with the reason.
@@ -541,6 +540,61 @@ def test_parameters_file_and_azure_yaml() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The provider: a choice made at deploy time, never a default that sends nothing
+# ---------------------------------------------------------------------------------------------------------------
+
+OUTBOX_ONLY_BY_NAME = re.compile(
+    r"name: 'SMS_ALLOW_OUTBOX_IN_AZURE'\n    value: smsProvider == 'outbox' \? 'true' : 'false'\n")
+
+
+def provider_choice_problems(text: str, parsed: dict[str, Any], parameters_file: dict[str, Any]) -> list[str]:
+    """Why a deployment could end up on a provider nobody chose, or on the outbox without asking for it by name.
+
+    azd prompts for a parameter that has no default when main.parameters.json maps it to an unset variable
+    (a `${VAR}` without `=default`), offering @allowed's values as a list.
+    """
+    problems = []
+    spec = parsed["parameters"]["smsProvider"]
+    if spec.get("default") is not None:
+        problems.append(f"smsProvider has the default {spec['default']!r}: the provider must be chosen")
+    mapped = parameters_file["parameters"].get("smsProvider", {}).get("value")
+    if mapped != "${SMS_PROVIDER}":
+        problems.append(f"main.parameters.json maps smsProvider to {mapped!r}, not '${{SMS_PROVIDER}}' (azd asks)")
+    if not OUTBOX_ONLY_BY_NAME.search(text):
+        problems.append("SMS_ALLOW_OUTBOX_IN_AZURE must be true exactly when smsProvider is 'outbox'")
+    if [name for name in parsed["parameters"] if "outbox" in name.lower()]:
+        problems.append("a parameter other than smsProvider lets the outbox run in Azure")
+    return problems
+
+
+def test_the_provider_is_chosen_at_deploy_time_and_the_outbox_only_by_name(template: dict[str, Any]) -> None:
+    parameters = json.loads(PARAMETERS_JSON.read_text())
+    assert provider_choice_problems(MAIN_BICEP.read_text(), template, parameters) == []
+
+
+def test_the_provider_check_fails_on_a_silent_default(tmp_path: Path) -> None:
+    """The template as it was: a default provider that sends nothing, and the outbox allowed by a second flag."""
+    text = MAIN_BICEP.read_text()
+    text = _edit(text, "param smsProvider string\n", "param smsProvider string = 'outbox'\n\n"
+                 "param smsAllowOutboxInAzure bool = true\n")
+    text = _edit(text, "value: smsProvider == 'outbox' ? 'true' : 'false'",
+                 "value: smsAllowOutboxInAzure ? 'true' : 'false'")
+    edited = tmp_path / "main.bicep"
+    edited.write_text(text)
+    parameters = {"parameters": {"smsProvider": {"value": "${SMS_PROVIDER=outbox}"}}}
+    problems = provider_choice_problems(text, parse_bicep(edited)[edited], parameters)
+    assert [problem.split(" ")[0] for problem in problems] == [
+        "smsProvider", "main.parameters.json", "SMS_ALLOW_OUTBOX_IN_AZURE", "a"], problems
+
+
+def test_deploy_script_knows_the_providers_the_app_does() -> None:
+    from gateway.providers import PROVIDERS
+
+    [line] = [line for line in DEPLOY_SH.read_text().splitlines() if line.startswith("PROVIDERS=(")]
+    assert set(line.removeprefix("PROVIDERS=(").removesuffix(")").split()) == set(PROVIDERS)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # infra/deploy.sh
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -566,7 +620,7 @@ with open(os.path.join(state, "calls.jsonl"), "a") as log:
     log.write(json.dumps(args) + "\n")
 joined = " ".join(args)
 outputs = {{"FUNCTION_APP_NAME": "app-test", "ENDPOINT_URL": "https://app-test.azurewebsites.net",
-           "STORAGE_ACCOUNT_NAME": "sttest", "KEY_VAULT_NAME": "kv-test", "SMS_PROVIDER": "twilio"}}
+           "STORAGE_ACCOUNT_NAME": "sttest", "KEY_VAULT_NAME": "kv-test"}}
 if args[:2] == ["account", "show"]:
     if "user.type" in joined:
         print("user")
@@ -580,6 +634,8 @@ elif args[:3] == ["deployment", "group", "create"]:
 elif args[:3] == ["deployment", "group", "show"]:
     if not os.path.exists(os.path.join(state, "parameters.json")):
         sys.exit(3)  # no earlier deployment
+    with open(os.path.join(state, "parameters.json")) as deployed:
+        outputs["SMS_PROVIDER"] = json.load(deployed)["parameters"]["smsProvider"]["value"]
     query = args[args.index("--query") + 1]
     print(outputs[query.split(".")[2]])
 elif args[:3] == ["keyvault", "secret", "list"]:
@@ -615,15 +671,73 @@ def _fake_checkout(tmp_path: Path, with_app: bool = True) -> tuple[Path, dict[st
     return checkout, env
 
 
+def run_deploy(checkout: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """deploy.sh from a fake checkout, as a pipeline runs it: no terminal to ask on."""
+    return subprocess.run(["bash", str(checkout / "infra" / "deploy.sh"), *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+
+
+def az_calls(tmp_path: Path) -> list[list[str]]:
+    log = tmp_path / "state" / "calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def deployed_provider(tmp_path: Path) -> str:
+    return json.loads((tmp_path / "state" / "parameters.json").read_text())["parameters"]["smsProvider"]["value"]
+
+
+def test_deploy_script_without_a_provider_stops_before_touching_azure(tmp_path: Path) -> None:
+    checkout, env = _fake_checkout(tmp_path)
+    completed = run_deploy(checkout, env, "test")
+    assert completed.returncode == 1
+    assert "no SMS provider chosen: pass --provider twilio|acs|outbox or set SMS_PROVIDER" in completed.stderr
+    assert az_calls(tmp_path) == []
+
+
+def test_deploy_script_refuses_a_provider_it_does_not_know(tmp_path: Path) -> None:
+    checkout, env = _fake_checkout(tmp_path)
+    completed = run_deploy(checkout, env, "--provider", "sendgrid", "test")
+    assert completed.returncode == 1
+    assert "unknown SMS provider 'sendgrid': choose one of twilio acs outbox" in completed.stderr
+    assert az_calls(tmp_path) == []
+
+
+def test_deploy_script_takes_the_provider_flag_before_the_variable(tmp_path: Path) -> None:
+    checkout, env = _fake_checkout(tmp_path)
+    env["SMS_PROVIDER"] = "twilio"
+    completed = run_deploy(checkout, env, "--provider=ACS", "test")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert deployed_provider(tmp_path) == "acs"
+    assert "==> SMS provider: acs" in completed.stdout
+
+
+def test_deploy_script_asks_for_the_provider_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    checkout, env = _fake_checkout(tmp_path)
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, b"outbox\n")
+        completed = subprocess.run(["bash", str(checkout / "infra" / "deploy.sh"), "test"], env=env, stdin=terminal,
+                                   capture_output=True, text=True, timeout=120, check=False)
+        prompt = os.read(controller, 4096).decode(errors="replace")
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "SMS provider (twilio, acs, or outbox, which sends nothing): " in completed.stderr + prompt
+    assert deployed_provider(tmp_path) == "outbox"
+    assert "the provider is outbox: messages are recorded in the Outbox table and not sent" in completed.stdout
+
+
 def test_deploy_script_runs_end_to_end_against_a_fake_az(tmp_path: Path) -> None:
     checkout, env = _fake_checkout(tmp_path)
     secret = 'tok"en\\with-quote-and-backslash'
     env.update(
         SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN=secret,
-        SMS_ALLOW_OUTBOX_IN_AZURE="false", SMS_EXISTING_SECRETS="twilio-api-key-secret, acs-connection-string",
+        SMS_EXISTING_SECRETS="twilio-api-key-secret, acs-connection-string",
     )
-    completed = subprocess.run(["bash", str(checkout / "infra" / "deploy.sh"), "test", "westeurope"],
-                               env=env, capture_output=True, text=True, timeout=120, check=False)
+    completed = run_deploy(checkout, env, "test", "westeurope")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     state = tmp_path / "state"
     calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
@@ -635,7 +749,7 @@ def test_deploy_script_runs_end_to_end_against_a_fake_az(tmp_path: Path) -> None
     assert set(parameters) <= set(parameter_defaults(parse_bicep(MAIN_BICEP)[MAIN_BICEP]))
     assert parameters["twilioAuthToken"]["value"] == secret
     assert parameters["smsProvider"]["value"] == "twilio"
-    assert parameters["smsAllowOutboxInAzure"]["value"] is False
+    assert "smsAllowOutboxInAzure" not in parameters
     assert parameters["existingSecretNames"]["value"] == ["twilio-api-key-secret", "acs-connection-string"]
     assert parameters["deployerPrincipalId"]["value"] == "11111111-2222-3333-4444-555555555555"
     assert parameters["deployerPrincipalType"]["value"] == "User"
@@ -655,25 +769,28 @@ def test_deploy_script_runs_end_to_end_against_a_fake_az(tmp_path: Path) -> None
 def test_deploy_script_keeps_referencing_secrets_already_in_the_vault(tmp_path: Path) -> None:
     """A redeployment without the secret in the environment must not empty the app setting."""
     checkout, env = _fake_checkout(tmp_path)
+    env["SMS_PROVIDER"] = "twilio"
     state = tmp_path / "state"
     command = ["bash", str(checkout / "infra" / "deploy.sh"), "test"]
-    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False,
+                           stdin=subprocess.DEVNULL)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "existingSecretNames" not in json.loads((state / "parameters.json").read_text())["parameters"]
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False,
+                           stdin=subprocess.DEVNULL)
     assert again.returncode == 0, again.stdout + again.stderr
     parameters = json.loads((state / "parameters.json").read_text())["parameters"]
     assert parameters["existingSecretNames"]["value"] == ["twilio-auth-token"]
     env["SMS_EXISTING_SECRETS"] = ""
-    chosen = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    chosen = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False,
+                            stdin=subprocess.DEVNULL)
     assert chosen.returncode == 0, chosen.stdout + chosen.stderr
     assert "existingSecretNames" not in json.loads((state / "parameters.json").read_text())["parameters"]
 
 
 def test_deploy_script_refuses_a_checkout_without_the_app(tmp_path: Path) -> None:
     checkout, env = _fake_checkout(tmp_path, with_app=False)
-    completed = subprocess.run(["bash", str(checkout / "infra" / "deploy.sh"), "test"],
-                               env=env, capture_output=True, text=True, timeout=120, check=False)
+    completed = run_deploy(checkout, env, "--provider", "acs", "test")
     assert completed.returncode != 0
     assert "function_app.py is missing" in completed.stderr
 
@@ -745,4 +862,4 @@ def test_funcignore_package_would_show_a_dev_only_module(tmp_path: Path) -> None
 def test_deploy_script_usage() -> None:
     completed = subprocess.run(["bash", str(DEPLOY_SH)], capture_output=True, text=True, check=False)
     assert completed.returncode == 2
-    assert "usage: infra/deploy.sh <environment> [location]" in completed.stderr
+    assert "usage: infra/deploy.sh [--provider twilio|acs|outbox] <environment> [location]" in completed.stderr

@@ -232,7 +232,21 @@ def documented(name: str, body: object) -> None:
 
 def test_health_answers_without_authentication(server: GatewayServer) -> None:
     response = server.get("/api/health")
-    assert response.status_code == 200 and response.json() == {"Status": "Healthy"}
+    assert response.status_code == 200 and response.json() == {"Status": "Healthy", "Provider": "outbox"}
+    documented("HealthResponse", response.json())
+
+
+def test_health_says_which_provider_delivers(storage_connection: str) -> None:
+    """A deployment that sends nothing is visible from outside: the probe names the provider."""
+    env = server_env(storage_connection, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+                     TWILIO_AUTH_TOKEN="not-a-real-token")
+    Gateway.create(Settings.from_env(env)).ensure_resources()
+    twilio = GatewayServer.start(env, "--no-queues")
+    try:
+        response = twilio.get("/api/health")
+    finally:
+        twilio.stop()
+    assert response.status_code == 200 and response.json() == {"Status": "Healthy", "Provider": "twilio"}
     documented("HealthResponse", response.json())
 
 

@@ -233,16 +233,16 @@ def test_health_never_answers_406(server: GatewayServer, headers: dict[str, str]
     response = requests.get(server.url + "/api/health" + query, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("application/json")
-    assert response.json() == {"Status": "Healthy"}
+    assert response.json() == {"Status": "Healthy", "Provider": "outbox"}
 
 
 def test_health_answers_in_a_format_it_is_asked_for(server: GatewayServer) -> None:
     """Health negotiates like every DTO answer; it only never refuses."""
     response = requests.get(server.url + "/api/health", headers={"Accept": "text/jsv"}, timeout=30)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/jsv")
-    assert jsv.loads(response.text) == {"Status": "Healthy"}
+    assert jsv.loads(response.text) == {"Status": "Healthy", "Provider": "outbox"}
     camel = requests.get(server.url + "/api/health?jsconfig=tc:cc", timeout=30)
-    assert camel.json() == {"status": "Healthy"}
+    assert camel.json() == {"status": "Healthy", "provider": "outbox"}
 
 
 def test_real_error_bodies_are_what_the_served_document_describes(server: GatewayServer, key: str) -> None:
