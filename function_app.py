@@ -36,6 +36,6 @@ def on_poison_message(message: func.QueueMessage) -> None:
 
 
 @app.function_name("sweep")
-@app.timer_trigger(arg_name="timer", schedule=worker.SWEEP_SCHEDULE, run_on_startup=False)
+@app.timer_trigger(arg_name="timer", schedule="%SMS_SWEEP_SCHEDULE%", run_on_startup=False)
 def on_sweep_timer(timer: func.TimerRequest) -> None:
     worker.sweep()

@@ -31,7 +31,11 @@ from devhost.functions import FunctionSpec, invoke
 
 logger = logging.getLogger(__name__)
 
-# How long a message stays invisible while its function runs; the host also hides it for minutes.
+# How long a received message stays invisible while its function runs: the host's queue listener receives with a
+# fixed 10 minutes (WebJobs QueueListener ``_visibilityTimeout``; host.json cannot change it, and its
+# ``visibilityTimeout`` is only the delay after a failed run). So a message whose host died comes back 10 minutes
+# after it was taken, and the gateway's sweep, not the queue, must recover it sooner (docs/delivery.md). The host
+# renews the lease while a function runs longer; the gateway's runs end well inside it, so this host does not.
 PROCESSING_VISIBILITY_TIMEOUT = 600
 # The host's queue poller starts at 100 ms when a queue is empty and doubles up to maxPollingInterval.
 MIN_POLLING_INTERVAL = 0.1

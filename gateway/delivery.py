@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from azure.core.exceptions import AzureError
 
 from gateway.providers.base import OutboundSms, Outcome, SendResult, SmsProvider
-from gateway.providers.common import MAYBE_SENT
+from gateway.providers.common import MAYBE_SENT, OUT_OF_TIME
+from gateway.queue import DeliveryQueue
 from gateway.storage import (
     TRANSACTION_LIMIT,
     CommStatus,
@@ -33,8 +37,14 @@ log = logging.getLogger("gateway.delivery")
 
 UNKNOWN_OUTCOME = "OutcomeUnknown"
 # After a time-out, the provider may still be working on the request (and Twilio lists a Message by its
-# sent date): the retry that reconciles it waits at least this long, also when handed to the queue at once.
+# sent date): the retry that reconciles it waits at least this long, also when handed to the queue at once,
+# and so does the reconciliation of a claim a worker left (counted from the claim's expiry, when its last call ended).
 RECONCILE_AFTER_SECONDS = 60.0
+# A run starts no batch after this long; the rest goes on in a fresh queue message (``MoreToSend``). With one
+# batch's claim (at most settings.MAX_CLAIM_TIMEOUT_SECONDS) a run ends inside host.json's functionTimeout (5
+# minutes): a run the host stops half-way is a crash. With the default claim (60 s) an immediate send also
+# answers inside the 230 s Azure lets an HTTP request take.
+RUN_SECONDS = 120.0
 ABANDONED = "DeliveryAbandoned"
 # The longest a communication waits in the queue for its next run, whatever a provider asks: hours
 # out of sight only delay the recovery after the provider is well again (and a broken header could ask for a year).
@@ -53,6 +63,23 @@ def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float)
     return math.ceil(min(MAX_RETRY_DELAY_SECONDS, max(backoff, retry_after or 0)))
 
 
+def hand_to_queue(
+    queue: DeliveryQueue, store: CommunicationStore, comm_id: uuid.UUID, *, delay_seconds: int, attempt: int
+) -> None:
+    """Queue the communication's next run after ``delay_seconds``, and note when on its row.
+
+    The note keeps the sweep from taking a communication that waits out a back-off, a Retry-After or
+    another worker's claim for lost. Without it (storage refused the note) the sweep may queue it early,
+    which costs a run that steps back, never a second SMS.
+    """
+    queue.enqueue(comm_id, delay_seconds=delay_seconds, attempt=attempt)
+    if delay_seconds:
+        try:
+            store.expect_run(comm_id, utcnow() + timedelta(seconds=delay_seconds))
+        except AzureError as error:
+            log.warning("comm %s: could not note its next run on its row: %s", comm_id.hex, error)
+
+
 @dataclass(frozen=True)
 class DeliveryReport:
     comm_id: uuid.UUID
@@ -68,9 +95,22 @@ class DeliveryReport:
 class RetryLater(Exception):
     """Some recipients hit a transient failure; the queue should bring the message back."""
 
-    def __init__(self, report: DeliveryReport) -> None:
-        super().__init__(f"{report.pending} recipient(s) of {report.comm_id.hex} still pending: {report.last_error}")
+    def __init__(self, report: DeliveryReport, reason: str | None = None) -> None:
+        super().__init__(reason or f"{report.pending} recipient(s) of {report.comm_id.hex} still pending: "
+                         f"{report.last_error}")
         self.report = report
+
+
+class MoreToSend(RetryLater):
+    """The run used its time (``RUN_SECONDS``) with recipients still due: a fresh run goes on at once.
+
+    Not a failure: the queue adapter hands the rest on without spending an attempt of the retry budget
+    (an immediate send hands them to the queue like any retry).
+    """
+
+    def __init__(self, report: DeliveryReport, left: int) -> None:
+        super().__init__(report, f"{left} recipient(s) of {report.comm_id.hex} left for a fresh run: this one "
+                         "used its time")
 
 
 class DeliveryInProgress(Exception):
@@ -96,20 +136,24 @@ class Delivery:
         provider: SmsProvider,
         *,
         claim_timeout_seconds: float,
+        run_seconds: float = RUN_SECONDS,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
         self._provider = provider
         self._claim_timeout = claim_timeout_seconds
+        self._run_seconds = run_seconds
         self._clock = clock
         self._batch_size = max(1, min(provider.max_batch_size, TRANSACTION_LIMIT - 1))
 
     def deliver(self, comm_id: uuid.UUID) -> DeliveryReport | None:
         """Send every recipient still due; None when no such communication was accepted.
 
-        Raises RetryLater when transient failures leave recipients pending, and
-        DeliveryInProgress when another worker is mid-way through the same recipients.
+        Raises RetryLater when transient failures leave recipients pending, MoreToSend when the run
+        used its time, and DeliveryInProgress when another worker is mid-way through the same recipients.
+        Each batch is sent under its claim: the provider starts no call that could outlast it.
         """
+        started = time.monotonic()
         snapshot = self._store.load(comm_id)
         if snapshot is None:
             return None
@@ -127,15 +171,22 @@ class Delivery:
                 self._record(comm, recipients, settled)
             due.extend(resend)
         retry_after: float | None = None
-        for start in range(0, len(due), self._batch_size):
-            batch = due[start : start + self._batch_size]
+        nothing_due = not due
+        while due and time.monotonic() - started < self._run_seconds:
+            batch, due = due[: self._batch_size], due[self._batch_size :]
+            claimed = time.monotonic()
             self._claim(comm, recipients, batch)
-            results = self._send(comm, batch)
+            results = self._send(comm, batch, deadline=claimed + self._claim_timeout)
             retry_after = _longest(retry_after, self._apply(batch, results))
             self._record(comm, recipients, batch)
-        if busy_for is not None and not due:
+            unsent = [recipient for recipient in batch if recipient.error_code == OUT_OF_TIME]
+            if len(unsent) < len(batch):
+                due = unsent + due  # their claim ran out before their turn: a fresh claim takes them
+        if busy_for is not None and nothing_due:
             raise DeliveryInProgress(comm_id.hex, busy_for)
-        report = self._report(comm, recipients, retry_after)
+        report = self._report(comm, recipients, _longest(retry_after, busy_for))
+        if due:
+            raise MoreToSend(report, len(due))
         if report.pending:
             raise RetryLater(report)
         return report
@@ -179,31 +230,40 @@ class Delivery:
         return self._report(comm, recipients, None)
 
     def _classify(self, recipients: Sequence[Recipient]) -> tuple[list[Recipient], list[Recipient], float | None]:
-        """Split recipients into due now and maybe sent already; say how long others stay claimed.
+        """Split recipients into due now and maybe sent already; say how long the others must wait.
 
         A recipient whose last attempt may have reached the provider (a claim left by a worker
         that died, or a time-out after the request went out) is due again while the provider
-        makes a resend safe; otherwise it is maybe sent, for ``_reconcile`` to settle.
+        makes a resend safe; otherwise it is maybe sent, for ``_reconcile`` to settle, once a
+        provider that reconciles has had ``RECONCILE_AFTER_SECONDS`` to settle that attempt. A
+        live claim belongs to a worker that may still be running: those recipients wait for it.
         """
         now = self._clock()
         due: list[Recipient] = []
         maybe_sent: list[Recipient] = []
-        busy_for: float | None = None
+        waits: list[float] = []
         for recipient in recipients:
             if recipient.status is RecipientState.PENDING:
                 if recipient.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
-                    maybe_sent.append(recipient)
+                    timed_out = (now - (recipient.updated_at or now)).total_seconds()
+                    if self._can_reconcile and timed_out < RECONCILE_AFTER_SECONDS:
+                        waits.append(RECONCILE_AFTER_SECONDS - timed_out + 1)  # the provider may still be at it
+                    else:
+                        maybe_sent.append(recipient)
                 else:
                     due.append(recipient)
             elif recipient.status is RecipientState.SENDING:
                 age = (now - (recipient.claimed_at or now)).total_seconds()
+                settled = self._claim_timeout + (RECONCILE_AFTER_SECONDS if self._can_reconcile else 0)
                 if age < self._claim_timeout:
-                    busy_for = max(busy_for or 0, self._claim_timeout - age + 1)
+                    waits.append(self._claim_timeout - age + 1)
                 elif self._resend_is_safe(recipient, now):
                     due.append(recipient)
+                elif age < settled:
+                    waits.append(settled - age + 1)  # its last call ended at the claim's expiry at the latest
                 else:
                     maybe_sent.append(recipient)
-        return due, maybe_sent, busy_for
+        return due, maybe_sent, max(waits) if waits else None
 
     def _reconcile(self, comm: Communication, batch: Sequence[Recipient]) -> list[Recipient]:
         """Settle recipients that may have been sent already; return those the provider never got.
@@ -280,8 +340,8 @@ class Delivery:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
         comm.recipient_rows_written = all(recipient.etag is not None for recipient in recipients)
 
-    def _send(self, comm: Communication, batch: Sequence[Recipient]) -> list[SendResult]:
-        return self._provider.send(self._messages(comm, batch))
+    def _send(self, comm: Communication, batch: Sequence[Recipient], *, deadline: float) -> list[SendResult]:
+        return self._provider.send(self._messages(comm, batch), deadline=deadline)
 
     @staticmethod
     def _messages(comm: Communication, batch: Sequence[Recipient]) -> list[OutboundSms]:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
@@ -57,3 +58,9 @@ class DeliveryQueue:
 
     def enqueue(self, comm_id: uuid.UUID, *, delay_seconds: int = 0, attempt: int = 0) -> None:
         self._client.send_message(encode_message(comm_id, attempt), visibility_timeout=delay_seconds or None)
+
+    def oldest_waiting(self) -> datetime | None:
+        """When the message at the head of the queue was written, if one is waiting to be taken (a backlog)."""
+        for message in self._client.peek_messages(max_messages=1):
+            return message.inserted_on
+        return None

@@ -13,7 +13,7 @@ import uuid
 from azure.core.exceptions import AzureError
 
 from gateway.auth import Principal
-from gateway.delivery import Delivery, DeliveryInProgress, DeliveryReport, RetryLater, retry_delay
+from gateway.delivery import Delivery, DeliveryInProgress, DeliveryReport, RetryLater, hand_to_queue, retry_delay
 from gateway.models import CommResponse, SMSSend
 from gateway.queue import DeliveryQueue
 from gateway.settings import Settings
@@ -119,7 +119,7 @@ class SendService:
         """Queue the rest of the delivery as the worker queues a retry: same delay, the run counted."""
         delay = retry_delay(IMMEDIATE_RUN, wait, base_seconds=self._settings.retry_base_seconds)
         try:
-            self._queue.enqueue(comm.comm_id, delay_seconds=delay, attempt=IMMEDIATE_RUN)
+            hand_to_queue(self._queue, self._store, comm.comm_id, delay_seconds=delay, attempt=IMMEDIATE_RUN)
         except AzureError:
             log.warning("comm %s could not be queued for retry", comm.comm_id.hex, exc_info=True)
             return False

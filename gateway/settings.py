@@ -23,6 +23,9 @@ from gateway.config import Choice, ConfigError, Integer, Pattern, Setting, Setti
 from gateway.providers import PROVIDERS
 
 MAX_RECIPIENTS_CEILING = 1000  # what one communication row can hold (docs/storage.md)
+# The longest claim: a delivery run starts no batch after delivery.RUN_SECONDS (120 s), so with a batch's claim it
+# ends inside host.json's functionTimeout (5 minutes), with room to record (tests/unit/test_recovery_bounds.py).
+MAX_CLAIM_TIMEOUT_SECONDS = 150
 
 
 class Region:
@@ -131,14 +134,30 @@ class Settings:
         description="first retry delay, doubled each attempt; a provider's `Retry-After` wins when longer",
     )
     claim_timeout_seconds: int = setting(
-        "SMS_CLAIM_TIMEOUT_SECONDS", Integer(), default=330,
-        description="how long a worker's claim on recipients protects them from other workers",
+        "SMS_CLAIM_TIMEOUT_SECONDS", Integer(maximum=MAX_CLAIM_TIMEOUT_SECONDS), default=60,
+        description="how long a worker's claim on recipients protects them from other workers; a batch starts no "
+        "provider call that could outlast it, so it must be longer than one call",
     )
     sweep_after_seconds: int = setting(
-        "SMS_SWEEP_AFTER_SECONDS", Integer(minimum=60), default=600,
-        description="how long a communication must be unchanged before the sweep queues it again",
+        "SMS_SWEEP_AFTER_SECONDS", Integer(), default=60,
+        description="how long a communication must be unchanged (and past its next scheduled run) before the sweep "
+        "queues it again",
+    )
+    sweep_schedule: str = setting(
+        "SMS_SWEEP_SCHEDULE", Pattern(r"\S+(\s+\S+){5}", "an NCRONTAB expression of six fields, seconds first"),
+        default="0 * * * * *",
+        description="when the sweep runs (UTC); set it even to the default: the timer trigger reads it too",
     )
     provider_settings: SettingsTable | None = None  # the chosen provider's, as PROVIDERS declares them
+
+    def __post_init__(self) -> None:
+        call_seconds = getattr(self.provider_settings, "call_seconds", None)  # providers with a per-call time-out
+        if call_seconds is not None and self.claim_timeout_seconds <= call_seconds:
+            raise ConfigError(
+                f"SMS_CLAIM_TIMEOUT_SECONDS ({self.claim_timeout_seconds}) must be longer than one {self.provider} "
+                f"call, which can take {call_seconds:g} s (its connect and read time-outs): a claim shorter than "
+                "that lets no call start"
+            )
 
     @property
     def communications_table(self) -> str:

@@ -143,6 +143,7 @@ class Communication:
     failed_count: int = 0
     last_error: str | None = None
     sweeps: int = 0
+    next_run_at: datetime | None = None  # when a delayed queue message brings it back (the sweep waits for it)
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     etag: str | None = None
@@ -261,6 +262,7 @@ def communication_from_entity(entity: dict[str, Any]) -> Communication:
         failed_count=int(entity.get("FailedCount", 0)),
         last_error=entity.get("LastError") or None,
         sweeps=int(entity.get("Sweeps", 0)),
+        next_run_at=entity.get("NextRunAt"),
         created_at=entity.get("CreatedAt") or utcnow(),
         updated_at=entity.get("UpdatedAt") or utcnow(),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
@@ -418,6 +420,15 @@ class CommunicationStore(TableStore):
         }
         for entity in self._table.query_entities(query, parameters=parameters):
             yield communication_from_entity(entity)
+
+    def expect_run(self, comm_id: uuid.UUID, when: datetime) -> None:
+        """Record when a delayed queue message brings this communication back: until then it is not lost.
+
+        The sweep reads it so a communication waiting out a back-off, a Retry-After or another worker's
+        claim is not queued early. A merge of the one property: it never overwrites delivery's state.
+        """
+        entity = {"PartitionKey": comm_id.hex, "RowKey": HEADER_ROW, "NextRunAt": when}
+        self._table.update_entity(entity, mode=UpdateMode.MERGE)
 
     def mark_swept(self, comm: Communication, when: datetime) -> None:
         """Record that the sweep re-queued this communication (and when), so it is not re-queued every run."""

@@ -3,8 +3,11 @@
 Transient provider failures are re-queued here with a delay (``delivery.retry_delay``: the
 provider's Retry-After or an exponential back-off, capped at an hour), never slept on; after
 ``SMS_MAX_DELIVERY_ATTEMPTS`` runs the message goes to the poison queue, whose own function ends
-the communication as Failed.
+the communication as Failed. A run that used its time hands the rest to a fresh message at once.
 Anything unexpected is raised, so the host's visibilityTimeout / maxDequeueCount apply.
+
+The sweep (``SMS_SWEEP_SCHEDULE``, every minute) finds what the queue lost; docs/delivery.md works out
+how long a crash can leave a message waiting.
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ from datetime import datetime, timedelta
 
 import azure.functions as func
 
-from gateway.delivery import DeliveryInProgress, RetryLater, retry_delay
+from gateway.delivery import DeliveryInProgress, MoreToSend, RetryLater, hand_to_queue, retry_delay
 from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
 from gateway.runtime import get_gateway
 from gateway.storage import utcnow
 
 log = logging.getLogger("gateway.worker")
 
-SWEEP_SCHEDULE = "0 */5 * * * *"  # NCRONTAB: every five minutes
 SWEEP_GIVE_UP_AFTER = 3  # re-queues by the sweep before the communication is ended as Failed
 SWEEP_LOOKBACK = timedelta(days=2)
 
@@ -43,10 +45,14 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
     attempt = envelope.attempt + max(1, getattr(message, "dequeue_count", None) or 1)
     try:
         report = gateway.delivery.deliver(envelope.comm_id)
+    except MoreToSend as more:
+        log.info("comm %s: %s; going on in a fresh message", envelope.comm_id.hex, more)
+        gateway.queue.enqueue(envelope.comm_id, attempt=attempt - 1)  # not a failed run: no attempt spent
+        return
     except RetryLater as later:
-        reason, wait = str(later), later.report.retry_after_seconds
+        reason, wait, base = str(later), later.report.retry_after_seconds, gateway.settings.retry_base_seconds
     except DeliveryInProgress as busy:
-        reason, wait = str(busy), busy.retry_in_seconds
+        reason, wait, base = str(busy), busy.retry_in_seconds, 0  # nothing failed: no back-off, just the wait
     else:
         if report is None:
             log.warning("queue message for unknown comm %s dropped", envelope.comm_id.hex)
@@ -55,9 +61,9 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
         log.warning("comm %s: giving up after %d attempts: %s", envelope.comm_id.hex, attempt, reason)
         gateway.poison_queue.enqueue(envelope.comm_id, attempt=attempt)
         return
-    delay = retry_delay(attempt, wait, base_seconds=gateway.settings.retry_base_seconds)
+    delay = retry_delay(attempt, wait, base_seconds=base)
     log.info("comm %s: %s; attempt %d in %d s", envelope.comm_id.hex, reason, attempt + 1, delay)
-    gateway.queue.enqueue(envelope.comm_id, delay_seconds=delay, attempt=attempt)
+    hand_to_queue(gateway.queue, gateway.store, envelope.comm_id, delay_seconds=delay, attempt=attempt)
 
 
 def handle_poison_message(message: func.QueueMessage) -> None:
@@ -74,20 +80,32 @@ def sweep(now: datetime | None = None) -> int:
     """Queue every accepted communication that is not final and has not moved for a while.
 
     Catches what the queue lost: a crash between the table write and the enqueue, an
-    immediate send interrupted mid-way, a poison message that could not be processed.
+    immediate send interrupted mid-way, a worker that died holding a claim (its message stays
+    hidden for the host's 10-minute lease), a poison message that could not be processed.
+    Quiet for ``SMS_SWEEP_AFTER_SECONDS`` means unchanged and past the run a delayed message
+    was due to bring. When the queue is behind (its oldest waiting message is older than
+    that), only communications last changed before that message count: the others may have
+    a message waiting behind it, and queueing them again would only lengthen the queue.
     Returns how many communications it queued.
     """
     gateway = get_gateway()
     now = now or utcnow()
     queued = 0
-    cutoff = now - timedelta(seconds=gateway.settings.sweep_after_seconds)
+    quiet_since = now - timedelta(seconds=gateway.settings.sweep_after_seconds)
+    cutoff = quiet_since
+    backlog = gateway.queue.oldest_waiting()
+    if backlog is not None and backlog < cutoff:
+        log.info("sweep: the queue is behind (oldest message from %s)", backlog.isoformat())
+        cutoff = backlog
     for comm in gateway.store.stale(updated_before=cutoff, created_after=now - SWEEP_LOOKBACK):
+        if comm.next_run_at is not None and comm.next_run_at > quiet_since:
+            continue  # a delayed message brings it back; not lost yet
         if comm.sweeps >= SWEEP_GIVE_UP_AFTER:
             gateway.delivery.give_up(comm.comm_id, f"Delivery did not finish after {comm.sweeps} sweeps")
             continue
+        log.warning("sweep queues comm %s (status %s, last change %s)", comm.comm_id.hex, comm.status,
+                    comm.updated_at.isoformat())
         gateway.queue.enqueue(comm.comm_id)
         gateway.store.mark_swept(comm, now)
         queued += 1
-        log.warning("sweep queued comm %s (status %s, last change %s)", comm.comm_id.hex, comm.status,
-                    comm.updated_at.isoformat())
     return queued

@@ -46,6 +46,12 @@ class GatewayServer:
         server.stop()
         raise RuntimeError("devhost did not start within 60 s")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a recycled instance ends it: nothing is handed back or finished."""
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -69,7 +75,11 @@ class GatewayServer:
         return requests.get(self.url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
+NEVER = "0 0 0 1 1 *"  # an NCRONTAB schedule that fires at new year only: the sweep stays out of a test's way
+
+
 def server_env(storage_connection: str, **overrides: str) -> dict[str, str]:
-    """Settings for a gateway subprocess: isolated storage names, the outbox, a 1 s key cache."""
-    defaults = {"SMS_DEFAULT_SENDER": "+15005550006", "SMS_API_KEY_CACHE_SECONDS": "1", "SMS_PROVIDER": "outbox"}
+    """Settings for a gateway subprocess: isolated storage names, the outbox, a 1 s key cache, no sweep."""
+    defaults = {"SMS_DEFAULT_SENDER": "+15005550006", "SMS_API_KEY_CACHE_SECONDS": "1", "SMS_PROVIDER": "outbox",
+                "SMS_SWEEP_SCHEDULE": NEVER}
     return isolated_env(storage_connection, **{**defaults, **overrides})

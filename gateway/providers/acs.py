@@ -133,10 +133,12 @@ class AcsProvider:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._client = _build_client(settings, credential)
+        self._call_seconds = settings.call_seconds
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
-        results = send_in_turn(messages, _plan_calls(messages), self._send_call)
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
+        results = send_in_turn(messages, _plan_calls(messages), self._send_call, deadline=deadline,
+                               call_seconds=self._call_seconds)
         log_summary(log, "acs", results)
         return results
 

@@ -73,3 +73,8 @@ class AcsSettings(SettingsTable):
             )
         if self.connection_string and self.client_id:
             raise ConfigError("ACS_CLIENT_ID is only used with ACS_ENDPOINT (managed identity); remove it")
+
+    @property
+    def call_seconds(self) -> float:
+        """The longest one call can take: its connect time-out, then its read time-out."""
+        return 2 * self.timeout_seconds

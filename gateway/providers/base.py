@@ -1,10 +1,13 @@
 """The contract between delivery and a provider.
 
 Delivery hands a provider a batch of ``OutboundSms`` (at most ``max_batch_size``) and gets
-one ``SendResult`` per message back. A provider never raises for something that went wrong
-with a message or the provider's service: it reports ``RETRY`` (transient: rate limits,
-5xx, time-outs, refused connections) or ``FAILED`` (permanent: the provider will never take
-this message) per message, so delivery can record each recipient's fate.
+one ``SendResult`` per message back. The batch is claimed until a deadline: a provider starts no
+call that could still be running then, and answers the messages it did not try ``RETRY`` with
+``OutOfTime`` (``common.OUT_OF_TIME``), so another worker never takes over a call still in flight.
+A provider never raises for something that went wrong with a message or the provider's service:
+it reports ``RETRY`` (transient: rate limits, 5xx, time-outs, refused connections) or ``FAILED``
+(permanent: the provider will never take this message) per message, so delivery can record each
+recipient's fate.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ class SmsProvider(Protocol):
     # How long after the first attempt a resend stays safe (None: forever; ACS de-duplicates for 5 minutes).
     resend_window_seconds: float | None
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]: ...
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
+        """One result per message; no call starts that could outlast ``deadline`` (``time.monotonic()``)."""
+        ...
 
 
 class ReconcilingProvider(SmsProvider, Protocol):

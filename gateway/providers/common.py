@@ -10,6 +10,7 @@ import email.utils
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -21,6 +22,7 @@ CONNECT_FAILED = "ConnectFailed"  # no connection was made: the provider never s
 TIMEOUT = "Timeout"  # the request went out and no answer came in time: the provider may have it
 CONNECTION_LOST = "ConnectionLost"  # the connection broke after the request went out: the provider may have it
 NOT_ATTEMPTED = "NotAttempted"  # skipped after an earlier message in the batch met a service-wide failure
+OUT_OF_TIME = "OutOfTime"  # not tried: the batch's claim could expire before an answer came (certainly not sent)
 MAYBE_SENT = frozenset({TIMEOUT, CONNECTION_LOST})  # RETRY codes after which a resend may duplicate the SMS
 
 
@@ -79,26 +81,41 @@ def send_in_turn(
     messages: Sequence[OutboundSms],
     calls: Iterable[Sequence[int]],
     send: Callable[[Sequence[OutboundSms]], tuple[list[SendResult], bool]],
+    *,
+    deadline: float | None = None,
+    call_seconds: float = 0.0,
 ) -> list[SendResult]:
     """One result per message, in the messages' order, from one ``send`` per call (a call: indexes into ``messages``).
 
     ``send`` answers a result per message of its call, and True when the failure speaks for the whole
     service (429, 503, no connection, a time-out): the rest of the batch is then not attempted now, but
-    answered ``Retry`` with ``NotAttempted`` and that failure's Retry-After.
+    answered ``Retry`` with ``NotAttempted`` and that failure's Retry-After. A call that could not end
+    (``call_seconds``, its time-outs) before ``deadline`` (``time.monotonic()``) is not started: its messages,
+    and the rest, are answered ``Retry`` with ``OutOfTime``.
     """
     results: list[SendResult | None] = [None] * len(messages)
     halted_by: SendResult | None = None
+    out_of_time = False
     for call in calls:
         batch = [messages[index] for index in call]
-        if halted_by is None:
+        if halted_by is None and deadline is not None and time.monotonic() + call_seconds > deadline:
+            out_of_time = True
+        if out_of_time:
+            answers = [_out_of_time(message) for message in batch]
+        elif halted_by is not None:
+            answers = [_not_attempted(message, halted_by) for message in batch]
+        else:
             answers, service_wide = send(batch)
             if service_wide:
                 halted_by = answers[0]
-        else:
-            answers = [_not_attempted(message, halted_by) for message in batch]
         for index, result in zip(call, answers, strict=True):
             results[index] = result
     return [result for result in results if result is not None]
+
+
+def _out_of_time(message: OutboundSms) -> SendResult:
+    return SendResult(message.recipient_id, Outcome.RETRY, error_code=OUT_OF_TIME,
+                      error_message="not sent: the batch's claim would have expired before an answer came")
 
 
 def _not_attempted(message: OutboundSms, halted_by: SendResult) -> SendResult:

@@ -33,7 +33,8 @@ class OutboxProvider:
         self._table: TableClient = service.get_table_client(table_name)
         self._table_ready = False
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
+        """One table transaction for the batch; storage's own time-outs bound it, so ``deadline`` changes nothing."""
         if not messages:
             return []
         now = datetime.now(UTC)

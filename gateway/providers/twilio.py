@@ -61,7 +61,7 @@ class TwilioProvider(ReconcilingProvider):
     """
 
     name = "twilio"
-    max_batch_size = 100  # a batch is a loop of single requests; this bounds how long one delivery call takes
+    max_batch_size = 100  # a batch is a loop of single requests, cut short when its claim runs out (``deadline``)
     resend_is_safe = False  # no idempotency key: a resend after a lost answer can reach the phone twice
     resend_window_seconds: float | None = 0.0
 
@@ -70,8 +70,10 @@ class TwilioProvider(ReconcilingProvider):
         self._url = f"{settings.base_url}/{API_VERSION}/Accounts/{settings.account_sid}/Messages.json"
         self._session = session if session is not None else _new_session(settings)
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
-        results = send_in_turn(messages, ([index] for index in range(len(messages))), self._send_call)
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
+        calls = ([index] for index in range(len(messages)))
+        results = send_in_turn(messages, calls, self._send_call, deadline=deadline,
+                               call_seconds=self._settings.call_seconds)
         log_summary(log, "twilio", results)
         return results
 

@@ -67,6 +67,11 @@ class TwilioSettings(SettingsTable):
             )
 
     @property
+    def call_seconds(self) -> float:
+        """The longest one request can take: its connect time-out, then its read time-out."""
+        return 2 * self.timeout_seconds
+
+    @property
     def basic_auth(self) -> tuple[str, str]:
         """HTTP Basic user and password: the API key pair when set, else Account SID and Auth Token."""
         if self.api_key_sid and self.api_key_secret:

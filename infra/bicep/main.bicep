@@ -338,11 +338,16 @@ var appSettings = [
   }
   {
     name: 'SMS_CLAIM_TIMEOUT_SECONDS'
-    value: '330'
+    value: '60'
   }
   {
     name: 'SMS_SWEEP_AFTER_SECONDS'
-    value: '600'
+    value: '60'
+  }
+  {
+    // Read by the sweep's timer trigger (function_app.py binds its schedule to it) as well as the app.
+    name: 'SMS_SWEEP_SCHEDULE'
+    value: '0 * * * * *'
   }
   {
     name: 'SMS_JSON_CASING'

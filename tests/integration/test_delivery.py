@@ -28,7 +28,7 @@ class ScriptedProvider:
         self.crash_after = crash_after
         self.sent: list[OutboundSms] = []
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         results = []
         for message in messages:
             if self.crash_after is not None and len(self.sent) >= self.crash_after:
@@ -48,7 +48,7 @@ class ScriptedProvider:
         return [message.to for message in self.sent]
 
 
-def make_delivery(store, provider, *, claim_timeout_seconds: float = 330, **options) -> Delivery:
+def make_delivery(store, provider, *, claim_timeout_seconds: float = 60, **options) -> Delivery:
     """Delivery with claims held as long as SMS_CLAIM_TIMEOUT_SECONDS's default (``_later(11)`` is past it)."""
     return Delivery(store, provider, claim_timeout_seconds=claim_timeout_seconds, **options)
 

@@ -122,7 +122,12 @@ def test_a_time_out_after_twilio_got_the_request_is_reconciled_next_run(store, f
     assert {(r.status, r.error_code) for r in rest} == {(RecipientState.PENDING, NOT_ATTEMPTED)}
     assert [m.to for m in fake.messages] == [first.phone_number]
 
-    report = make_delivery(store, provider).deliver(comm.comm_id)
+    with pytest.raises(RetryLater) as early:  # a run within the minute (a sweep, a second message): Twilio not asked
+        make_delivery(store, provider).deliver(comm.comm_id)
+    assert early.value.report.pending == 1 and early.value.report.retry_after_seconds > RECONCILE_AFTER_SECONDS - 5
+    assert store.load(comm.comm_id).stored_recipients[0].error_code == TIMEOUT
+
+    report = make_delivery(store, provider, clock=_later(2)).deliver(comm.comm_id)  # after the minute
 
     assert (report.status, report.sent) == (CommStatus.SENT, 3)
     assert sorted(m.to for m in fake.messages) == sorted(numbers(comm)) and posts(fake) == 3
@@ -143,7 +148,7 @@ def test_a_time_out_before_twilio_made_the_message_is_sent_again(store, fake: Tw
         make_delivery(store, provider).deliver(comm.comm_id)
     assert fake.messages == []
 
-    report = make_delivery(store, provider).deliver(comm.comm_id)
+    report = make_delivery(store, provider, clock=_later(2)).deliver(comm.comm_id)  # once Twilio has settled
 
     assert (report.status, report.sent) == (CommStatus.SENT, 1)
     [recipient] = store.load(comm.comm_id).stored_recipients
@@ -183,7 +188,7 @@ def test_a_find_sent_that_raises_is_taken_as_cannot_tell(store) -> None:
 def test_a_provider_that_cannot_reconcile_still_ends_unknown_at_once(store) -> None:
     comm = stored(store, 1)
     provider = ScriptedProvider()
-    provider.send = lambda messages: [  # type: ignore[method-assign]
+    provider.send = lambda messages, deadline=None: [  # type: ignore[method-assign]
         SendResult(m.recipient_id, "Retry", error_code=TIMEOUT, error_message="timed out")  # type: ignore[arg-type]
         for m in messages
     ]
@@ -207,7 +212,7 @@ class DiesAfterCall:
         self.dies_on = dies_on
         self.calls = 0
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         results = self.inner.send(messages)
         self.calls += 1
         if self.calls == self.dies_on:

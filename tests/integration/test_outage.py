@@ -10,13 +10,13 @@ One delivery is deliberately in flight when storage goes: the fake holds its req
 storage is down, answers 201, and the run cannot record that. Its queue message comes back only
 after host.json's visibilityTimeout (30 s) if the host manages to hand it back, or after the host's
 processing lease (10 minutes) if it cannot (storage is down), so the communication waits for the
-sweep. Waiting for the real timer would need
-``SMS_SWEEP_AFTER_SECONDS`` ≥ 60 plus a schedule tick, so the test runs the sweep function itself,
-in-process on the same storage, with its clock moved past ``SMS_SWEEP_AFTER_SECONDS``: the code the
-timer runs, minutes early. The claim left by the cut-off run expires after
-``SMS_CLAIM_TIMEOUT_SECONDS`` = 2 here (330 by default); Twilio cannot de-duplicate a resend, so
-the next run reconciles that recipient through Twilio's Messages list: it finds the SMS the
-cut-off run sent and records it Sent, rather than sending it again.
+sweep. The test runs the sweep function itself, in-process on the same storage, with its clock moved
+past ``SMS_SWEEP_AFTER_SECONDS``: the code the timer runs, early (tests/integration/test_crash_recovery.py
+waits for the real timer). The claim left by the cut-off run expires after ``SMS_CLAIM_TIMEOUT_SECONDS``
+= 5 here (60 by default; it must outlast one Twilio call, twice ``TWILIO_TIMEOUT_SECONDS`` = 4); Twilio
+cannot de-duplicate a resend, so the next run reconciles that recipient through Twilio's Messages
+list, once Twilio has had a minute to settle the cut-off call: it finds the SMS the cut-off run sent
+and records it Sent, rather than sending it again.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from devhost.azurite import Azurite
 from fakes.server import Fault
 from fakes.twilio import TwilioFake
 from gateway import worker
+from gateway.delivery import RECONCILE_AFTER_SECONDS
 from gateway.runtime import Gateway, use_gateway
 from gateway.settings import Settings
 from gateway.storage import utcnow
@@ -86,7 +87,8 @@ def test_storage_outage_and_recovery(storage: list[Azurite], twilio: TwilioFake)
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_BASE_URL": twilio.base_url,
-        "SMS_CLAIM_TIMEOUT_SECONDS": "2",
+        "SMS_CLAIM_TIMEOUT_SECONDS": "5",
+        "TWILIO_TIMEOUT_SECONDS": "2",
         "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",  # the test runs the sweep itself (see the module's docstring)
     }
     gateway = Gateway.create(Settings.from_env(env))
@@ -163,7 +165,9 @@ def test_storage_outage_and_recovery(storage: list[Azurite], twilio: TwilioFake)
             assert worker.sweep(now=utcnow() + timedelta(seconds=gateway.settings.sweep_after_seconds + 1)) == 1
         finally:
             use_gateway(None)
-        wait_until(lambda: status(in_flight)["Status"] in FINAL, timeout=30, what="the in-flight send to end")
+        # The claim expires after 5 s; Twilio then gets a minute to settle the cut-off call before it is asked.
+        settle = gateway.settings.claim_timeout_seconds + RECONCILE_AFTER_SECONDS
+        wait_until(lambda: status(in_flight)["Status"] in FINAL, timeout=settle + 30, what="the in-flight send to end")
         ended = status(in_flight)
         # Its SMS did reach Twilio before the worker died: reconciliation finds it instead of resending.
         assert ended["Status"] == "Sent"

@@ -42,7 +42,7 @@ class AlwaysBusyProvider:
         self.attempts = 0
         self.crash = crash
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         self.attempts += 1
         if self.crash:
             raise RuntimeError("provider bug")

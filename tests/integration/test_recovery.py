@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -77,16 +78,46 @@ def test_an_interrupted_immediate_send_is_finished_by_the_sweep(gateway) -> None
 def test_a_communication_the_sweep_cannot_finish_ends_failed(gateway) -> None:
     principal = Principal("k", "tests", uuid.uuid4())
     comm_id = gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=False).CommId
+    messages = gateway.clients.queue(gateway.settings.queue_name)
     when = utcnow()
     for _ in range(worker.SWEEP_GIVE_UP_AFTER):
+        messages.clear_messages()  # a worker takes each message and dies before it changes anything
         when += timedelta(seconds=gateway.settings.sweep_after_seconds + 1)
         assert worker.sweep(now=when) == 1
+    messages.clear_messages()
     when += timedelta(seconds=gateway.settings.sweep_after_seconds + 1)
     assert worker.sweep(now=when) == 0
     snapshot = gateway.store.load(comm_id)
     assert snapshot.communication.status is CommStatus.FAILED
     assert [r.status for r in snapshot.stored_recipients] == [RecipientState.FAILED]
     assert snapshot.stored_recipients[0].error_code == ABANDONED
+
+
+def test_a_communication_waiting_for_a_delayed_run_is_not_swept_before_it(gateway) -> None:
+    principal = Principal("k", "tests", uuid.uuid4())
+    gateway.service._queue = dead_queue(gateway.settings.queue_name)  # its one message is the delayed one below
+    comm_id = gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=False).CommId
+    gateway.store.expect_run(comm_id, utcnow() + timedelta(minutes=5))  # e.g. a back-off, or a Retry-After
+    quiet = timedelta(seconds=gateway.settings.sweep_after_seconds + 1)
+
+    assert worker.sweep(now=utcnow() + quiet) == 0
+    assert worker.sweep(now=utcnow() + timedelta(minutes=5) + quiet) == 1  # that run never came
+
+
+def test_the_sweep_waits_while_the_queue_is_behind(gateway) -> None:
+    """A communication changed after the oldest waiting message may have its own message behind it."""
+    principal = Principal("k", "tests", uuid.uuid4())
+    gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=False)  # its message waits
+    time.sleep(1.1)  # queue times have whole seconds
+    gateway.service._queue = dead_queue(gateway.settings.queue_name)
+    lost = gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=False).CommId
+    later = utcnow() + timedelta(seconds=gateway.settings.sweep_after_seconds + 1)
+
+    worker.sweep(now=later)
+    assert lost not in queued_ids(gateway)  # the queue has not reached its place yet: not taken for lost
+    gateway.clients.queue(gateway.settings.queue_name).clear_messages()  # the backlog drains
+    assert worker.sweep(now=later) >= 1
+    assert lost in queued_ids(gateway)
 
 
 def test_final_communications_are_never_swept(gateway) -> None:

@@ -21,6 +21,7 @@ from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.queue import DeliveryQueue, encode_message
 from gateway.runtime import Gateway, use_gateway
 from gateway.service import SendService
+from gateway.storage import utcnow
 from tests.samples import send_body
 
 SIX_HOURS = 6 * 3600.0
@@ -49,7 +50,7 @@ class BusyProvider:
     def __init__(self, retry_after: float | None) -> None:
         self.retry_after = retry_after
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         return [
             SendResult(message.recipient_id, Outcome.RETRY, error_code="429", error_message="slow down",
                        retry_after_seconds=self.retry_after)
@@ -75,7 +76,7 @@ def test_the_worker_and_an_immediate_send_queue_a_first_retry_alike(make_gateway
     gateway = busy_gateway(make_gateway, retry_after)
     principal = Principal("k", "tests", uuid.uuid4())
 
-    gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=True)
+    first = gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=True)
     [immediate] = gateway.queue.enqueued
 
     queued = gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=False)
@@ -88,6 +89,10 @@ def test_the_worker_and_an_immediate_send_queue_a_first_retry_alike(make_gateway
 
     # The run that just ended was the first either way; the queue's next run is the second.
     assert immediate == by_worker == (expected, 1)
+    # Each row says when that run comes, so the sweep does not take the communication for lost before then.
+    for comm_id in (first.CommId, queued.CommId):
+        due_in = (gateway.store.load_header(comm_id).next_run_at - utcnow()).total_seconds()
+        assert expected - 10 < due_in <= expected
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from fakes.server import Fault
 from fakes.twilio import MAGIC_NUMBERS, TwilioFake
 from gateway.config import ConfigError
 from gateway.providers.base import OutboundSms, Outcome
-from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, TIMEOUT
+from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, OUT_OF_TIME, TIMEOUT
 from gateway.providers.twilio import TwilioProvider, create
 from gateway.providers.twilio_settings import TwilioSettings
 
@@ -236,6 +236,25 @@ def test_provider_attributes() -> None:
 def test_create_wants_twilio_settings() -> None:
     with pytest.raises(TypeError):
         create(object())  # type: ignore[arg-type]
+
+
+def test_no_call_starts_that_could_outlast_the_batchs_claim(fake: TwilioFake) -> None:
+    """A call takes up to twice the time-out (connect, then read); one that could end past the deadline waits."""
+    provider = TwilioProvider(settings_for(fake, timeout_seconds=0.5))
+    fake.push_fault(Fault(delay=0.4))  # the first call takes 0.4 s; the second could then run past the deadline
+    deadline = time.monotonic() + 1.2  # room for one call of up to 1 s, not two
+    results = provider.send([sms("+14155550100"), sms("+14155550101"), sms("+14155550102")], deadline=deadline)
+
+    assert [(r.outcome, r.error_code) for r in results] == [
+        (Outcome.ACCEPTED, None), (Outcome.RETRY, OUT_OF_TIME), (Outcome.RETRY, OUT_OF_TIME)]
+    assert "claim would have expired" in results[1].error_message
+    assert [m.to for m in fake.messages] == ["+14155550100"]
+
+
+def test_a_deadline_already_too_close_sends_nothing(fake: TwilioFake) -> None:
+    results = TwilioProvider(settings_for(fake)).send([sms("+14155550100")], deadline=time.monotonic() + 3.9)
+    assert [(r.outcome, r.error_code) for r in results] == [(Outcome.RETRY, OUT_OF_TIME)]  # a call may take 4 s
+    assert fake.requests == []
 
 
 # --- settings -----------------------------------------------------------------------------------------------------
