@@ -11,7 +11,6 @@ import email.parser
 import email.policy
 import enum
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +36,14 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 KNOWN_FORMATS = {"json", "jsv", "xml", "csv", "html", "jsonl", "msgpack", "protobuf"}
 # Query-string keys that steer the request rather than fill the DTO.
 RESERVED_QUERY = {"format", "jsconfig", "callback", "debug"}
-# A \uD800-\uDFFF escape: the only way a lone surrogate gets into a string decoded from UTF-8 JSON.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# The charsets a multipart part may name, and the codec that reads each. Only text encodings:
+# Python's codec registry also holds unicode_escape, utf-7, base64 and others that turn bytes into
+# lone surrogates or into anything at all.
+TEXT_CHARSETS = {
+    "utf-8": "utf-8", "utf8": "utf-8", "us-ascii": "ascii", "ascii": "ascii",
+    "iso-8859-1": "latin-1", "latin1": "latin-1", "latin-1": "latin-1", "windows-1252": "cp1252", "cp1252": "cp1252",
+    "utf-16": "utf-16", "utf-16le": "utf-16-le", "utf-16be": "utf-16-be",
+}
 
 
 def media_type(content_type: str | None) -> str:
@@ -194,10 +199,16 @@ def recase(value: Any, casing: Casing) -> Any:
 
 
 def encode(payload: Mapping[str, Any], negotiated: Negotiated) -> bytes:
+    """The payload as UTF-8 JSON or JSV.
+
+    A lone surrogate cannot be UTF-8, so it is written as its ``\\udXXX`` escape: in JSON that is the
+    same string, in JSV six characters. Requests cannot store one (``models``); this keeps an answer
+    that quotes one, or a row stored before that check, readable instead of a 500.
+    """
     value = recase(dict(payload), negotiated.casing)
     if negotiated.format is Format.JSV:
-        return jsv.dumps(value).encode("utf-8")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return jsv.dumps(value).encode("utf-8", "backslashreplace")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
 
 
 def decode_body(
@@ -255,29 +266,7 @@ def _parse_document(body: bytes, body_format: Format) -> dict[str, Any]:
     if not isinstance(value, dict):
         name = "JSON" if body_format is Format.JSON else "JSV"
         raise ApiError(400, "SerializationException", f"The request body must be a {name} object")
-    if body_format is Format.JSON and _SURROGATE_ESCAPE.search(body) and not _is_unicode(value):
-        # Accepted, it could never be delivered: no provider can encode half a UTF-16 pair.
-        raise ApiError(400, "SerializationException",
-                       "The request body has a string with an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF)")
     return value
-
-
-def _is_unicode(value: Any) -> bool:
-    """True when every string (key or value) in the decoded JSON can be encoded as UTF-8."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return True
 
 
 def _scalar_or_jsv(value: str) -> Any:
@@ -299,8 +288,8 @@ def _set_field(fields: dict[str, Any], key: str, value: Any) -> None:
 
 def _form_fields(content_type: str, body: bytes) -> dict[str, Any]:
     if media_type(content_type) == "application/x-www-form-urlencoded":
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        try:  # strict: a %-escape that is not UTF-8 (%ED%A0%80, half a surrogate pair) is refused, not replaced
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
             raise ApiError(400, "SerializationException", "The form body is not UTF-8 text") from None
         return {key: _scalar_or_jsv(value) for key, value in pairs}
@@ -314,8 +303,17 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, Any]:
         if not name:
             continue
         payload = part.get_payload(decode=True) or b""
+        codec = _text_codec(part.get_content_charset() or "utf-8", str(name))
         try:
-            fields[str(name)] = _scalar_or_jsv(payload.decode(part.get_content_charset() or "utf-8"))
-        except (UnicodeDecodeError, LookupError):
-            raise ApiError(400, "SerializationException", f"The form field '{name}' is not text") from None
+            fields[str(name)] = _scalar_or_jsv(payload.decode(codec))
+        except UnicodeDecodeError:
+            raise ApiError(400, "SerializationException", f"The form field '{name}' is not {codec} text") from None
     return fields
+
+
+def _text_codec(charset: str, field: str) -> str:
+    codec = TEXT_CHARSETS.get(charset.strip().lower())
+    if codec is None:
+        raise ApiError(415, "UnsupportedMediaType", f"The form field '{field}' names the charset '{charset}'; send "
+                       "utf-8, us-ascii, iso-8859-1, windows-1252 or utf-16")
+    return codec

@@ -20,16 +20,11 @@ from gateway import jsv
 from gateway.metadata.about import API_VERSION, CONTENT_TYPE_NOTE, ERROR_DESCRIPTIONS, TITLE
 from gateway.metadata.dtos import dotnet_type, example, is_model, unwrap_optional
 from gateway.metadata.table import openapi_path, routes_by_operation
-from gateway.models import ErrorResponse
+from gateway.models import GUID_PATTERN, ErrorResponse
 from gateway.routes import FORMAT, ROUTES, Operation, PathParameter, Route
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 _GUID_REF = "#/components/schemas/Guid"
-_HEX = "[0-9A-Fa-f]"
-_DASHED = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
-GUID_PATTERN = rf"^(?:{_HEX}{{32}}|{_DASHED}|\{{{_DASHED}\}}|\({_DASHED}\))$"
-"""N, D, B or P form. Not ``format: uuid``: JSON Schema's uuid format is the dashed form only, so a
-validator that asserts formats would reject the N form every response carries."""
 
 JSV_TYPES = ("application/jsv",)  # text/jsv is accepted too; the descriptions say so
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -135,6 +130,8 @@ def _component_schemas(operations: list[Operation]) -> dict[str, Any]:
             definition = _tidy(definition)
             if schemas.setdefault(name, definition) != definition:
                 raise ValueError(f"two different models are both named {name!r}")
+    # The pattern parse_guid reads, not ``format: uuid``: JSON Schema's uuid format is the dashed form
+    # only, so a validator that asserts formats would reject the N form every response carries.
     schemas["Guid"] = {
         "type": "string",
         "pattern": GUID_PATTERN,
