@@ -19,6 +19,8 @@ from gateway.auth import Principal
 from gateway.errors import ApiError, FieldError, service_unavailable
 from gateway.models import EMPTY_GUID, CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
 from gateway.runtime import get_gateway
+from gateway.storage import TooLargeToStore
+from gateway.validation import too_large_to_store
 from gateway.wire import decode_body
 
 if TYPE_CHECKING:
@@ -59,7 +61,10 @@ def send(call: Call) -> CommResponse:
     body_format = call.values.get("format") if call.route.predefined else None
     data = decode_body(call.headers, call.body, call.query, max_bytes=gateway.settings.max_request_bytes,
                        predefined=body_format)
-    return gateway.service.send(call.caller, parse_dto(SMSSend, data), immediate=call.route.immediate)
+    try:
+        return gateway.service.send(call.caller, parse_dto(SMSSend, data), immediate=call.route.immediate)
+    except TooLargeToStore as error:  # raised before anything is written
+        raise too_large_to_store(error) from None
 
 
 def status_by_id(call: Call) -> SMSStatusResponse:

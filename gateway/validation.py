@@ -15,7 +15,7 @@ import phonenumbers
 from gateway.errors import ApiError, FieldError
 from gateway.models import SMSSend
 from gateway.settings import Settings
-from gateway.storage import RecipientSpec
+from gateway.storage import RecipientSpec, TooLargeToStore
 
 MAX_NAME_LENGTH = 256
 MAX_NOTES_LENGTH = 4000
@@ -24,6 +24,17 @@ MAX_NOTES_LENGTH = 4000
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 SHORT_CODE_SENDER = re.compile(r"^\d{3,8}$")
+
+
+# Where each property of the stored rows comes from in the request.
+STORED_FROM = {
+    "Body": "SMSModel.MessageBody",
+    "Notes": "SMSModel.Notes",
+    "SenderName": "SMSModel.From.Name",
+    "Sender": "SMSModel.From.PhoneNumber",
+    "Recipients": "SMSModel.To",
+    "Name": "SMSModel.To",
+}
 
 
 @dataclass(frozen=True)
@@ -179,3 +190,11 @@ def _recipients(contacts: list, settings: Settings, errors: list[FieldError]) ->
         seen.add(number)
         recipients.append(RecipientSpec(phone_number=number, name=contact.Name, contact_id=contact.ContactId))
     return recipients
+
+
+def too_large_to_store(error: TooLargeToStore) -> ApiError:
+    """A send whose rows Table Storage would refuse: the same on every retry, so a 400 naming the
+    field that filled the row, never a 503 that tells the client to try again."""
+    path = STORED_FROM.get(error.property_name, "SMSModel")
+    return ApiError.validation([FieldError(path, "TooLargeToStore", f"'{path}' is too large to store: {error}. "
+                                           "Send fewer or shorter values.")])
