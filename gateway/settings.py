@@ -96,7 +96,7 @@ class Settings:
     retry_base_seconds: int = 30
     sweep_after_seconds: int = 600
     claim_timeout_seconds: int = 330
-    json_casing: str = "pascal"
+    json_casing: str = "auto"
     twilio: TwilioSettings | None = None
     acs: AcsSettings | None = None
 
@@ -145,14 +145,14 @@ class Settings:
             max_delivery_attempts=_int(env.get("SMS_MAX_DELIVERY_ATTEMPTS"), "SMS_MAX_DELIVERY_ATTEMPTS", 5),
             retry_base_seconds=_int(env.get("SMS_RETRY_BASE_SECONDS"), "SMS_RETRY_BASE_SECONDS", 30, minimum=0),
             sweep_after_seconds=_int(env.get("SMS_SWEEP_AFTER_SECONDS"), "SMS_SWEEP_AFTER_SECONDS", 600, minimum=60),
-            json_casing=(env.get("SMS_JSON_CASING") or "pascal").strip().lower(),
+            json_casing=(env.get("SMS_JSON_CASING") or "auto").strip().lower(),
             claim_timeout_seconds=_int(
                 env.get("SMS_CLAIM_TIMEOUT_SECONDS"), "SMS_CLAIM_TIMEOUT_SECONDS", 330, minimum=1
             ),
         )
         settings.check()
-        if settings.json_casing not in {"pascal", "camel"}:
-            raise ConfigError(f"SMS_JSON_CASING must be pascal or camel, not {settings.json_casing!r}")
+        if settings.json_casing not in {"auto", "pascal", "camel"}:
+            raise ConfigError(f"SMS_JSON_CASING must be auto, pascal or camel, not {settings.json_casing!r}")
         if settings.provider == "twilio":
             settings = replace(settings, twilio=TwilioSettings.from_env(env))
         elif settings.provider == "acs":

@@ -11,6 +11,7 @@ import email.parser
 import email.policy
 import enum
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +31,17 @@ class Casing(enum.StrEnum):
     CAMEL = "camel"
 
 
+AUTO_CASING = "auto"  # SMS_JSON_CASING's default: answer in the casing the request is written in
+
+
 JSON_TYPES = {"application/json", "text/json"}
 JSV_TYPES = {"application/jsv", "text/jsv"}
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 KNOWN_FORMATS = {"json", "jsv", "xml", "csv", "html", "jsonl", "msgpack", "protobuf"}
 # Query-string keys that steer the request rather than fill the DTO.
 RESERVED_QUERY = {"format", "jsconfig", "callback", "debug"}
+# The first property name of a JSON object, up to its first letter: the casing a client writes in.
+_FIRST_NAME = re.compile(rb'\A(?:\xef\xbb\xbf)?[ \t\r\n]*\{[ \t\r\n]*"([A-Za-z])')
 # The charsets a multipart part may name, and the codec that reads each. Only text encodings:
 # Python's codec registry also holds unicode_escape, utf-7, base64 and others that turn bytes into
 # lone surrogates or into anything at all.
@@ -84,17 +90,18 @@ def negotiate(
     headers: Mapping[str, str],
     query: Mapping[str, str],
     *,
-    default_casing: Casing = Casing.PASCAL,
+    default_casing: Casing | None = Casing.PASCAL,
+    body: bytes = b"",
     predefined: str | None = None,
     suffix: str | None = None,
 ) -> Negotiated:
-    """The response format, in ServiceStack's order of precedence, and the casing.
+    """The response format, in ServiceStack's order of precedence, and the casing (``response_casing``).
 
     1. ``?format=`` (the part before a dot); 2. the predefined route's prefix (``/jsv/reply/...``);
     3. a ``.json``/``.jsv`` suffix on the route; 4. the ``Accept`` header; 5. the request's own
     Content-Type; 6. JSON. A format we do not serve is a 406, not a silent JSON answer.
     """
-    casing = _casing(query, default_casing)
+    casing = response_casing(headers, query, body, default=default_casing, predefined=predefined)
     accept = headers.get("accept") or ""
     chosen: Format | None = None
     spelled: str | None = None
@@ -153,6 +160,24 @@ def _query_value(query: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
+
+
+def response_casing(headers: Mapping[str, str], query: Mapping[str, str], body: bytes = b"", *,
+                    default: Casing | None, predefined: str | None = None) -> Casing:
+    """``?jsconfig=`` first, then ``default``; with no default (``SMS_JSON_CASING=auto``), the request's own.
+
+    A request is camelCase when its body is JSON and its first property name starts lower-case:
+    the PyPI and npm ServiceStack clients write camelCase and read nothing else, while the .NET
+    client and the reference page write PascalCase. JSV, forms and bodiless requests are PascalCase.
+    """
+    return _casing(query, default or _casing_of_body(headers.get("content-type"), body, predefined))
+
+
+def _casing_of_body(content_type: str | None, body: bytes, predefined: str | None) -> Casing:
+    if media_type(content_type) in FORM_TYPES or _document_format(content_type, predefined) is not Format.JSON:
+        return Casing.PASCAL
+    first = _FIRST_NAME.match(body)
+    return Casing.CAMEL if first and first[1].islower() else Casing.PASCAL
 
 
 def _casing(query: Mapping[str, str], default: Casing) -> Casing:
@@ -234,9 +259,7 @@ def decode_body(
     if kind in FORM_TYPES:
         form = _form_fields(content_type or "", body)
     elif body.strip():
-        body_format = Format(predefined) if predefined in {"json", "jsv"} else format_of(content_type)
-        if body_format is None and not kind:
-            body_format = Format.JSON
+        body_format = _document_format(content_type, predefined)
         if body_format is None:
             raise ApiError(415, "UnsupportedMediaType", f"Content-Type '{kind}' is not supported; send "
                            "application/json, application/jsv, application/x-www-form-urlencoded or "
@@ -248,6 +271,14 @@ def decode_body(
     for key, value in form.items():
         _set_field(fields, key, value)
     return fields
+
+
+def _document_format(content_type: str | None, predefined: str | None) -> Format | None:
+    """What a body that is not a form is written in: the predefined route's format, the Content-Type's,
+    JSON when there is no Content-Type; None for a type we do not read."""
+    if predefined in {"json", "jsv"}:
+        return Format(predefined)
+    return format_of(content_type) if media_type(content_type) else Format.JSON
 
 
 def _parse_document(body: bytes, body_format: Format) -> dict[str, Any]:

@@ -60,6 +60,34 @@ def test_casing_per_request(config, default, expected) -> None:
 
 
 @pytest.mark.parametrize(
+    ("content_type", "body", "predefined", "expected"),
+    [("application/json", b'{"smsModel":{}}', None, Casing.CAMEL),
+     (None, b'\xef\xbb\xbf \r\n{ "createCommunicationReferencesImmediately": true}', None, Casing.CAMEL),
+     ("text/plain", b'{"smsModel":{}}', "json", Casing.CAMEL),
+     ("application/json", b'{"SMSModel":{}}', None, Casing.PASCAL),
+     ("application/json", b'{"_x":1,"smsModel":{}}', None, Casing.PASCAL),
+     ("application/json", b"", None, Casing.PASCAL),
+     ("application/jsv", b'{smsModel:{}}', None, Casing.PASCAL),
+     ("application/json", b'{"smsModel":{}}', "jsv", Casing.PASCAL),
+     ("application/x-www-form-urlencoded", b'{"smsModel":1}', None, Casing.PASCAL)],
+)
+def test_without_a_configured_casing_the_answer_follows_the_request(content_type, body, predefined,
+                                                                     expected) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    negotiated = negotiate(headers, {}, default_casing=None, body=body, predefined=predefined)
+    assert negotiated.casing is expected
+
+
+def test_a_configured_casing_and_jsconfig_win_over_the_request() -> None:
+    camel_body = b'{"smsModel":{}}'
+    headers = {"content-type": "application/json"}
+    assert negotiate(headers, {}, default_casing=Casing.PASCAL, body=camel_body).casing is Casing.PASCAL
+    assert negotiate(headers, {"jsconfig": "tc:pc"}, default_casing=None, body=camel_body).casing is Casing.PASCAL
+    assert negotiate(headers, {"jsconfig": "tc:cc"}, default_casing=None, body=b'{"SMSModel":1}').casing is (
+        Casing.CAMEL)
+
+
+@pytest.mark.parametrize(
     ("name", "camel"),
     [("SMSModel", "smsModel"), ("CommId", "commId"), ("ResponseStatus", "responseStatus"), ("To", "to"),
      ("ID", "id"), ("LicenseeId", "licenseeId"), ("already", "already")],

@@ -70,7 +70,8 @@ def build_openapi(routes: Sequence[Route], server_url: str | None = None) -> dic
             "summary": "A drop-in replacement for the ServiceStack SMSSend service",
             "description": (
                 "Send SMS and follow their delivery. Requests and responses are the ServiceStack service's DTOs, "
-                "in JSON (PascalCase names, N-form Guids, null properties omitted) or JSV. "
+                "in JSON (N-form Guids, null properties omitted) or JSV, answered in the request's casing: "
+                "camelCase for a camelCase JSON body, PascalCase otherwise (unless the host sets SMS_JSON_CASING). "
                 + CONTENT_TYPE_NOTE + ". Errors answer ServiceStack's ResponseStatus shape."
             ),
         },
@@ -272,7 +273,7 @@ def _parameters(routes: Sequence[Route]) -> dict[str, Any]:
         "jsconfig": {
             "name": "jsconfig", "in": "query", "required": False,
             "description": "ServiceStack's per-request JSON settings: tc:cc for camelCase names, tc:pc for "
-                           "PascalCase (the default), or EmitCamelCaseNames:true",
+                           "PascalCase, or EmitCamelCaseNames:true; wins over the request's own casing",
             "schema": {"type": "string", "examples": ["tc:cc", "tc:pc", "EmitCamelCaseNames:true"]},
         },
     }
