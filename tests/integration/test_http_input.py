@@ -18,9 +18,9 @@ import requests
 from gateway import jsv
 from gateway.runtime import Gateway
 from tests.http_fixtures import LICENSEE
+from tests.integration.test_http_send import assert_error
 from tests.samples import NUMBERS, send_body
 from tests.server import GatewayServer
-from tests.test_http_send import assert_error
 
 GOOD = uuid.UUID("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
 SMS_MODEL_JSV = "{To:[{PhoneNumber:+447911123456}],MessageBody:%s}"

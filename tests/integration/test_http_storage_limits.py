@@ -24,8 +24,8 @@ from gateway.storage import (
     utf16_units,
 )
 from tests.http_fixtures import LICENSEE
+from tests.integration.test_http_send import assert_error
 from tests.server import GatewayServer, server_env
-from tests.test_http_send import assert_error
 
 EMOJI = "\U0001f600"  # one character, two UTF-16 code units
 SENDER = "+15005550006"  # server_env's SMS_DEFAULT_SENDER
