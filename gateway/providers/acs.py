@@ -45,6 +45,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from gateway.providers.acs_settings import AcsSettings
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.providers.common import (
     CONNECT_FAILED,
@@ -55,7 +56,6 @@ from gateway.providers.common import (
     send_in_turn,
 )
 from gateway.redact import brief, mask_phone
-from gateway.settings import AcsSettings
 
 log = logging.getLogger(__name__)
 

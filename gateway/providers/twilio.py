@@ -33,8 +33,8 @@ from gateway.providers.common import (
     parse_retry_after,
     send_in_turn,
 )
+from gateway.providers.twilio_settings import TwilioSettings
 from gateway.redact import brief, mask_phone
-from gateway.settings import TwilioSettings
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from devhost.routing import Router
 from devhost.server import HttpServer
 from tests.devhost_app import function_app as sample
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IDLE_TIMEOUT = 1.0
 MIB = 1024 * 1024
 
