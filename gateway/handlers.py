@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from gateway.auth import Principal
 from gateway.errors import ApiError, FieldError, service_unavailable
 from gateway.models import EMPTY_GUID, CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.redact import describe
 from gateway.runtime import get_gateway
 from gateway.storage import TooLargeToStore
 from gateway.validation import too_large_to_store
@@ -81,7 +82,7 @@ def health(call: Call) -> HealthResponse:
         gateway.store.load_header(EMPTY_GUID)
         gateway.queue.ping()
     except Exception as error:  # any failure to reach storage means "not healthy"
-        log.warning("health check failed: %s", error)
+        log.warning("health check failed: %s", describe(error))
         raise service_unavailable("Storage is not answering") from None
     return HealthResponse()
 
