@@ -36,7 +36,7 @@ JSV_TYPES = {"application/jsv", "text/jsv"}
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 KNOWN_FORMATS = {"json", "jsv", "xml", "csv", "html", "jsonl", "msgpack", "protobuf"}
 # Query-string keys that steer the request rather than fill the DTO.
-RESERVED_QUERY = {"format", "jsconfig", "callback", "debug"}
+RESERVED_QUERY = {"format", "jsconfig", "callback", "debug", "idempotencykey"}  # they steer the request
 # A \uD800-\uDFFF escape: the only way a lone surrogate gets into a string decoded from UTF-8 JSON.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
