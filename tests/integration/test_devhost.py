@@ -36,7 +36,7 @@ from devhost.routing import MethodNotAllowed, RouteNotFound, Router, RouteTempla
 from tests.devhost_app import function_app as sample
 from tests.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = Path(sample.__file__).resolve().parent
 APP_MODULE = "tests.devhost_app.function_app"
 

@@ -29,7 +29,7 @@ import pytest
 from gateway.config import Choice, ConfigError, Integer, Setting, as_text
 from gateway.settings import SETTING_GROUPS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BICEP_DIR = ROOT / "infra" / "bicep"
 MAIN_BICEP = BICEP_DIR / "main.bicep"
 PARAMETERS_JSON = BICEP_DIR / "main.parameters.json"

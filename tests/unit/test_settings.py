@@ -2,7 +2,7 @@
 
 The README's settings tables are generated from ``SETTING_GROUPS`` (``expected_rows``) and compared row
 by row, so a new setting, a changed default or a new provider shows up here until the README says so.
-``local.settings.json.example`` and ``infra/bicep/main.bicep`` are checked in ``tests/test_infra.py``.
+``local.settings.json.example`` and ``infra/bicep/main.bicep`` are checked in ``tests/infra/test_infra.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from gateway.providers.outbox_settings import OutboxSettings
 from gateway.providers.twilio_settings import TwilioSettings
 from gateway.settings import SETTING_GROUPS, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 STORAGE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 

@@ -20,7 +20,7 @@ from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.twilio import TwilioProvider
 from gateway.providers.twilio_settings import TwilioSettings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

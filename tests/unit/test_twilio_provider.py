@@ -24,7 +24,7 @@ from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, TIMEOUT
 from gateway.providers.twilio import TwilioProvider, create
 from gateway.providers.twilio_settings import TwilioSettings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SENDER = "+15017122661"
 SERVICE_SID = "MG" + "1" * 32
 

@@ -36,7 +36,7 @@ from gateway.providers.acs_settings import AcsSettings
 from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, TIMEOUT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SENDER = "+18005550199"
 
 
