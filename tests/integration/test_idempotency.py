@@ -28,9 +28,9 @@ from gateway.settings import Settings
 from gateway.storage import CLAIM_ROW, HEADER_ROW, KeyClaim, claim_entity, recipient_entity, utcnow
 from gateway.validation import validate_send
 from tests.http_fixtures import LICENSEE
+from tests.integration.test_http_send import outbox_rows
 from tests.samples import NUMBERS, send_body
 from tests.server import GatewayServer, server_env
-from tests.test_http_send import outbox_rows
 from tests.waiting import wait_until
 
 FINAL = {"Sent", "PartiallySent", "Failed"}

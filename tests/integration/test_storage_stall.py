@@ -23,9 +23,9 @@ from devhost.azurite import Azurite
 from gateway.health import HEALTH_SECONDS
 from gateway.runtime import Gateway
 from gateway.settings import Settings
+from tests.integration.test_http_send import outbox_rows
 from tests.samples import NUMBERS, send_body
 from tests.server import GatewayServer, server_env
-from tests.test_http_send import outbox_rows
 from tests.waiting import wait_until
 
 HEALTH_LIMIT = 2.0  # seconds: what the issue asks of /api/health
