@@ -19,6 +19,7 @@ from gateway.auth import Principal
 from gateway.errors import ApiError, FieldError, service_unavailable
 from gateway.idempotency import read_key
 from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.redact import describe
 from gateway.runtime import get_gateway
 from gateway.wire import decode_body
 
@@ -77,7 +78,7 @@ def health(call: Call) -> HealthResponse:
     try:
         get_gateway().probe.check()
     except Exception as error:  # any failure to reach storage means "not healthy"
-        log.warning("health check failed: %s", error)
+        log.warning("health check failed: %s", describe(error))
         raise service_unavailable("Storage is not answering") from None
     return HealthResponse()
 
