@@ -63,11 +63,14 @@ class Gateway:
         )
 
     def ensure_resources(self) -> None:
-        """Create the tables and queues (Bicep creates them in Azure; Azurite starts empty)."""
-        self.store.ensure_table()
-        self.keys.ensure_table()
-        self.queue.ensure_queue()
-        self.poison_queue.ensure_queue()
+        """Create the tables and queues (Bicep creates them in Azure; Azurite starts empty).
+
+        With the request path's clients: the first request of a process waits for this, whatever it is.
+        """
+        for table in (self.settings.communications_table, self.settings.api_keys_table):
+            self.clients.tables.create_table_if_not_exists(table)
+        for queue in (self.settings.queue_name, self.settings.poison_queue_name):
+            DeliveryQueue(self.clients.queue(queue)).ensure_queue()
 
 
 _lock = threading.Lock()

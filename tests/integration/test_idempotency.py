@@ -7,10 +7,12 @@ tests count what storage holds: the communications carrying a test's marker, and
 
 from __future__ import annotations
 
+import http.client
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -303,3 +305,20 @@ def test_both_documents_describe_the_key_and_its_answers(server) -> None:
     assert "<td>Idempotency-Key</td><td>header</td>" in section
     assert "<td>IdempotencyKey</td><td>query</td>" in section
     assert 'href="#error-409"' in section and 'href="#error-422"' in section
+
+
+def test_two_key_header_lines_are_400(server, gateway, key) -> None:
+    """The draft: a client must not send the header twice; two lines are refused, even with one value."""
+    marker, body = marked(NUMBERS[0])
+    payload = _json(body)
+    connection = http.client.HTTPConnection(urlsplit(server.url).hostname, urlsplit(server.url).port, timeout=30)
+    connection.putrequest("POST", "/api/sendmessage")
+    for name, value in [("Authorization", f"Bearer {key}"), ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(payload))), ("Idempotency-Key", "abc"), ("Idempotency-Key", "abc")]:
+        connection.putheader(name, value)
+    connection.endheaders(payload)
+    answer = connection.getresponse()
+    assert answer.status == 400
+    assert b"InvalidIdempotencyKey" in answer.read()
+    connection.close()
+    assert stored(gateway, marker) == []
