@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceResponseError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from gateway.connections import TableStore
 
 HEADER_ROW = "comm"
+CLAIM_ROW = "idempotency"  # sorts between the header and the recipient rows
 RECIPIENT_ROW_PREFIX = "r"
 TRANSACTION_LIMIT = 100
 RECIPIENTS_PROPERTY = "Recipients"  # the header's recipient list: Recipients0, Recipients1, ...
@@ -80,6 +81,10 @@ class TooLargeToStore(ValueError):
     def __init__(self, property_name: str, message: str) -> None:
         super().__init__(message)
         self.property_name = property_name
+
+
+class AcceptOutcomeUnknown(Exception):
+    """The transaction that writes the ``comm`` row went out and no answer came back: it may have happened."""
 
 
 def comm_id_for(licensee_id: uuid.UUID, reference: str) -> uuid.UUID:
@@ -137,6 +142,17 @@ def count_recipients(recipients: Iterable[Recipient]) -> RecipientCounts:
     states = [recipient.status for recipient in recipients]
     sent, failed = states.count(RecipientState.SENT), states.count(RecipientState.FAILED)
     return RecipientCounts(sent, failed, len(states) - sent - failed)
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """An Idempotency-Key's row in its communication's partition (``gateway.idempotency``)."""
+
+    key: str
+    request_hash: str
+    created_at: datetime  # the key's first accept: its window starts here
+    started_at: datetime  # the latest accept that took it on (one cut off is taken over after a lease)
+    etag: str | None = None  # None: the row is not written yet
 
 
 @dataclass
@@ -379,6 +395,41 @@ def recipient_from_entity(entity: dict[str, Any]) -> Recipient:
     )
 
 
+def claim_entity(comm_id: uuid.UUID, claim: KeyClaim) -> dict[str, Any]:
+    return {
+        "PartitionKey": comm_id.hex,
+        "RowKey": CLAIM_ROW,
+        "IdempotencyKey": claim.key,
+        "RequestHash": claim.request_hash,
+        "CreatedAt": claim.created_at,
+        "StartedAt": claim.started_at,
+    }
+
+
+def claim_from_entity(entity: Any) -> KeyClaim:
+    return KeyClaim(
+        key=entity["IdempotencyKey"],
+        request_hash=entity["RequestHash"],
+        created_at=entity["CreatedAt"],
+        started_at=entity["StartedAt"],
+        etag=entity.metadata.get("etag"),
+    )
+
+
+def _recipient_operation(comm_id: uuid.UUID, recipient: Recipient, *, upsert: bool) -> tuple[Any, ...]:
+    if upsert:
+        return ("upsert", recipient_entity(comm_id, recipient), {"mode": UpdateMode.REPLACE})
+    return ("create", recipient_entity(comm_id, recipient))
+
+
+def _claim_operation(comm_id: uuid.UUID, claim: KeyClaim) -> tuple[Any, ...]:
+    """Insert a new claim; replace a cut-off one only if nobody took it over since it was read."""
+    if claim.etag is None:
+        return ("create", claim_entity(comm_id, claim))
+    conditional = {"mode": UpdateMode.REPLACE, "etag": claim.etag, "match_condition": MatchConditions.IfNotModified}
+    return ("update", claim_entity(comm_id, claim), conditional)
+
+
 def _batches(operations: Sequence[Any], size: int = TRANSACTION_LIMIT) -> Iterable[Sequence[Any]]:
     for start in range(0, len(operations), size):
         yield operations[start : start + size]
@@ -387,31 +438,56 @@ def _batches(operations: Sequence[Any], size: int = TRANSACTION_LIMIT) -> Iterab
 class CommunicationStore(TableStore):
     """Reads and writes communications; every multi-row write is an entity-group transaction."""
 
-    def create(self, comm: Communication, recipients: Sequence[Recipient] = ()) -> None:
+    def create(self, comm: Communication, recipients: Sequence[Recipient] = (), *,
+               claim: KeyClaim | None = None) -> None:
         """Store an accepted communication, with its recipient rows when given.
 
         The header goes in the LAST transaction: until it exists the communication was not
         accepted, and no reader or worker sees recipient rows without it (docs/storage.md).
-        Raises ReferenceTaken if the (licensee, reference) pair exists, and TooLargeToStore, having
+        With an idempotency ``claim`` its row goes in the FIRST, inserted (or, when taking over
+        a cut-off accept, replaced on its ETag), so only one request at a time writes the
+        partition's recipient rows, and they are upserts: the same request writes the same rows.
+        Raises ReferenceTaken when the (licensee, reference) pair or the claim exists, and
+        AcceptOutcomeUnknown when the last transaction got no answer, and TooLargeToStore, having
         written nothing, if a row would break a Table Storage limit.
         """
-        operations: list[tuple[str, dict[str, Any]]] = [
-            ("create", recipient_entity(comm.comm_id, recipient)) for recipient in recipients
-        ]
+        operations: list[Any] = [_recipient_operation(comm.comm_id, recipient, upsert=claim is not None)
+                                 for recipient in recipients]
         operations.append(("create", communication_entity(comm)))
-        for _, entity in operations:  # all of them before the first write: too large is never half-stored
-            check_fits(entity)
-        # Recipient rows first, so the batch carrying the header is the final one.
+        if claim is not None:
+            operations.insert(0, _claim_operation(comm.comm_id, claim))
+        for operation in operations:  # all of them before the first write: too large is never half-stored
+            check_fits(operation[1])
+        # Batches from the front, so the claim opens the first and the header closes the last.
         head = len(operations) % TRANSACTION_LIMIT or TRANSACTION_LIMIT
         leading, final = operations[:-head], operations[-head:]
         try:
             for batch in _batches(leading):
                 self._table.submit_transaction(list(batch))
-            self._table.submit_transaction(list(final))
-        except (TableTransactionError, ResourceExistsError) as error:
+        except HttpResponseError as error:
             if _is_conflict(error):
                 raise ReferenceTaken(comm.reference) from error
             raise
+        try:
+            self._table.submit_transaction(list(final))
+        except ServiceResponseError as error:
+            raise AcceptOutcomeUnknown(comm.comm_id.hex) from error
+        except HttpResponseError as error:
+            if _is_conflict(error):
+                raise ReferenceTaken(comm.reference) from error
+            if (error.status_code or 0) >= 500:  # e.g. OperationTimedOut: "may or may not have succeeded"
+                raise AcceptOutcomeUnknown(comm.comm_id.hex) from error
+            raise
+
+    def load_claim(self, comm_id: uuid.UUID) -> tuple[KeyClaim | None, Communication | None]:
+        """The partition's idempotency claim and header, either of which may not exist, in one query."""
+        entities = self._table.query_entities("PartitionKey eq @pk and RowKey lt @rows",
+                                              parameters={"pk": comm_id.hex, "rows": RECIPIENT_ROW_PREFIX})
+        rows = {entity["RowKey"]: entity for entity in entities}
+        claim = rows.get(CLAIM_ROW)
+        header = rows.get(HEADER_ROW)
+        return (claim_from_entity(claim) if claim is not None else None,
+                communication_from_entity(header) if header is not None else None)
 
     def load(self, comm_id: uuid.UUID) -> Snapshot | None:
         """The communication and its recipient rows, in one partition query."""

@@ -39,7 +39,7 @@ JSV_TYPES = {"application/jsv", "text/jsv"}
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 KNOWN_FORMATS = {"json", "jsv", "xml", "csv", "html", "jsonl", "msgpack", "protobuf"}
 # Query-string keys that steer the request rather than fill the DTO.
-RESERVED_QUERY = {"format", "jsconfig", "callback", "debug"}
+RESERVED_QUERY = {"format", "jsconfig", "callback", "debug", "idempotencykey"}
 # The first property name of a JSON object, up to its first letter: the casing a client writes in.
 _FIRST_NAME = re.compile(rb'\A(?:\xef\xbb\xbf)?[ \t\r\n]*\{[ \t\r\n]*"([A-Za-z])')
 # The charsets a multipart part may name, and the codec that reads each. Only text encodings:

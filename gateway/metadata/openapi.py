@@ -21,7 +21,7 @@ from gateway.metadata.about import API_VERSION, CONTENT_TYPE_NOTE, ERROR_DESCRIP
 from gateway.metadata.dtos import dotnet_type, example, is_model, unwrap_optional
 from gateway.metadata.table import openapi_path, routes_by_operation
 from gateway.models import GUID_PATTERN, ErrorResponse
-from gateway.routes import FORMAT, ROUTES, Operation, PathParameter, Route
+from gateway.routes import FORMAT, ROUTES, Operation, PathParameter, RequestParameter, Route
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 _GUID_REF = "#/components/schemas/Guid"
@@ -29,10 +29,13 @@ _GUID_REF = "#/components/schemas/Guid"
 JSV_TYPES = ("application/jsv",)  # text/jsv is accepted too; the descriptions say so
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SECURITY = [{"bearerAuth": []}, {"basicAuth": []}, {"apiKeyHeader": []}]
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "required": True,
+                                 "schema": {"type": "integer"}}}
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "The schemes the gateway accepts: Bearer and Basic",
                                "required": True, "schema": {"type": "string"}}},
-    503: {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}},
+    409: _RETRY_AFTER,
+    503: _RETRY_AFTER,
 }
 
 
@@ -98,6 +101,7 @@ def build_openapi(routes: Sequence[Route], server_url: str | None = None) -> dic
 def _operation_object(route: Route) -> dict[str, Any]:
     op = route.operation
     parameters = [{"$ref": f"#/components/parameters/path_{parameter.name}"} for parameter in route.parameters]
+    parameters += [{"$ref": f"#/components/parameters/{_parameter_key(parameter)}"} for parameter in op.parameters]
     parameters += [{"$ref": "#/components/parameters/format"}, {"$ref": "#/components/parameters/jsconfig"}]
     operation: dict[str, Any] = {
         "operationId": route.name,
@@ -287,7 +291,17 @@ def _parameters(routes: Sequence[Route]) -> dict[str, Any]:
             "name": name, "in": "path", "required": True, "description": parameter.description,
             "schema": _parameter_schema(parameter),
         }
+    for route in routes:
+        for request_parameter in route.operation.parameters:
+            parameters[_parameter_key(request_parameter)] = {
+                "name": request_parameter.name, "in": request_parameter.location, "required": False,
+                "description": request_parameter.description, "schema": {"type": "string", "minLength": 1},
+            }
     return parameters
+
+
+def _parameter_key(parameter: RequestParameter) -> str:
+    return f"{parameter.location}_{parameter.name}"
 
 
 def _parameter_schema(parameter: PathParameter) -> dict[str, Any]:
