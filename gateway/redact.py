@@ -8,6 +8,7 @@ and URLs carry query strings. Standard library only, so any module can use it at
 from __future__ import annotations
 
 import re
+import traceback
 
 
 def mask_phone(number: str | None) -> str:
@@ -42,3 +43,10 @@ def brief(text: str | None, limit: int = 300) -> str:
 def describe(error: BaseException) -> str:
     """An exception for a log line: its type and its masked, shortened message."""
     return f"{type(error).__name__}: {brief(str(error))}"
+
+
+def trace(error: BaseException) -> str:
+    """A bug for a log line: its type and the stack's frames (code, never values), without its message,
+    which can quote the request it failed on (``could not send 'Hello' to +4479…``)."""
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    return f"{type(error).__qualname__}\nTraceback (most recent call last):\n{frames}".rstrip("\n")

@@ -17,6 +17,7 @@ from gateway.errors import outcome_unknown
 from gateway.idempotency import accept_once, delivery_in_progress, request_hash
 from gateway.models import CommResponse, SMSSend
 from gateway.queue import DeliveryQueue
+from gateway.redact import describe
 from gateway.references import random_reference
 from gateway.settings import Settings
 from gateway.storage import (
@@ -89,8 +90,8 @@ class SendService:
                 comm = accepted.communication
                 if not accepted.fresh:
                     return self._replay(comm, immediate)
-        except AcceptOutcomeUnknown:
-            log.warning("accepting a send got no answer from storage", exc_info=True)
+        except AcceptOutcomeUnknown as error:
+            log.warning("accepting a send got no answer from storage: %s", describe(error.__cause__ or error))
             raise outcome_unknown(with_key=idempotency_key is not None) from None
         if immediate:
             return self._deliver_now(comm)
@@ -110,9 +111,10 @@ class SendService:
     def _enqueue(self, comm: Communication) -> None:
         try:
             self._queue.enqueue(comm.comm_id)
-        except AzureError:
+        except AzureError as error:
             # Stored but not queued: the sweep finds Queued communications without a message.
-            log.warning("comm %s stored but not queued; the sweep will queue it", comm.comm_id.hex, exc_info=True)
+            log.warning("comm %s stored but not queued; the sweep will queue it: %s", comm.comm_id.hex,
+                        describe(error))
 
     def _replay(self, comm: Communication, immediate: bool) -> CommResponse:
         """The answer to a retry of a send already stored: nothing new is stored, nobody is sent twice."""
@@ -132,8 +134,9 @@ class SendService:
         delay = retry_delay(IMMEDIATE_RUN, None, base_seconds=self._settings.retry_base_seconds)
         try:
             self._queue.enqueue(comm.comm_id, delay_seconds=delay)
-        except AzureError:
-            log.warning("comm %s could not be queued again; the sweep will find it", comm.comm_id.hex, exc_info=True)
+        except AzureError as error:
+            log.warning("comm %s could not be queued again; the sweep will find it: %s", comm.comm_id.hex,
+                        describe(error))
 
     def _deliver_now(self, comm: Communication, *, replay: bool = False) -> CommResponse:
         """Deliver inside the request; a replay finds the rows another run holds and answers 409."""
@@ -146,9 +149,9 @@ class SendService:
         except DeliveryInProgress as busy:
             if replay:
                 raise delivery_in_progress(busy.retry_in_seconds) from None
-            return self._interrupted(comm, busy.retry_in_seconds)
-        except AzureError:
-            return self._interrupted(comm, None)
+            return self._interrupted(comm, busy.retry_in_seconds, busy)
+        except AzureError as error:
+            return self._interrupted(comm, None, error)
         assert report is not None  # the communication was stored just above
         return CommResponse(
             CommId=comm.comm_id,
@@ -157,8 +160,8 @@ class SendService:
             Message=_outcome_message(report, retrying),
         )
 
-    def _interrupted(self, comm: Communication, wait: float | None) -> CommResponse:
-        log.warning("immediate delivery of %s interrupted", comm.comm_id.hex, exc_info=True)
+    def _interrupted(self, comm: Communication, wait: float | None, error: Exception) -> CommResponse:
+        log.warning("immediate delivery of %s interrupted: %s", comm.comm_id.hex, describe(error))
         queued = self._hand_to_queue(comm, wait)
         message = "Accepted; delivery was interrupted"
         message += " and will finish in the background" if queued else "; the sweep will finish it"
@@ -169,8 +172,8 @@ class SendService:
         delay = retry_delay(IMMEDIATE_RUN, wait, base_seconds=self._settings.retry_base_seconds)
         try:
             self._queue.enqueue(comm.comm_id, delay_seconds=delay, attempt=IMMEDIATE_RUN)
-        except AzureError:
-            log.warning("comm %s could not be queued for retry", comm.comm_id.hex, exc_info=True)
+        except AzureError as error:
+            log.warning("comm %s could not be queued for retry: %s", comm.comm_id.hex, describe(error))
             return False
         return True
 
