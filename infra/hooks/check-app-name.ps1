@@ -60,7 +60,7 @@ if ($answer.reason -eq 'Invalid') { Fail "App Service refuses the name '$name': 
 $holders = Invoke-Az @('resource', 'list', '--name', $name, '--resource-type', 'Microsoft.Web/sites')
 if ($null -eq $holders) { Fail "could not look for '$name' in subscription $subscription (the error is above); nothing was created" }
 $holder = ''
-foreach ($site in @($holders)) {
+foreach ($site in @($holders | Where-Object { $_ })) {
     $holder = $site.resourceGroup
     $holderEnv = if ($site.tags -and $site.tags.PSObject.Properties['azd-env-name']) { $site.tags.'azd-env-name' } else { '' }
     if ($holderEnv -ceq $envName -and (-not $group -or $site.resourceGroup -ieq $group)) {

@@ -53,7 +53,7 @@ while ($true) {
         [Console]::Error.WriteLine('warning: App Service did not take the refresh request; reading the status anyway')
     }
     $references = Invoke-Az @('rest', '--method', 'get', '--url', "$site/config/configreferences/appsettings?api-version=$StatusApiVersion")
-    if ($null -ne $references) {
+    if ($null -ne $references -and $references -isnot [string]) {
         $all = @($references.value)
         $pending = @($all | Where-Object { $_.properties.status -ne 'Resolved' })
         if ($pending.Count -eq 0) { break }

@@ -320,3 +320,49 @@ def test_the_hooks_pass_shellcheck() -> None:
     completed = subprocess.run([str(iac_tool("shellcheck")), str(CHECK_NAME), str(RESOLVE_REFERENCES)],
                                capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+POWERSHELL_SYNTAX = r'''
+import sys
+import tree_sitter_powershell
+from tree_sitter import Language, Parser
+
+parser = Parser(Language(tree_sitter_powershell.language()))
+for path in sys.argv[1:]:
+    tree = parser.parse(open(path, "rb").read())
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            print(f"{path}:{node.start_point[0] + 1}: cannot parse {node.text[:60]!r}")
+        stack.extend(node.children)
+'''
+
+
+def powershell_syntax_errors(*paths: Path) -> list[str]:
+    """What a PowerShell grammar (tree-sitter's) cannot parse in the scripts; no pwsh here to run them."""
+    completed = subprocess.run([str(iac_tool("python")), "-c", POWERSHELL_SYNTAX, *map(str, paths)],
+                               capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout.splitlines()
+
+
+def test_the_windows_twins_parse_as_powershell(tmp_path: Path) -> None:
+    """The .ps1 twins cannot run here; at least they parse, and the parse would show a slip."""
+    twins = sorted(HOOKS.glob("*.ps1"))
+    assert [path.stem for path in twins] == ["check-app-name", "resolve-vault-references"]
+    assert powershell_syntax_errors(*twins) == []
+    broken = tmp_path / "broken.ps1"
+    broken.write_text(twins[0].read_text().replace("foreach ($site in", "foreach ($site in {", 1))
+    assert powershell_syntax_errors(broken)
+
+
+@pytest.mark.parametrize("script", [CHECK_NAME, RESOLVE_REFERENCES], ids=lambda path: path.stem)
+def test_each_twin_calls_the_same_apis(script: Path) -> None:
+    """The same endpoints, API versions and role in the POSIX script and its PowerShell twin."""
+    def apis(text: str) -> set[str]:
+        return set(re.findall(r"\d{4}-\d{2}-\d{2}|Microsoft\.Web/\w+|/config/[\w/]+|Key Vault Secrets User", text))
+
+    posix, windows = apis(script.read_text()), apis(script.with_suffix(".ps1").read_text())
+    assert posix == windows
+    assert len(posix) >= 3, posix
