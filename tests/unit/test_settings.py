@@ -87,6 +87,24 @@ def test_errors_name_the_setting_and_never_echo_a_secret(env: dict[str, str], me
     assert str(raised.value) == message
 
 
+UNRESOLVED = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/y)"
+
+
+@pytest.mark.parametrize("name", ["X_NAME", "X_COUNT", "X_KEY"])
+def test_an_unresolved_key_vault_reference_is_refused_whatever_the_kind(name: str) -> None:
+    """App Service passes the reference text itself until the app's identity can read the secret."""
+    with pytest.raises(ConfigError) as raised:
+        Sample.from_env({name: f"  {UNRESOLVED.lower()}"})
+    message = str(raised.value)
+    assert message.startswith(f"{name} is a Key Vault reference that has not resolved: ")
+    assert "Key Vault Secrets User" in message and "restart the app" in message
+    assert "kv-x" not in message and "\n" not in message
+
+
+def test_text_that_only_mentions_key_vault_is_a_value() -> None:
+    assert Sample.from_env({"X_NAME": "see @Microsoft.KeyVault(...)"}).name == "see @Microsoft.KeyVault(...)"
+
+
 def test_repr_hides_secrets_and_the_table_lists_fields_in_order() -> None:
     assert "k-123" not in repr(Sample(key="k-123"))
     declared = settings_of(Sample)
