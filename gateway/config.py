@@ -3,8 +3,10 @@
 ``setting(...)`` makes a dataclass field that names its variable and says how the variable's text
 becomes a value (a ``Kind``), the default, what it means, and whether it is a secret. ``read``
 fills a class from an environment: blank means the default, and every error names the variable
-(a secret's value never appears in one, nor in ``repr``). Rules between settings of one class
-belong in its ``__post_init__``. The README's settings tables, ``local.settings.json.example`` and
+(a secret's value never appears in one, nor in ``repr``). A value that is still an App Service Key
+Vault reference, ``@Microsoft.KeyVault(...)``, is refused whatever its kind: the platform passes the
+reference text itself while it cannot read the secret. Rules between settings of one class belong
+in its ``__post_init__``. The README's settings tables, ``local.settings.json.example`` and
 the Bicep template are checked against these declarations by the tests.
 
 Starlette's ``config.py`` is the model: environment only, small, typed.
@@ -22,6 +24,9 @@ from urllib.parse import urlsplit
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 _SETTING = "gateway.setting"  # the key of a field's Setting in its metadata
+# What App Service leaves in a setting whose Key Vault reference did not resolve: the reference itself
+# ("Troubleshoot Key Vault references", learn.microsoft.com/azure/app-service/app-service-key-vault-references).
+_KEY_VAULT_REFERENCE = "@microsoft.keyvault("
 
 
 class ConfigError(RuntimeError):
@@ -53,6 +58,11 @@ class Setting(Generic[T]):
         text = (env.get(self.name) or "").strip()
         if not text:
             return self.default
+        if text.lower().startswith(_KEY_VAULT_REFERENCE):
+            raise ConfigError(
+                f"{self.name} is a Key Vault reference that has not resolved: check that the app's identity has "
+                "Key Vault Secrets User on the vault and that the secret exists, then restart the app"
+            )
         try:
             return self.kind.parse(text)
         except ValueError as error:

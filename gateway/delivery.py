@@ -21,6 +21,7 @@ from azure.core.exceptions import AzureError
 from gateway.providers.base import OutboundSms, Outcome, SendResult, SmsProvider
 from gateway.providers.common import MAYBE_SENT, OUT_OF_TIME
 from gateway.queue import DeliveryQueue
+from gateway.redact import describe
 from gateway.storage import (
     TRANSACTION_LIMIT,
     CommStatus,
@@ -77,7 +78,7 @@ def hand_to_queue(
         try:
             store.expect_run(comm_id, utcnow() + timedelta(seconds=delay_seconds))
         except AzureError as error:
-            log.warning("comm %s: could not note its next run on its row: %s", comm_id.hex, error)
+            log.warning("comm %s: could not note its next run on its row: %s", comm_id.hex, describe(error))
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ from azure.core.exceptions import AzureError
 
 from gateway.errors import ApiError, not_found, service_unavailable
 from gateway.handlers import Call, Document
+from gateway.redact import describe, trace
 from gateway.routes import ROUTES, Route
 from gateway.runtime import get_gateway
 from gateway.settings import get_settings
-from gateway.wire import DEFAULT, Casing, Negotiated, encode, negotiate
+from gateway.wire import AUTO_CASING, DEFAULT, Casing, Negotiated, encode, negotiate, response_casing
 
 log = logging.getLogger("gateway.http")
 
@@ -43,9 +44,9 @@ def error_response(error: ApiError, negotiated: Negotiated = DEFAULT) -> func.Ht
     return respond(error.status, error.to_wire(), negotiated, error.headers)
 
 
-def _internal_error() -> ApiError:
+def _internal_error(error: Exception) -> ApiError:
     correlation_id = uuid.uuid4().hex
-    log.exception("unhandled error, correlation id %s", correlation_id)
+    log.error("unhandled error, correlation id %s: %s", correlation_id, trace(error))
     return ApiError(500, "InternalServerError", "An internal error occurred; quote the CorrelationId when "
                     "reporting it", meta={"CorrelationId": correlation_id})
 
@@ -69,11 +70,11 @@ def serve(route: Route, req: func.HttpRequest) -> func.HttpResponse:
         return respond(200, result.to_wire(), negotiated)
     except ApiError as error:
         return error_response(error, negotiated)
-    except AzureError:
-        log.warning("storage unavailable", exc_info=True)
+    except AzureError as error:
+        log.warning("storage unavailable: %s", describe(error))
         return error_response(service_unavailable(), negotiated)
-    except Exception:
-        return error_response(_internal_error(), negotiated)
+    except Exception as error:
+        return error_response(_internal_error(error), negotiated)
 
 
 def _path_values(route: Route, params: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
@@ -98,13 +99,17 @@ def _path_values(route: Route, params: Mapping[str, str]) -> tuple[dict[str, str
 def _negotiate(req: func.HttpRequest, *, strict: bool, predefined: str | None = None,
                suffix: str | None = None) -> Negotiated:
     """The answer's format; when not ``strict``, a format we do not write gets the default instead of a 406."""
-    casing = Casing(get_settings().json_casing)
+    setting = get_settings().json_casing
+    default = None if setting == AUTO_CASING else Casing(setting)
+    body = req.get_body()
     try:
-        return negotiate(req.headers, req.params, default_casing=casing, predefined=predefined, suffix=suffix)
+        return negotiate(req.headers, req.params, default_casing=default, body=body, predefined=predefined,
+                         suffix=suffix)
     except ApiError:
         if strict:
             raise
-        return Negotiated(casing=casing)
+        return Negotiated(casing=response_casing(req.headers, req.params, body, default=default,
+                                                 predefined=predefined))
 
 
 def unmatched(req: func.HttpRequest) -> func.HttpResponse:

@@ -19,6 +19,7 @@ import azure.functions as func
 
 from gateway.delivery import DeliveryInProgress, MoreToSend, RetryLater, hand_to_queue, retry_delay
 from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
+from gateway.redact import brief
 from gateway.runtime import get_gateway
 from gateway.storage import utcnow
 
@@ -58,11 +59,11 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
             log.warning("queue message for unknown comm %s dropped", envelope.comm_id.hex)
         return
     if attempt >= gateway.settings.max_delivery_attempts:
-        log.warning("comm %s: giving up after %d attempts: %s", envelope.comm_id.hex, attempt, reason)
+        log.warning("comm %s: giving up after %d attempts: %s", envelope.comm_id.hex, attempt, brief(reason))
         gateway.poison_queue.enqueue(envelope.comm_id, attempt=attempt)
         return
     delay = retry_delay(attempt, wait, base_seconds=base)
-    log.info("comm %s: %s; attempt %d in %d s", envelope.comm_id.hex, reason, attempt + 1, delay)
+    log.info("comm %s: %s; attempt %d in %d s", envelope.comm_id.hex, brief(reason), attempt + 1, delay)
     hand_to_queue(gateway.queue, gateway.store, envelope.comm_id, delay_seconds=delay, attempt=attempt)
 
 

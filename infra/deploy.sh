@@ -22,11 +22,17 @@
 #                                 on a redeployment, the provider secrets found in the vault; set it (even empty) to
 #                                 choose yourself.
 #   SMS_GRANT_DEPLOYER            false to skip granting you Table Data Contributor and Key Vault Secrets Officer
+#   SMS_VAULT_REFERENCE_WAIT_SECONDS  how long to wait for the Key Vault references to resolve (default 900)
 # (* stored in Key Vault; passed to the deployment in a private temporary file, never on a command line.)
+#
+# The checks azd runs as hooks run here too, from infra/hooks/: before anything is created, that the app name is
+# free or this environment's own (else it prints the cut-over steps and stops); after the infrastructure, that the
+# app's Key Vault references resolve, then it restarts the app.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEMPLATE="$ROOT/infra/bicep/main.bicep"
+HOOKS="$ROOT/infra/hooks"
 # What the deployment package holds, and nothing else: the development tooling (devhost/, fakes/, tests/, bench/,
 # scripts/) stays out. .funcignore keeps azd's package to the same (tests/test_infra.py checks both).
 PACKAGE_FILES=(function_app.py host.json requirements.txt gateway)
@@ -209,6 +215,12 @@ main() {
 
   RESOURCE_GROUP=${AZURE_RESOURCE_GROUP:-rg-sms-gateway-$env_name}
   DEPLOYMENT_NAME="sms-gateway-$env_name"
+  local subscription
+  subscription=$(az account show --query id -o tsv)
+
+  echo "==> App name"
+  AZURE_ENV_NAME=$env_name AZURE_RESOURCE_GROUP=$RESOURCE_GROUP AZURE_SUBSCRIPTION_ID=$subscription \
+    SMS_DEPLOY_COMMAND="infra/deploy.sh --provider $sms_provider $env_name $location" sh "$HOOKS/check-app-name.sh"
 
   echo "==> SMS provider: $sms_provider"
   echo "==> Resource group $RESOURCE_GROUP in $location"
@@ -291,6 +303,9 @@ main() {
   account=$(output STORAGE_ACCOUNT_NAME)
   vault=$(output KEY_VAULT_NAME)
   provider=$(output SMS_PROVIDER)
+
+  FUNCTION_APP_NAME=$app AZURE_RESOURCE_GROUP=$RESOURCE_GROUP AZURE_SUBSCRIPTION_ID=$subscription \
+    sh "$HOOKS/resolve-vault-references.sh"
 
   local prefix_setting=""
   [[ -n "${SMS_TABLE_PREFIX:-}" ]] && prefix_setting="SMS_TABLE_PREFIX=$SMS_TABLE_PREFIX "

@@ -642,6 +642,8 @@ elif args[:3] == ["keyvault", "secret", "list"]:
     print("twilio-auth-token\nunrelated-secret")
 elif args[:4] == ["functionapp", "deployment", "source", "config-zip"]:
     shutil.copy(args[args.index("--src") + 1], os.path.join(state, "app.zip"))
+elif args[0] == "rest" and "checknameavailability" in joined:
+    print("true")  # the app name is free (tests/infra/test_deploy_checks.py covers the rest)
 '''
 
 
@@ -650,6 +652,7 @@ def _fake_checkout(tmp_path: Path, with_app: bool = True) -> tuple[Path, dict[st
     (checkout / "infra" / "bicep").mkdir(parents=True)
     shutil.copy(DEPLOY_SH, checkout / "infra" / "deploy.sh")
     shutil.copy(MAIN_BICEP, checkout / "infra" / "bicep" / "main.bicep")
+    shutil.copytree(ROOT / "infra" / "hooks", checkout / "infra" / "hooks")
     if with_app:
         for name in ("function_app.py", "host.json", "requirements.txt"):
             (checkout / name).write_text("# stand-in\n")

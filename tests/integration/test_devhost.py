@@ -528,6 +528,22 @@ def test_cli_reports_a_bad_setting_in_one_line(setting: str, value: str, line: s
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_cli_refuses_a_provider_secret_whose_key_vault_reference_has_not_resolved() -> None:
+    """As the app starts in Azure before its identity can read the vault: the setting holds the reference."""
+    env = {name: text for name, text in os.environ.items() if not name.startswith(("SMS_", "TWILIO_", "ACS_"))}
+    env.update(AzureWebJobsStorage="UseDevelopmentStorage=true", SMS_PROVIDER="twilio",
+               TWILIO_AUTH_TOKEN="@Microsoft.KeyVault(SecretUri=https://x.vault.azure.net/secrets/y)")
+    result = subprocess.run(
+        [sys.executable, "-m", "devhost", "--port", str(free_port()), "--no-queues", "--no-timers",
+         "--settings", "tests/empty.settings.json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: TWILIO_AUTH_TOKEN is a Key Vault reference that has not resolved: check that the app's identity "
+        "has Key Vault Secrets User on the vault and that the secret exists, then restart the app"]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_a_bug_in_the_app_keeps_its_traceback(tmp_path: Path) -> None:
     """A built-in exception while importing the app is a bug, not a setting: the traceback says where."""
     (tmp_path / "broken_app.py").write_text("import azure.functions\n\nundefined_name\n")

@@ -4,6 +4,7 @@ caller, and turns every outcome into a ServiceStack-shaped answer; the documents
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -101,6 +102,16 @@ def test_storage_errors_and_bugs_are_answered_in_the_negotiated_format(offline_s
     status = json.loads(bug.get_body())["ResponseStatus"]
     assert status["ErrorCode"] == "InternalServerError" and len(status["Meta"]["CorrelationId"]) == 32
     assert "secret" not in bug.get_body().decode()
+
+
+def test_a_bug_is_logged_with_its_frames_and_without_what_its_message_quotes(offline_settings, caplog) -> None:
+    with caplog.at_level(logging.DEBUG, logger="gateway"):
+        http.serve(raising(ValueError("could not send 'Hello Alex' to +447911123456")), request("api/raises"))
+        http.serve(raising(ServiceRequestError("no storage at +447911123456")), request("api/raises"))
+    logged = "\n".join(record.getMessage() + (record.exc_text or "") for record in caplog.records)
+    assert "unhandled error, correlation id" in logged and "in handler" in logged  # the frame that raised
+    assert "storage unavailable: ServiceRequestError" in logged
+    assert "447911123456" not in logged and "Hello Alex" not in logged
 
 
 def test_a_call_to_an_unauthenticated_operation_has_no_caller(offline_settings) -> None:

@@ -87,6 +87,24 @@ def test_errors_name_the_setting_and_never_echo_a_secret(env: dict[str, str], me
     assert str(raised.value) == message
 
 
+UNRESOLVED = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/y)"
+
+
+@pytest.mark.parametrize("name", ["X_NAME", "X_COUNT", "X_KEY"])
+def test_an_unresolved_key_vault_reference_is_refused_whatever_the_kind(name: str) -> None:
+    """App Service passes the reference text itself until the app's identity can read the secret."""
+    with pytest.raises(ConfigError) as raised:
+        Sample.from_env({name: f"  {UNRESOLVED.lower()}"})
+    message = str(raised.value)
+    assert message.startswith(f"{name} is a Key Vault reference that has not resolved: ")
+    assert "Key Vault Secrets User" in message and "restart the app" in message
+    assert "kv-x" not in message and "\n" not in message
+
+
+def test_text_that_only_mentions_key_vault_is_a_value() -> None:
+    assert Sample.from_env({"X_NAME": "see @Microsoft.KeyVault(...)"}).name == "see @Microsoft.KeyVault(...)"
+
+
 def test_repr_hides_secrets_and_the_table_lists_fields_in_order() -> None:
     assert "k-123" not in repr(Sample(key="k-123"))
     declared = settings_of(Sample)
@@ -103,7 +121,7 @@ def test_defaults() -> None:
     settings = Settings.from_env(STORAGE)
     assert (settings.queue_name, settings.poison_queue_name, settings.outbox_table) == (
         "sms-outbound", "sms-outbound-poison", "SmsOutbox")
-    assert (settings.provider, settings.max_recipients, settings.json_casing) == ("outbox", 1000, "pascal")
+    assert (settings.provider, settings.max_recipients, settings.json_casing) == ("outbox", 1000, "auto")
     assert settings.provider_settings == OutboxSettings(allow_in_azure=False, instance_id=None)
 
 
@@ -122,7 +140,7 @@ def test_defaults() -> None:
          r"SMS_CLAIM_TIMEOUT_SECONDS \(60\) must be longer than one twilio call, which can take 60 s"),
         ({"SMS_PROVIDER": "acs", "ACS_ENDPOINT": "https://acs.example.com", "SMS_CLAIM_TIMEOUT_SECONDS": "20"},
          r"SMS_CLAIM_TIMEOUT_SECONDS \(20\) must be longer than one acs call, which can take 20 s"),
-        ({"SMS_JSON_CASING": "snake"}, "SMS_JSON_CASING must be pascal or camel"),
+        ({"SMS_JSON_CASING": "snake"}, "SMS_JSON_CASING must be auto, pascal or camel"),
         ({"SMS_DEFAULT_REGION": "XX"}, "SMS_DEFAULT_REGION must be a two-letter region code"),
         ({"SMS_TABLE_PREFIX": "1st"}, "SMS_TABLE_PREFIX must be letters and digits starting with a letter"),
         ({"SMS_ALLOW_OUTBOX_IN_AZURE": "perhaps"}, "SMS_ALLOW_OUTBOX_IN_AZURE must be true or false"),
