@@ -49,9 +49,10 @@ param functionAppName string = 'production-eros-gateway-api-sms-wa'
 param instanceMemoryMB int = 2048
 
 // 40 to 1000, the official Flex Consumption samples' bounds (azure-functions-flex-consumption-samples,
-// IaC/bicep/main.bicep). Microsoft's plan page gave 40 as "the lowest maximum scale" for most of the plan's life;
-// it now says 1, but a value under 40 was refused by regions not yet updated. 40 deploys everywhere; a lower
-// ceiling can be set on the running app afterwards (docs/deploy.md, "Scale limits").
+// IaC/bicep/main.bicep). Microsoft's plan page ("Flex Consumption plan hosting", Considerations, "Scale") gave 40 as
+// "the lowest maximum scale" through 2025 and now says 1; values under 40 have been reported refused where the
+// platform lagged the page. 40 or more deploys either way; a lower ceiling can be set on the running app
+// afterwards (docs/deploy.md, "Scale limits").
 @minValue(40)
 @maxValue(1000)
 @description('Upper bound on instances per scale group (40 to 1000): bounds cost and the rate offered to the SMS provider.')
