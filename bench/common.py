@@ -276,7 +276,8 @@ class InProcessApp:
         from gateway.runtime import Gateway, use_gateway
 
         settings = get_settings()
-        self.gateway = Gateway.create(settings, clients=StorageClients.create(settings.storage, policies=policies))
+        clients = StorageClients.create(settings.storage, connections=settings.concurrent_calls, policies=policies)
+        self.gateway = Gateway.create(settings, clients=clients)
         self.gateway.ensure_resources()
         use_gateway(self.gateway)
         self.functions = {spec.name: spec for spec in discover_functions(function_app.app)}
@@ -364,7 +365,7 @@ class Floor:
                                 "PhoneNumber": number, "Status": "Pending", "Attempts": 0})
                     for i, number in enumerate(recipients)]
         if not rows:  # one entity: a plain insert, no entity-group transaction
-            self.table.create_entity(header)
+            self.table.create_entity(header, response_preference="return-no-content")
         else:  # several: transactions of at most 100, the header in the last
             operations = [*rows, ("create", header)]
             head = len(operations) % TRANSACTION_LIMIT or TRANSACTION_LIMIT
