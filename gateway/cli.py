@@ -22,7 +22,7 @@ from gateway.settings import ConfigError, Settings, load_local_settings
 def _connect() -> tuple[Settings, StorageClients]:
     load_local_settings("local.settings.json")
     settings = Settings.from_env()
-    return settings, StorageClients.create(settings.storage, connections=settings.concurrent_calls)
+    return settings, StorageClients.create(settings.storage)
 
 
 def _keys(args: argparse.Namespace) -> int:
