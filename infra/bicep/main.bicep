@@ -97,7 +97,7 @@ param smsQueueName string = 'sms-outbound'
 
 @minLength(1)
 @maxLength(40)
-@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox.')
+@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing.')
 param smsTablePrefix string = 'Sms'
 
 @allowed([
@@ -138,6 +138,9 @@ param smsApiKeyCacheSeconds int = 60
 ])
 @description('Property casing of responses: auto answers in the casing of the request (camelCase for the PyPI and npm ServiceStack clients), pascal as the original ServiceStack API, camel always camelCase.')
 param smsJsonCasing string = 'auto'
+
+@description('Messages per second per sender number or sender id, across all instances (a number such as 1, 3 or 0.5); empty means no pacing. docs/delivery.md, Pacing.')
+param smsSenderRatePerSecond string = ''
 
 // ---------------------------------------------------------------------------------------------------------
 // Parameters: providers. Secrets go to Key Vault; the app reads them through Key Vault references.
@@ -211,7 +214,7 @@ var queueEndpoint = 'https://${storageAccountName}.queue.${environment().suffixe
 var tableEndpoint = 'https://${storageAccountName}.table.${environment().suffixes.storage}'
 
 // The gateway's storage: the names must match gateway/settings.py (Settings.queue_name, poison_queue_name,
-// communications_table, api_keys_table, outbox_table); tests/test_infra.py checks it.
+// communications_table, api_keys_table, outbox_table, sender_pacing_table); tests/test_infra.py checks it.
 var queueNames = [
   smsQueueName
   '${smsQueueName}-poison'
@@ -220,6 +223,7 @@ var tableNames = [
   '${smsTablePrefix}Communications'
   '${smsTablePrefix}ApiKeys'
   '${smsTablePrefix}Outbox'
+  '${smsTablePrefix}SenderPacing'
 ]
 
 // Built-in role definition ids.
@@ -353,6 +357,10 @@ var appSettings = [
   {
     name: 'SMS_JSON_CASING'
     value: smsJsonCasing
+  }
+  {
+    name: 'SMS_SENDER_RATE_PER_SECOND'
+    value: smsSenderRatePerSecond
   }
   // Twilio.
   {

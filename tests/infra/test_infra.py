@@ -392,7 +392,8 @@ def test_queue_and_table_names_match_the_code(template: dict[str, Any]) -> None:
     queues = {evaluate_string(v, template) for v in variables["queueNames"]["value"]}
     tables = {evaluate_string(v, template) for v in variables["tableNames"]["value"]}
     assert queues == {settings.queue_name, settings.poison_queue_name}
-    assert tables == {settings.communications_table, settings.api_keys_table, settings.outbox_table}
+    assert tables == {settings.communications_table, settings.api_keys_table, settings.outbox_table,
+                      settings.sender_pacing_table}
     # ...and the template really creates them from those lists.
     [queue_resource] = resources_of_type(template, "Microsoft.Storage/storageAccounts/queueServices/queues").values()
     [table_resource] = resources_of_type(template, "Microsoft.Storage/storageAccounts/tableServices/tables").values()
