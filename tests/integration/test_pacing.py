@@ -8,17 +8,21 @@ import time
 import uuid
 from collections.abc import Sequence
 
+import azure.functions as func
 import pytest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from gateway import worker
 from gateway.connections import StorageClients
 from gateway.delivery import MoreToSend, RetryLater
 from gateway.pacing import TablePacer, sender_key
 from gateway.providers.base import OutboundSms, Outcome, SendResult
-from gateway.runtime import Gateway
+from gateway.queue import encode_message
+from gateway.runtime import Gateway, use_gateway
 from gateway.settings import Settings
-from gateway.storage import CommStatus, RecipientState
+from gateway.storage import CommStatus, RecipientState, utcnow
 from tests.integration.test_delivery import ScriptedProvider, make_delivery, stored
+from tests.integration.test_retry_delay import RecordingQueue
 
 SENDER = "+15005550006"  # tests.integration.test_storage.make_comm's sender
 
@@ -156,3 +160,21 @@ def test_pacing_costs_storage_calls_only_when_a_rate_is_set(storage_env, rate: s
         assert pacing_calls == []
     else:
         assert len(pacing_calls) >= 2  # a read and a conditional write per batch
+
+
+def test_the_worker_queues_a_paced_message_for_its_senders_window_without_spending_an_attempt(storage_env) -> None:
+    gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="1")
+    gateway.queue = RecordingQueue(gateway.clients.queue(gateway.settings.queue_name))
+    gateway.delivery = make_delivery(gateway.store, ScriptedProvider(), pacer=pacer_of(gateway, 1))
+    pacer_of(gateway, 1).slow_down(SENDER, [SendResult(uuid.uuid4(), Outcome.RETRY, retry_after_seconds=40)])
+    comm = stored(gateway.store, 2)
+    use_gateway(gateway)
+    try:
+        worker.handle_delivery_message(func.QueueMessage(id="m", body=encode_message(comm.comm_id).encode()))
+    finally:
+        use_gateway(None)
+
+    [(delay, attempt)] = gateway.queue.enqueued
+    assert 35 <= delay <= 40 and attempt == 0  # back when the sender is free; no attempt of the budget spent
+    due_in = (gateway.store.load_header(comm.comm_id).next_run_at - utcnow()).total_seconds()
+    assert 30 < due_in <= 40  # the sweep leaves it alone until then
