@@ -199,8 +199,8 @@ class Delivery:
                 due = unsent + due  # their claim ran out before their turn: a fresh claim takes them
         if busy_for is not None and nothing_due:
             raise DeliveryInProgress(comm_id.hex, busy_for)
-        report = self._report(comm, recipients, _longest(retry_after, busy_for))
-        if due:
+        report = self._report(comm, recipients, _longest(_longest(retry_after, busy_for), paced_for or None))
+        if due and not (paced_for and retry_after is not None):  # paced after a failure: a failed run, counted
             raise MoreToSend(report, len(due), wait_seconds=paced_for)
         if report.pending:
             raise RetryLater(report)

@@ -178,3 +178,13 @@ def test_the_worker_queues_a_paced_message_for_its_senders_window_without_spendi
     assert 35 <= delay <= 40 and attempt == 0  # back when the sender is free; no attempt of the budget spent
     due_in = (gateway.store.load_header(comm.comm_id).next_run_at - utcnow()).total_seconds()
     assert 30 < due_in <= 40  # the sweep leaves it alone until then
+
+
+def test_a_run_paced_after_a_providers_429_counts_as_failed_so_the_retry_budget_still_ends_it(storage_env) -> None:
+    gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="10")
+    comm = stored(gateway.store, 3)
+    delivery = make_delivery(gateway.store, SlowDownProvider(retry_after=20), pacer=pacer_of(gateway, 10))
+    with pytest.raises(RetryLater) as later:
+        delivery.deliver(comm.comm_id)
+    assert not isinstance(later.value, MoreToSend)  # MoreToSend would spend no attempt: a 429 forever, never poison
+    assert 15 < later.value.report.retry_after_seconds <= 20
