@@ -182,6 +182,26 @@ class Seconds:
 
 
 @dataclass(frozen=True)
+class Number:
+    """A number, fractions allowed: more than 0 and at most ``maximum`` (a rate: 0.5 is one every 2 s)."""
+
+    maximum: float
+
+    @property
+    def accepts(self) -> str:
+        return f"a number more than 0 and at most {self.maximum:g}"
+
+    def parse(self, text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"must be {self.accepts}") from None
+        if not 0 < number <= self.maximum:  # also refuses nan
+            raise ValueError(f"must be {self.accepts}")
+        return number
+
+
+@dataclass(frozen=True)
 class Flag:
     """true or false (also 1/0, yes/no, on/off)."""
 

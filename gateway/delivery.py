@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from azure.core.exceptions import AzureError
 
+from gateway.pacing import NoPacing, Pacer
 from gateway.providers.base import OutboundSms, Outcome, SendResult, SmsProvider
 from gateway.providers.common import MAYBE_SENT, OUT_OF_TIME
 from gateway.queue import DeliveryQueue
@@ -109,9 +110,12 @@ class MoreToSend(RetryLater):
     (an immediate send hands them to the queue like any retry).
     """
 
-    def __init__(self, report: DeliveryReport, left: int) -> None:
-        super().__init__(report, f"{left} recipient(s) of {report.comm_id.hex} left for a fresh run: this one "
-                         "used its time")
+    def __init__(self, report: DeliveryReport, left: int, *, wait_seconds: float = 0) -> None:
+        reason = (f"paced: {left} recipient(s) of {report.comm_id.hex} wait {wait_seconds:.1f} s for their sender"
+                  if wait_seconds else
+                  f"{left} recipient(s) of {report.comm_id.hex} left for a fresh run: this one used its time")
+        super().__init__(report, reason)
+        self.wait_seconds = wait_seconds  # > 0: the sender's next free window (gateway/pacing.py) is that far off
 
 
 class DeliveryInProgress(Exception):
@@ -139,13 +143,15 @@ class Delivery:
         claim_timeout_seconds: float,
         run_seconds: float = RUN_SECONDS,
         clock: Callable[[], datetime] = utcnow,
+        pacer: Pacer | None = None,
     ) -> None:
         self._store = store
         self._provider = provider
         self._claim_timeout = claim_timeout_seconds
         self._run_seconds = run_seconds
         self._clock = clock
-        self._batch_size = max(1, min(provider.max_batch_size, TRANSACTION_LIMIT - 1))
+        self._pacer = pacer or NoPacing()
+        self._batch_size = self._pacer.batch_size(max(1, min(provider.max_batch_size, TRANSACTION_LIMIT - 1)))
 
     def deliver(self, comm_id: uuid.UUID) -> DeliveryReport | None:
         """Send every recipient still due; None when no such communication was accepted.
@@ -173,11 +179,19 @@ class Delivery:
             due.extend(resend)
         retry_after: float | None = None
         nothing_due = not due
+        paced_for = 0.0
         while due and time.monotonic() - started < self._run_seconds:
             batch, due = due[: self._batch_size], due[self._batch_size :]
+            # Pacing hook (gateway/pacing.py): the batch goes only in a window its sender has free; otherwise
+            # its recipients stay Pending, unclaimed, and the queue brings the message back when one is due.
+            wait = self._pacer.admit(comm.sender, len(batch))
+            if wait is not None:
+                due, paced_for = batch + due, wait
+                break
             claimed = time.monotonic()
             self._claim(comm, recipients, batch)
             results = self._send(comm, batch, deadline=claimed + self._claim_timeout)
+            self._pacer.slow_down(comm.sender, results)  # a 429 or Retry-After slows the sender everywhere
             retry_after = _longest(retry_after, self._apply(batch, results))
             self._record(comm, recipients, batch)
             unsent = [recipient for recipient in batch if recipient.error_code == OUT_OF_TIME]
@@ -185,9 +199,9 @@ class Delivery:
                 due = unsent + due  # their claim ran out before their turn: a fresh claim takes them
         if busy_for is not None and nothing_due:
             raise DeliveryInProgress(comm_id.hex, busy_for)
-        report = self._report(comm, recipients, _longest(retry_after, busy_for))
-        if due:
-            raise MoreToSend(report, len(due))
+        report = self._report(comm, recipients, _longest(_longest(retry_after, busy_for), paced_for or None))
+        if due and not (paced_for and retry_after is not None):  # paced after a failure: a failed run, counted
+            raise MoreToSend(report, len(due), wait_seconds=paced_for)
         if report.pending:
             raise RetryLater(report)
         return report

@@ -9,6 +9,7 @@ from gateway.auth import ApiKeyStore, Authenticator
 from gateway.connections import StorageClients
 from gateway.delivery import Delivery
 from gateway.health import StorageProbe
+from gateway.pacing import NoPacing, Pacer, TablePacer
 from gateway.providers import SmsProvider, create_provider
 from gateway.queue import DeliveryQueue
 from gateway.service import SendService
@@ -46,20 +47,22 @@ class Gateway:
         request_queue = DeliveryQueue(clients.queue(settings.queue_name))
         store = CommunicationStore(clients.worker_tables, settings.communications_table)
         keys = ApiKeyStore(clients.tables, settings.api_keys_table)
+        pacer = pacer_for(settings, clients)
         return cls(
             settings=settings,
             clients=clients,
             keys=keys,
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
             service=SendService(settings, request_store, request_queue,
-                                Delivery(request_store, provider, claim_timeout_seconds=claim_timeout)),
+                                Delivery(request_store, provider, claim_timeout_seconds=claim_timeout,
+                                         pacer=pacer)),
             status=StatusService(request_store),
             probe=StorageProbe(request_store, request_queue),
             provider=provider,
             store=store,
             queue=DeliveryQueue(clients.queue(settings.queue_name, worker=True)),
             poison_queue=DeliveryQueue(clients.queue(settings.poison_queue_name, worker=True)),
-            delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout),
+            delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer),
         )
 
     @classmethod
@@ -79,10 +82,21 @@ class Gateway:
 
         With the request path's clients: the first request of a process waits for this, whatever it is.
         """
-        for table in (self.settings.communications_table, self.settings.api_keys_table):
+        tables = [self.settings.communications_table, self.settings.api_keys_table]
+        if self.settings.sender_rate_per_second is not None:
+            tables.append(self.settings.sender_pacing_table)
+        for table in tables:
             self.clients.tables.create_table_if_not_exists(table)
         for queue in (self.settings.queue_name, self.settings.poison_queue_name):
             DeliveryQueue(self.clients.queue(queue)).ensure_queue()
+
+
+def pacer_for(settings: Settings, clients: StorageClients) -> Pacer:
+    """Per-sender pacing on the shared table when ``SMS_SENDER_RATE_PER_SECOND`` is set; none otherwise."""
+    if settings.sender_rate_per_second is None:
+        return NoPacing()
+    table = clients.worker_tables.get_table_client(settings.sender_pacing_table)
+    return TablePacer(table, settings.sender_rate_per_second)
 
 
 _lock = threading.Lock()

@@ -19,7 +19,18 @@ from typing import Any
 
 import phonenumbers
 
-from gateway.config import Choice, ConfigError, Integer, Pattern, Setting, SettingsTable, read, setting, settings_of
+from gateway.config import (
+    Choice,
+    ConfigError,
+    Integer,
+    Number,
+    Pattern,
+    Setting,
+    SettingsTable,
+    read,
+    setting,
+    settings_of,
+)
 from gateway.providers import PROVIDERS
 from gateway.providers.outbox_settings import OutboxSettings
 
@@ -98,7 +109,9 @@ class Settings:
     )
     table_prefix: str = setting(
         "SMS_TABLE_PREFIX", Pattern("[A-Za-z][A-Za-z0-9]*", "letters and digits starting with a letter"),
-        default="Sms", description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`",
+        default="Sms",
+        description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
+        "`<prefix>SenderPacing`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -163,6 +176,11 @@ class Settings:
         description="the Functions Python worker's threads for function calls (its own setting; unset, Python's "
         "default of CPUs + 4, at most 32): the storage connection pool is sized to match",
     )
+    sender_rate_per_second: float | None = setting(
+        "SMS_SENDER_RATE_PER_SECOND", Number(maximum=10_000),
+        description="messages per second per sender number or sender id, held across all instances "
+        "([docs/delivery.md](docs/delivery.md#pacing)); unset, no pacing",
+    )
     provider_settings: SettingsTable | None = None  # the chosen provider's, as PROVIDERS declares them
 
     def __post_init__(self) -> None:
@@ -194,6 +212,10 @@ class Settings:
     @property
     def outbox_table(self) -> str:
         return f"{self.table_prefix}Outbox"
+
+    @property
+    def sender_pacing_table(self) -> str:
+        return f"{self.table_prefix}SenderPacing"
 
     @property
     def poison_queue_name(self) -> str:

@@ -48,7 +48,9 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
         report = gateway.delivery.deliver(envelope.comm_id)
     except MoreToSend as more:
         log.info("comm %s: %s; going on in a fresh message", envelope.comm_id.hex, more)
-        gateway.queue.enqueue(envelope.comm_id, attempt=attempt - 1)  # not a failed run: no attempt spent
+        # Not a failed run: no attempt spent. A paced message waits for its sender's window (capped as any retry).
+        delay = retry_delay(0, more.wait_seconds, base_seconds=0)
+        hand_to_queue(gateway.queue, gateway.store, envelope.comm_id, delay_seconds=delay, attempt=attempt - 1)
         return
     except RetryLater as later:
         reason, wait, base = str(later), later.report.retry_after_seconds, gateway.settings.retry_base_seconds

@@ -42,6 +42,10 @@ API_VERSION = "2010-04-01"
 # Answers that speak for the whole service, not the one message: the rest of the batch is not tried now.
 SERVICE_WIDE_STATUSES = frozenset({429, 503})
 POOL_SIZE = 10
+# 21611: the sender's queue at Twilio is full (it holds 10 hours of the sender's rate). Not the message's fault:
+# retried once the queue has drained for a while, the rest of the batch halted, the sender paced (docs/providers.md).
+QUEUE_FULL = "21611"
+QUEUE_FULL_RETRY_SECONDS = 600.0
 # Reconciliation: a Message counts as an earlier attempt's when Twilio created it no earlier than this before
 # the recipient's first attempt (clocks differ). More pages than this for one recipient and sender: cannot tell.
 CLOCK_SKEW = timedelta(minutes=2)
@@ -207,8 +211,10 @@ class TwilioProvider(ReconcilingProvider):
 
         code = str(payload["code"]) if payload.get("code") is not None else str(status)
         text = str(payload.get("message") or response.reason or f"HTTP {status}")
-        if status == 429 or status >= 500:
+        if status == 429 or status >= 500 or code == QUEUE_FULL:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if code == QUEUE_FULL:
+                retry_after = max(retry_after or 0, QUEUE_FULL_RETRY_SECONDS)
             log.warning("twilio: HTTP %s (code %s) for %s; retry after %s s", status, code, to, retry_after)
             result = SendResult(
                 message.recipient_id,
@@ -217,7 +223,7 @@ class TwilioProvider(ReconcilingProvider):
                 error_message=text,
                 retry_after_seconds=retry_after,
             )
-            return result, status in SERVICE_WIDE_STATUSES
+            return result, status in SERVICE_WIDE_STATUSES or code == QUEUE_FULL
         if status in (401, 403):
             # Credentials do not mend themselves between retries: FAILED, and said loudly for the operator.
             log.error(

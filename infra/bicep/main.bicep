@@ -116,7 +116,7 @@ param smsQueueName string = 'sms-outbound'
 
 @minLength(1)
 @maxLength(40)
-@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox.')
+@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing.')
 param smsTablePrefix string = 'Sms'
 
 @allowed([
@@ -157,6 +157,9 @@ param smsApiKeyCacheSeconds int = 60
 ])
 @description('Property casing of responses: auto answers in the casing of the request (camelCase for the PyPI and npm ServiceStack clients), pascal as the original ServiceStack API, camel always camelCase.')
 param smsJsonCasing string = 'auto'
+
+@description('Messages per second per sender number or sender id, across all instances (a number such as 1, 3 or 0.5); empty means no pacing. docs/delivery.md, Pacing.')
+param smsSenderRatePerSecond string = ''
 
 // ---------------------------------------------------------------------------------------------------------
 // Parameters: providers. Secrets go to Key Vault; the app reads them through Key Vault references.
@@ -229,7 +232,7 @@ var frontDoorProfileName = 'afd-${resourceToken}'
 var frontDoorEndpointName = 'api-${resourceToken}'
 
 // The gateway's storage: the names must match gateway/settings.py (Settings.queue_name, poison_queue_name,
-// communications_table, api_keys_table, outbox_table); tests/test_infra.py checks it.
+// communications_table, api_keys_table, outbox_table, sender_pacing_table); tests/test_infra.py checks it.
 var queueNames = [
   smsQueueName
   '${smsQueueName}-poison'
@@ -238,6 +241,7 @@ var tableNames = [
   '${smsTablePrefix}Communications'
   '${smsTablePrefix}ApiKeys'
   '${smsTablePrefix}Outbox'
+  '${smsTablePrefix}SenderPacing'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.
@@ -325,6 +329,10 @@ var appSettings = [
   {
     name: 'SMS_JSON_CASING'
     value: smsJsonCasing
+  }
+  {
+    name: 'SMS_SENDER_RATE_PER_SECOND'
+    value: smsSenderRatePerSecond
   }
   // Twilio.
   {

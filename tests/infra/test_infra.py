@@ -313,7 +313,8 @@ def test_queue_and_table_names_match_the_code(template: Template) -> None:
     queues = {evaluate_string(v, template.main) for v in variables["queueNames"]["value"]}
     tables = {evaluate_string(v, template.main) for v in variables["tableNames"]["value"]}
     assert queues == {settings.queue_name, settings.poison_queue_name}
-    assert tables == {settings.communications_table, settings.api_keys_table, settings.outbox_table}
+    assert tables == {settings.communications_table, settings.api_keys_table, settings.outbox_table,
+                      settings.sender_pacing_table}
     # ...and the storage module really creates them from those lists.
     params = template.module("main.bicep", "storage")["params"]
     assert (params["queueNames"], params["tableNames"]) == ("queueNames", "tableNames")

@@ -21,7 +21,7 @@ from fakes.twilio import MAGIC_NUMBERS, TwilioFake
 from gateway.config import ConfigError
 from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, OUT_OF_TIME, TIMEOUT
-from gateway.providers.twilio import TwilioProvider, create
+from gateway.providers.twilio import QUEUE_FULL_RETRY_SECONDS, TwilioProvider, create
 from gateway.providers.twilio_settings import TwilioSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,6 +163,16 @@ def test_429_retry_after_is_read_and_the_rest_of_the_batch_waits(fake: TwilioFak
     assert [(r.outcome, r.error_code, r.retry_after_seconds) for r in results[1:]] == [
         (Outcome.RETRY, NOT_ATTEMPTED, 7.0)
     ] * 2
+    assert len(fake.requests) == 1 and fake.messages == []
+
+
+def test_a_full_sender_queue_21611_is_retried_later_and_halts_the_batch(fake: TwilioFake) -> None:
+    fake.reject("+14155550100", 21611, "This 'From' number has exceeded the maximum number of queued messages")
+    results = TwilioProvider(settings_for(fake)).send([sms("+14155550100"), sms("+14155550101")])
+
+    assert (results[0].outcome, results[0].error_code, results[0].retry_after_seconds) == (
+        Outcome.RETRY, "21611", QUEUE_FULL_RETRY_SECONDS)
+    assert (results[1].outcome, results[1].error_code) == (Outcome.RETRY, NOT_ATTEMPTED)
     assert len(fake.requests) == 1 and fake.messages == []
 
 
