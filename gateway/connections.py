@@ -54,12 +54,8 @@ def _credential(storage: StorageSettings) -> Any:
     """A token credential for identity-based connections (azure-identity loads only here)."""
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-    if (storage.credential or "").lower() == "managedidentity":
+    if storage.credential == "managedidentity":  # the one value StorageSettings accepts
         return ManagedIdentityCredential(client_id=storage.client_id)
-    if storage.credential:
-        raise ConfigError(
-            f"AzureWebJobsStorage__credential must be 'managedidentity' or unset, not {storage.credential!r}"
-        )
     return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
 
 

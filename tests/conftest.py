@@ -1,14 +1,40 @@
-"""Shared fixtures: one real Azurite per test session, and isolated storage names per test."""
+"""Shared fixtures (one real Azurite per test session, isolated storage names per test) and the test tiers.
+
+A test's tier is the folder it lives in: ``tests/unit`` (nothing running), ``tests/integration`` (Azurite or a
+local Functions host, which the fixtures start), ``tests/infra`` (the IaC tools). Each test is marked with its
+tier, so ``pytest -m unit`` selects it, and a unit test that asks for storage fails instead of starting Azurite.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from devhost.azurite import Azurite, external_connection_string, isolated_env
 
 pytest_plugins = ["tests.http_fixtures"]
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "infra")
+STORAGE_FIXTURE = "storage_connection"
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier folder a test file lives in, or None for a file outside them."""
+    parts = path.resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item.path)
+        if tier is None:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of tests/{{{','.join(TIERS)}}}/")
+        if tier == "unit" and STORAGE_FIXTURE in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(f"{item.nodeid} needs Azurite: it belongs in tests/integration/")
+        item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from gateway.providers.acs_settings import AcsSettings
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.providers.common import (
     CONNECT_FAILED,
@@ -56,7 +57,6 @@ from gateway.providers.common import (
     parse_retry_after,
     send_in_turn,
 )
-from gateway.settings import AcsSettings
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from gateway.providers.common import (
     parse_retry_after,
     send_in_turn,
 )
-from gateway.settings import TwilioSettings
+from gateway.providers.twilio_settings import TwilioSettings
 
 log = logging.getLogger(__name__)
 

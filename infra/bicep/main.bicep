@@ -7,8 +7,9 @@
 //   and optionally an Azure Communication Services resource and a custom domain with a managed certificate.
 //
 // Every app setting the gateway and the host read is in the `appSettings` variable below (a list of name/value
-// pairs, the shape siteConfig.appSettings takes): tests/test_infra.py reads it from there, so keep it the one
-// place where settings are listed.
+// pairs, the shape siteConfig.appSettings takes): tests/test_infra.py checks it against the app's declared
+// settings (gateway/settings.py and each provider's), their parameters' defaults and bounds too, so keep it the
+// one place where settings are listed.
 //
 // Checks that checkov reports and this template deliberately does not follow are suppressed inside the resource
 // they concern with a `// checkov:skip=<id>:<reason>` comment, each with its reason.

@@ -1,4 +1,4 @@
-"""A tiny Functions app for tests/test_devhost.py: one function per trigger shape devhost hosts.
+"""A tiny Functions app for tests/integration/test_devhost.py: one function per trigger shape devhost hosts.
 
 The devhost runs in the test process, so functions record what they saw in module-level lists.
 """

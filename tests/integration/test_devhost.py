@@ -36,7 +36,7 @@ from devhost.routing import MethodNotAllowed, RouteNotFound, Router, RouteTempla
 from tests.devhost_app import function_app as sample
 from tests.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = Path(sample.__file__).resolve().parent
 APP_MODULE = "tests.devhost_app.function_app"
 
@@ -511,8 +511,8 @@ def test_cli_reports_a_missing_app_module(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setting", "value", "line"),
     [
-        ("SMS_PROVIDER", "nonsense", "error: SMS_PROVIDER must be one of outbox, twilio, acs, not 'nonsense'"),
-        ("SMS_MAX_RECIPIENTS", "lots", "error: SMS_MAX_RECIPIENTS must be a whole number, not 'lots'"),
+        ("SMS_PROVIDER", "nonsense", "error: SMS_PROVIDER must be outbox, twilio or acs, not 'nonsense'"),
+        ("SMS_MAX_RECIPIENTS", "lots", "error: SMS_MAX_RECIPIENTS must be a whole number from 1 to 1000, not 'lots'"),
     ],
 )
 def test_cli_reports_a_bad_setting_in_one_line(setting: str, value: str, line: str) -> None:

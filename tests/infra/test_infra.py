@@ -2,14 +2,14 @@
 
 Bicep is parsed with pycep-parser and scanned with checkov, both run from their own virtualenv (``$IAC_VENV``,
 default ``.venv-iac/``, made from ``requirements-iac.txt``) because checkov pins many dependencies. Cross-checks
-tie the template to the code: queue and table names, default values, every setting the code reads, and the
-Python version.
+tie the template to the code: queue and table names, the Python version, and the app's declared settings
+(``gateway.settings.SETTING_GROUPS``): every one is an app setting unless exempt, parameter defaults and bounds
+agree with the declarations, and secrets are Key Vault references. ``local.settings.json.example`` is checked
+against the same declarations.
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 import fnmatch
 import json
 import os
@@ -18,17 +18,18 @@ import shutil
 import stat
 import subprocess
 import sys
-import textwrap
 import zipfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from gateway.config import Choice, ConfigError, Integer, Setting, as_text
+from gateway.settings import SETTING_GROUPS
+
+ROOT = Path(__file__).resolve().parents[2]
 BICEP_DIR = ROOT / "infra" / "bicep"
 MAIN_BICEP = BICEP_DIR / "main.bicep"
 PARAMETERS_JSON = BICEP_DIR / "main.parameters.json"
@@ -40,7 +41,7 @@ SETUP_HINT = (
     "python3.11 -m venv .venv-iac && .venv-iac/bin/pip install -r requirements-iac.txt"
 )
 
-# Settings the code reads that the template must not set, with the reason.
+# Declared settings the template must not set, with the reason.
 NOT_APP_SETTINGS = {
     "AzureWebJobsStorage": "connection-string form for Azurite and local runs; Azure uses the identity-based "
     "AzureWebJobsStorage__* settings because the account refuses shared keys",
@@ -55,7 +56,7 @@ DEV_ONLY_MODULES = {
     "bench": "the benchmarks",
     "scripts": "bootstrap, run and test scripts",
 }
-# Settings the Functions host (not our code) reads, allowed in local.settings.json.example.
+# Settings the Functions host (not our code) reads, allowed in appSettings and local.settings.json.example.
 HOST_SETTINGS = {
     "AzureWebJobsStorage",
     "AzureWebJobsFeatureFlags",
@@ -66,6 +67,16 @@ HOST_SETTINGS = {
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 }
 HOST_SETTING_PATTERNS = (re.compile(r"^AzureWebJobsStorage__\w+$"), re.compile(r"^AzureWebJobs\.[\w-]+\.Disabled$"))
+# Declared settings the template sets to other than the app's default, with the reason.
+TEMPLATE_CHOICES = {
+    "SMS_ALLOW_OUTBOX_IN_AZURE": "a first deployment without provider credentials comes up, on the outbox",
+    "AzureWebJobsStorage__credential": "in Azure the app connects with its user-assigned managed identity",
+}
+# Declared settings local.settings.json.example sets to other than the app's default, with the reason.
+EXAMPLE_CHOICES = {
+    "AzureWebJobsStorage": "Azurite, the local storage emulator",
+    "SMS_DEFAULT_SENDER": "Twilio's test number, so a local send needs no From",
+}
 # Settings Flex Consumption rejects or that would bring shared-key storage back.
 FORBIDDEN_APP_SETTINGS = {
     "AzureWebJobsStorage",
@@ -148,17 +159,21 @@ def template() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def template_app_settings(parsed: dict[str, Any]) -> list[str]:
-    """Names in the template's `appSettings` variable (a list of {name, value} objects)."""
+def template_app_settings(parsed: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(name, value expression) of each item of the template's `appSettings` variable, in order."""
     variable = parsed.get("variables", {}).get("appSettings")
     assert variable is not None, "main.bicep has no `appSettings` variable: keep every app setting in it"
     items = variable["value"]
     assert isinstance(items, list), "`appSettings` must be a list of {name, value} objects"
-    names = []
+    settings = []
     for item in items:
         assert isinstance(item, dict) and set(item) == {"name", "value"}, f"not a {{name, value}} object: {item}"
-        names.append(str(item["name"]).strip("'"))
-    return names
+        settings.append((str(item["name"]).strip("'"), item["value"]))
+    return settings
+
+
+def template_app_setting_names(parsed: dict[str, Any]) -> list[str]:
+    return [name for name, _ in template_app_settings(parsed)]
 
 
 def parameter_defaults(parsed: dict[str, Any]) -> dict[str, Any]:
@@ -198,251 +213,127 @@ def loop_source(resource: dict[str, Any]) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Which settings the code reads
+# The app's declared settings against the template and the example local settings
 # ---------------------------------------------------------------------------------------------------------------
 
-_ENV_RECEIVER = re.compile(r"(^|\.)(env|environ|environment)$")
-_PLACEHOLDER = "\x00"
+
+def declared_settings() -> dict[str, Setting[Any]]:
+    """Every setting the app reads, by name: storage, the gateway's own, and each provider's."""
+    return {declared.name: declared for group in SETTING_GROUPS.values() for declared in group}
 
 
-@dataclass(frozen=True)
-class _Template:
-    """A setting name with holes for the given parameters of a helper function, e.g. '{prefix}__accountName'."""
-
-    parts: tuple[str | None, ...]  # literal text, or None where a parameter goes
-    params: tuple[str, ...]  # the parameter for each None, in order
-
-    def fill(self, values: dict[str, str]) -> str:
-        holes = iter(self.params)
-        return "".join(part if part is not None else values[next(holes)] for part in self.parts)
-
-    def substitute(self, arguments: dict[str, _Template]) -> _Template:
-        """Put each parameter's argument (itself a template) in its hole."""
-        parts: list[str | None] = []
-        params: list[str] = []
-        holes = iter(self.params)
-        for part in self.parts:
-            if part is not None:
-                parts.append(part)
-                continue
-            argument = arguments[next(holes)]
-            parts.extend(argument.parts)
-            params.extend(argument.params)
-        return _Template(tuple(parts), tuple(params))
+def is_host_setting(name: str) -> bool:
+    return name in HOST_SETTINGS or any(pattern.match(name) for pattern in HOST_SETTING_PATTERNS)
 
 
-@dataclass
-class SettingsScan:
-    """What a scan of the code found: setting names, and reads whose name is only known at run time."""
-
-    names: dict[str, list[str]] = field(default_factory=dict)  # name -> where it is read
-    dynamic: list[str] = field(default_factory=list)
-
-    def add(self, name: str, where: str) -> None:
-        self.names.setdefault(name, []).append(where)
+def missing_from_template(declared: Iterable[str], template_names: Iterable[str]) -> set[str]:
+    """Declared settings the template's app settings leave out (exempt ones aside)."""
+    return set(declared) - set(template_names) - set(NOT_APP_SETTINGS)
 
 
-class _FunctionInfo:
-    def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool) -> None:
-        self.node = node
-        args = node.args
-        positional = [*args.posonlyargs, *args.args]
-        self.params = [a.arg for a in positional] + [a.arg for a in args.kwonlyargs]
-        self.positional = [a.arg for a in positional]
-        self.skip_first = is_method and bool(self.positional) and self.positional[0] in {"self", "cls"}
-        defaults: dict[str, ast.expr] = {}
-        for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True):
-            defaults[arg.arg] = default
-        for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-            if kw_default is not None:
-                defaults[arg.arg] = kw_default
-        self.defaults = defaults
+def parameter_of(value: Any, parameters: dict[str, Any]) -> str | None:
+    """The parameter an app setting passes on as it is: `p`, `string(p)` or `p ? 'true' : 'false'`."""
+    if isinstance(value, str):
+        return value if value in parameters else None
+    function = value.get("function", {}) if isinstance(value, dict) else {}
+    if function.get("type") == "string":
+        return parameter_of(function["parameters"]["value_to_convert"], parameters)
+    operator = value.get("operator", {}) if isinstance(value, dict) else {}
+    operands = operator.get("operands", {})
+    if operator.get("type") == "conditional" and (operands.get("true_value"), operands.get("false_value")) == (
+            "true", "false"):
+        return parameter_of(operands["condition"], parameters)
+    return None
 
 
-def _module_constants(tree: ast.Module) -> dict[str, str]:
-    constants = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    constants[target.id] = node.value.value
-        elif (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-              and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
-            constants[node.target.id] = node.value.value
-    return constants
+def is_vault_reference(value: Any) -> bool:
+    """`condition ? '@Microsoft.KeyVault(...)' : ''`: the app setting points into the vault, or is empty."""
+    operator = value.get("operator", {}) if isinstance(value, dict) else {}
+    operands = operator.get("operands", {})
+    return (operator.get("type") == "conditional" and str(operands.get("true_value")).startswith(
+        "@Microsoft.KeyVault(") and operands.get("false_value") == "")
 
 
-def _functions(tree: ast.Module) -> Iterator[tuple[_FunctionInfo, str]]:
-    """Every function and method with a dotted name for messages."""
-
-    def walk(node: ast.AST, prefix: str, in_class: bool) -> Iterator[tuple[_FunctionInfo, str]]:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                yield _FunctionInfo(child, in_class), f"{prefix}{child.name}"
-                yield from walk(child, f"{prefix}{child.name}.", False)
-            elif isinstance(child, ast.ClassDef):
-                yield from walk(child, f"{prefix}{child.name}.", True)
-            else:
-                yield from walk(child, prefix, in_class)
-
-    yield from walk(tree, "", False)
+def value_problem(declared: Setting[Any], text: str, where: str, choices: dict[str, str]) -> str | None:
+    """Why ``text`` does not agree with the declaration: refused, or not the default without a listed reason."""
+    try:
+        value = declared.read({declared.name: text})
+    except ConfigError as error:
+        return f"{declared.name}: {where} is refused by the app: {error}"
+    if value != declared.default and declared.name not in choices:
+        return f"{declared.name}: {where} is {text!r}, the app's default {declared.default_text!r}"
+    return None
 
 
-def _env_reads(node: ast.AST) -> Iterator[tuple[ast.expr, int]]:
-    """Key expressions read from an environment mapping: env.get(k), env[k], k in env, os.getenv(k)."""
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.args:
-            receiver = ast.unparse(sub.func.value)
-            mapping_read = sub.func.attr in {"get", "pop", "setdefault"} and _ENV_RECEIVER.search(receiver)
-            if mapping_read or (sub.func.attr == "getenv" and receiver == "os"):
-                yield sub.args[0], sub.lineno
-        elif (isinstance(sub, ast.Subscript) and isinstance(sub.ctx, ast.Load)
-              and _ENV_RECEIVER.search(ast.unparse(sub.value))):
-            yield sub.slice, sub.lineno
-        elif (isinstance(sub, ast.Compare) and len(sub.ops) == 1 and isinstance(sub.ops[0], ast.In | ast.NotIn)
-              and _ENV_RECEIVER.search(ast.unparse(sub.comparators[0]))):
-            yield sub.left, sub.lineno
+def parameter_problems(declared: Setting[Any], parameter: str, spec: dict[str, Any]) -> list[str]:
+    """A parameter that feeds a setting: its default, @allowed and @minValue/@maxValue agree with the declaration."""
+    problems = []
+    problem = value_problem(declared, as_text(spec.get("default")), f"parameter {parameter}'s default",
+                            TEMPLATE_CHOICES)
+    if problem:
+        problems.append(problem)
+    decorators = {item["type"]: item["argument"] for item in spec.get("decorators", [])}
+    kind = declared.kind
+    if isinstance(kind, Choice) and set(decorators.get("allowed", [])) != set(kind.choices):
+        problems.append(f"{declared.name}: parameter {parameter} must be @allowed({list(kind.choices)}), "
+                        f"not {decorators.get('allowed')}")
+    if isinstance(kind, Integer):
+        bounds = (decorators.get("min_value"), decorators.get("max_value"))
+        if bounds != (kind.minimum, kind.maximum):
+            problems.append(f"{declared.name}: parameter {parameter} must have @minValue({kind.minimum})"
+                            + (f" @maxValue({kind.maximum})" if kind.maximum is not None else "")
+                            + f", not (min, max) = {bounds}")
+    return problems
 
 
-def _as_template(expr: ast.expr, function: _FunctionInfo | None, constants: dict[str, str]) -> _Template | None:
-    """A key expression as literal text with parameter holes; None when it depends on anything else."""
-
-    def piece(value: ast.expr) -> tuple[str | None, str | None] | None:
-        if isinstance(value, ast.Constant) and isinstance(value.value, str):
-            return value.value, None
-        if isinstance(value, ast.Name):
-            if function is not None and value.id in function.params:
-                return None, value.id
-            if value.id in constants:
-                return constants[value.id], None
-        return None
-
-    if isinstance(expr, ast.JoinedStr):
-        parts: list[str | None] = []
-        params: list[str] = []
-        for value in expr.values:
-            inner = value.value if isinstance(value, ast.FormattedValue) else value
-            if isinstance(value, ast.FormattedValue) and (value.format_spec is not None or value.conversion != -1):
-                return None
-            resolved = piece(inner)
-            if resolved is None:
-                return None
-            text, param = resolved
-            parts.append(text)
-            if param is not None:
-                params.append(param)
-        return _Template(tuple(parts), tuple(params))
-    resolved = piece(expr)
-    if resolved is None:
-        return None
-    text, param = resolved
-    return _Template((text,), ()) if param is None else _Template((None,), (param,))
-
-
-def _helpers_called(
-    call: ast.Call, helpers: dict[str, list[tuple[_FunctionInfo, _Template]]]
-) -> Iterator[tuple[_FunctionInfo, _Template]]:
-    """Helpers this call may invoke: f(...) for functions, self.f(...) for methods, module.f(...) for functions."""
-    func = call.func
-    if isinstance(func, ast.Name):
-        yield from ((info, tmpl) for info, tmpl in helpers.get(func.id, []) if not info.skip_first)
-    elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-        for info, tmpl in helpers.get(func.attr, []):
-            if info.skip_first == (func.value.id in {"self", "cls"}):
-                yield info, tmpl
-
-
-def _call_arguments(call: ast.Call, callee: _FunctionInfo, via_attribute: bool) -> dict[str, ast.expr]:
-    positional = callee.positional[1:] if (callee.skip_first and via_attribute) else callee.positional
-    bound = dict(zip(positional, call.args, strict=False))
-    bound.update({kw.arg: kw.value for kw in call.keywords if kw.arg is not None})
-    return bound
-
-
-def scan_settings(root: Path, package: str = "gateway", skip: Iterable[str] = ()) -> SettingsScan:
-    """Setting names the code under ``root/package`` reads from its environment.
-
-    Found: literal keys (``env.get("X")``, ``env["X"]``, ``"X" in env``, ``os.getenv("X")``), module constants,
-    f-strings over a parameter default (``env.get(f"{prefix}__accountName")`` with ``prefix="..."``), and names
-    passed to helper functions that read a parameter from the environment (``_text(env, "X")``), through any
-    depth of helpers. Keys only known at run time (from bindings, attributes) are listed in ``dynamic``.
-    """
-    scan = SettingsScan()
-    skipped = set(skip)
-    modules: list[tuple[str, ast.Module, dict[str, str], list[tuple[_FunctionInfo, str]]]] = []
-    for path in sorted((root / package).rglob("*.py")):
-        relative = path.relative_to(root).as_posix()
-        if relative in skipped:
+def template_problems(parsed: dict[str, Any]) -> list[str]:
+    """Where main.bicep's app settings disagree with the declared settings; each problem starts with the name."""
+    declared = declared_settings()
+    settings = template_app_settings(parsed)
+    parameters = parsed.get("parameters", {})
+    variables = parsed.get("variables", {})
+    names = [name for name, _ in settings]
+    problems = [f"{name}: not in appSettings" for name in sorted(missing_from_template(declared, names))]
+    for name, value in settings:
+        setting = declared.get(name)
+        if setting is None:
+            if not is_host_setting(name):
+                problems.append(f"{name}: in appSettings, but neither the app nor the Functions host reads it")
             continue
-        tree = ast.parse(path.read_text(), filename=relative)
-        modules.append((relative, tree, _module_constants(tree), list(_functions(tree))))
-
-    # helper name -> list of (function info, template): calling it with the holes filled reads a setting.
-    helpers: dict[str, list[tuple[_FunctionInfo, _Template]]] = {}
-
-    def add_helper(info: _FunctionInfo, tmpl: _Template) -> bool:
-        entries = helpers.setdefault(info.node.name, [])
-        if any(existing is info and t == tmpl for existing, t in entries):
-            return False
-        entries.append((info, tmpl))
-        return True
-
-    # Direct reads.
-    for relative, tree, constants, functions in modules:
-        owner = {id(sub): info for info, _ in functions for sub in ast.walk(info.node)}
-        for key, line in _env_reads(tree):
-            info = owner.get(id(key))
-            tmpl = _as_template(key, info, constants)
-            where = f"{relative}:{line}"
-            if tmpl is None:
-                scan.dynamic.append(f"{where}: {ast.unparse(key)}")
-            elif not tmpl.params:
-                scan.add(tmpl.fill({}), where)
-            else:
-                assert info is not None
-                add_helper(info, tmpl)
-                defaults = {p: info.defaults.get(p) for p in tmpl.params}
-                if all(isinstance(d, ast.Constant) and isinstance(d.value, str) for d in defaults.values()):
-                    scan.add(tmpl.fill({p: d.value for p, d in defaults.items()}), where)  # type: ignore[union-attr]
-
-    # Calls to helpers, to a fixed point (a helper may pass its own parameter on to another helper).
-    for _ in range(10):
-        changed = False
-        for relative, tree, constants, functions in modules:
-            owner = {id(sub): info for info, _ in functions for sub in ast.walk(info.node)}
-            for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
-                for callee, tmpl in list(_helpers_called(call, helpers)):
-                    caller = owner.get(id(call))
-                    bound = _call_arguments(call, callee, isinstance(call.func, ast.Attribute))
-                    arguments: dict[str, _Template] = {}
-                    for param in tmpl.params:
-                        expr = bound.get(param, callee.defaults.get(param))
-                        arg_tmpl = None if expr is None else _as_template(expr, caller, constants)
-                        if arg_tmpl is None:
-                            break
-                        arguments[param] = arg_tmpl
-                    else:
-                        filled = tmpl.substitute(arguments)
-                        if not filled.params:
-                            scan.add(filled.fill({}), f"{relative}:{call.lineno}")
-                            continue
-                        if caller is not None:
-                            changed |= add_helper(caller, filled)
-                            continue
-                    scan.dynamic.append(f"{relative}:{call.lineno}: {ast.unparse(call)}")
-        if not changed:
-            break
-    scan.dynamic = sorted(set(scan.dynamic))
-    return scan
+        if setting.secret:
+            if not is_vault_reference(value):
+                problems.append(f"{name}: a secret, so its value must be a Key Vault reference")
+            continue
+        parameter = parameter_of(value, parameters)
+        if parameter is not None:
+            problems += parameter_problems(setting, parameter, parameters[parameter])
+        elif isinstance(value, str) and value not in variables and "${" not in value:
+            problem = value_problem(setting, value, "its value", TEMPLATE_CHOICES)
+            if problem:
+                problems.append(problem)
+    return problems
 
 
-def code_settings() -> SettingsScan:
-    return scan_settings(ROOT)
+def example_problems(values: dict[str, str]) -> list[str]:
+    """Where local.settings.json.example disagrees with the declared settings; each problem starts with the name."""
+    from gateway.settings import Settings
 
-
-def missing_from_template(code: Iterable[str], template_names: Iterable[str]) -> set[str]:
-    """Settings the code reads that the template's app settings leave out (exempt ones aside)."""
-    return set(code) - set(template_names) - set(NOT_APP_SETTINGS)
+    declared = declared_settings()
+    problems = []
+    for name, text in values.items():
+        if name in declared:
+            problem = value_problem(declared[name], text, "its value", EXAMPLE_CHOICES)
+            if problem:
+                problems.append(problem)
+        elif not is_host_setting(name):
+            problems.append(f"{name}: in the example, but neither the app nor the Functions host reads it")
+    problems += [f"{s.name}: not in the example, which lists every gateway setting that has a default"
+                 for s in SETTING_GROUPS["gateway"] if s.default is not None and s.name not in values]
+    try:
+        Settings.from_env(values)
+    except ConfigError as error:
+        problems.append(f"local.settings.json.example: the app refuses it as a whole: {error}")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -510,140 +401,65 @@ def test_queue_and_table_names_match_the_code(template: dict[str, Any]) -> None:
     assert loop_source(table_resource) == "tableNames"
 
 
-# Template parameter -> field of gateway.settings.Settings with the same meaning.
-PARAMETER_FIELDS = {
-    "smsQueueName": "queue_name",
-    "smsTablePrefix": "table_prefix",
-    "smsProvider": "provider",
-    "smsMaxBodyLength": "max_body_length",
-    "smsMaxRecipients": "max_recipients",
-    "smsMaxRequestBytes": "max_request_bytes",
-    "smsApiKeyCacheSeconds": "api_key_cache_seconds",
-}
-
-
-def test_parameter_defaults_match_the_code(template: dict[str, Any]) -> None:
-    from gateway.settings import Settings
-
-    code_defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
-    defaults = parameter_defaults(template)
-    for parameter, field_name in PARAMETER_FIELDS.items():
-        assert field_name in code_defaults, f"Settings has no field {field_name!r} any more: update PARAMETER_FIELDS"
-        assert defaults[parameter] == code_defaults[field_name], (parameter, field_name)
-
-
-def test_scanner_finds_what_settings_py_reads() -> None:
-    scan = code_settings()
-    expected = {
-        "SMS_QUEUE_NAME", "SMS_TABLE_PREFIX", "SMS_PROVIDER", "SMS_ALLOW_OUTBOX_IN_AZURE", "SMS_DEFAULT_SENDER",
-        "SMS_DEFAULT_REGION", "SMS_MAX_BODY_LENGTH", "SMS_MAX_RECIPIENTS", "SMS_MAX_REQUEST_BYTES",
-        "SMS_API_KEY_CACHE_SECONDS", "WEBSITE_INSTANCE_ID", "AzureWebJobsStorage",
-        "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__tableServiceUri",
-        "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
-    }
-    assert expected <= set(scan.names), expected - set(scan.names)
-
-
-def test_template_sets_every_setting_the_code_reads(template: dict[str, Any]) -> None:
-    scan = code_settings()
-    names = template_app_settings(template)
-    missing = missing_from_template(scan.names, names)
-    assert not missing, "settings the code reads but main.bicep's appSettings lacks: " + ", ".join(
-        f"{name} (read at {', '.join(scan.names[name])})" for name in sorted(missing)
-    )
+def test_template_agrees_with_the_declared_settings(template: dict[str, Any]) -> None:
+    problems = template_problems(template)
+    assert not problems, "main.bicep's appSettings disagree with the declared settings:\n" + "\n".join(problems)
+    names = template_app_setting_names(template)
     assert len(names) == len(set(names)), "a setting appears twice in appSettings"
 
 
 def test_template_sets_the_identity_based_storage_settings(template: dict[str, Any]) -> None:
-    names = set(template_app_settings(template))
+    names = set(template_app_setting_names(template))
     for suffix in ("accountName", "credential", "clientId", "blobServiceUri", "queueServiceUri", "tableServiceUri"):
         assert f"AzureWebJobsStorage__{suffix}" in names
     assert {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"} <= names
     assert not names & FORBIDDEN_APP_SETTINGS, names & FORBIDDEN_APP_SETTINGS
 
 
-def test_removing_a_setting_from_the_template_is_caught(tmp_path: Path) -> None:
-    """The check must fail when the template loses a setting: run it against an edited copy."""
+def _edit(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"expected {old!r} once in main.bicep"
+    return text.replace(old, new)
+
+
+def test_the_template_check_catches_each_kind_of_drift(tmp_path: Path) -> None:
+    """The checks must fail when the template drifts: run them against an edited copy."""
     text = MAIN_BICEP.read_text()
     entry = re.compile(r"\n  \{\n    name: 'SMS_QUEUE_NAME'\n    value: [^\n]+\n  \}")
     assert len(entry.findall(text)) == 1, "expected one SMS_QUEUE_NAME entry in appSettings"
+    text = entry.sub("", text)  # a setting left out
+    text = _edit(text, "param smsMaxBodyLength int = 1600", "param smsMaxBodyLength int = 1601")  # another default
+    text = _edit(text, "  'twilio'\n  'acs'\n])", "  'twilio'\n])")  # a provider the parameter does not allow
+    recipients = "@description('Most recipients"
+    text = _edit(text, f"@maxValue(1000)\n{recipients}", f"@maxValue(999)\n{recipients}")  # another bound
+    attempts = "name: 'SMS_MAX_DELIVERY_ATTEMPTS'\n    value: "
+    text = _edit(text, f"{attempts}'5'", f"{attempts}'6'")  # a literal value that is not the default
+    text = re.sub(r"(name: 'TWILIO_AUTH_TOKEN'\n    value: )[^\n]+", r"\1twilioAuthToken", text)  # a secret in plain
+    stray = "  {\n    name: 'SMS_RETIRED'\n    value: 'x'\n  }\n"
+    text = _edit(text, "var appSettings = [\n", f"var appSettings = [\n{stray}")  # a setting nobody reads
     edited = tmp_path / "main.bicep"
-    edited.write_text(entry.sub("", text))
-    names = template_app_settings(parse_bicep(edited)[edited])
-    assert "SMS_QUEUE_NAME" not in names
-    assert missing_from_template(code_settings().names, names) == {"SMS_QUEUE_NAME"}
+    edited.write_text(text)
+    parsed = parse_bicep(edited)[edited]
+    names = template_app_setting_names(parsed)
+    assert missing_from_template(declared_settings(), names) == {"SMS_QUEUE_NAME"}
+    problems = template_problems(parsed)
+    assert sorted(problem.split(":")[0] for problem in problems) == [
+        "SMS_MAX_BODY_LENGTH", "SMS_MAX_DELIVERY_ATTEMPTS", "SMS_MAX_RECIPIENTS", "SMS_PROVIDER", "SMS_QUEUE_NAME",
+        "SMS_RETIRED", "TWILIO_AUTH_TOKEN"], problems
 
 
-def _write_module(root: Path, name: str, source: str) -> None:
-    path = root / "pkg" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(source))
+def test_local_settings_example_agrees_with_the_declared_settings() -> None:
+    problems = example_problems(json.loads(LOCAL_SETTINGS_EXAMPLE.read_text())["Values"])
+    assert not problems, "local.settings.json.example disagrees with the declared settings:\n" + "\n".join(problems)
 
 
-def test_scanner_handles_the_ways_code_reads_settings(tmp_path: Path) -> None:
-    _write_module(tmp_path, "a.py", """
-        import os
-        from collections.abc import Mapping
-
-        NAME = "FROM_CONSTANT"
-
-        def direct(env: Mapping[str, str]) -> None:
-            env.get("LITERAL_GET")
-            env["SUBSCRIPT"]
-            "MEMBERSHIP" in env
-            os.environ.get("OS_ENVIRON")
-            os.getenv("OS_GETENV")
-            env.get(NAME)
-
-        def family(env: Mapping[str, str], prefix: str = "Store") -> None:
-            env.get(prefix)
-            env.get(f"{prefix}__uri")
-
-        def _text(env: Mapping[str, str], name: str) -> str | None:
-            return (env.get(name) or "").strip() or None
-
-        def _required(env: Mapping[str, str], name: str) -> str:
-            return _text(env, name) or "x"
-
-        def users(env: Mapping[str, str]) -> None:
-            _text(env, "VIA_HELPER")
-            _required(env, name="VIA_HELPER_OF_HELPER")
-            family(env, prefix="Other")
-
-        class Reader:
-            def __init__(self, environ: Mapping[str, str]) -> None:
-                self.environ = environ
-
-            def read(self, setting: str) -> str | None:
-                return self.environ.get(setting)
-
-            def use(self) -> None:
-                self.read("VIA_METHOD")
-
-        def dynamic(env: Mapping[str, str], spec: object) -> None:
-            env.get(f"AzureWebJobs.{spec.name}.Disabled")
-        """)
-    _write_module(tmp_path, "b.py", """
-        from pkg.a import _text
-
-        def elsewhere(env):
-            return _text(env, "FROM_OTHER_MODULE")
-        """)
-    scan = scan_settings(tmp_path, package="pkg")
-    assert set(scan.names) == {
-        "LITERAL_GET", "SUBSCRIPT", "MEMBERSHIP", "OS_ENVIRON", "OS_GETENV", "FROM_CONSTANT",
-        "Store", "Store__uri", "Other", "Other__uri",
-        "VIA_HELPER", "VIA_HELPER_OF_HELPER", "VIA_METHOD", "FROM_OTHER_MODULE",
-    }
-    assert any("spec.name" in line for line in scan.dynamic)
-
-
-def test_local_settings_example_holds_only_known_settings() -> None:
+def test_the_example_check_catches_each_kind_of_drift() -> None:
     values = json.loads(LOCAL_SETTINGS_EXAMPLE.read_text())["Values"]
-    known = set(scan_settings(ROOT).names) | HOST_SETTINGS
-    unknown = {name for name in values
-               if name not in known and not any(p.match(name) for p in HOST_SETTING_PATTERNS)}
-    assert not unknown, f"local.settings.json.example has settings neither the code nor the host reads: {unknown}"
+    del values["SMS_QUEUE_NAME"]  # a gateway setting left out
+    values.update(SMS_MAX_RECIPIENTS="1001", SMS_CLAIM_TIMEOUT_SECONDS="300", SMS_RETIRED="x",
+                  AzureWebJobsFeatureFlags="EnableWorkerIndexing")  # refused, not the default, unknown, host's
+    assert sorted(problem.split(":")[0] for problem in example_problems(values)) == [
+        "SMS_CLAIM_TIMEOUT_SECONDS", "SMS_MAX_RECIPIENTS", "SMS_QUEUE_NAME", "SMS_RETIRED",
+        "local.settings.json.example"]
 
 
 def test_python_version_matches(template: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from gateway.providers import twilio
 from gateway.providers.base import OutboundSms, Outcome, ReconcilingProvider
 from gateway.providers.common import TIMEOUT
 from gateway.providers.twilio import TwilioProvider
-from tests.test_twilio_provider import SENDER, SERVICE_SID, assert_twilio_error, settings_for
+from tests.unit.test_twilio_provider import SENDER, SERVICE_SID, assert_twilio_error, settings_for
 
 TO = "+14155550100"
 

@@ -19,13 +19,13 @@ from fakes.server import Fault
 from fakes.twilio import TwilioFake
 from gateway.delivery import RECONCILE_AFTER_SECONDS, RetryLater
 from gateway.providers.acs import AcsProvider
+from gateway.providers.acs_settings import AcsSettings
 from gateway.providers.base import OutboundSms, SendResult
 from gateway.providers.common import NOT_ATTEMPTED, TIMEOUT
 from gateway.providers.twilio import TwilioProvider
-from gateway.settings import AcsSettings
 from gateway.storage import CommStatus, Communication, RecipientState
-from tests.test_delivery import ScriptedProvider, _later, make_delivery, stored
-from tests.test_twilio_provider import settings_for
+from tests.integration.test_delivery import ScriptedProvider, _later, make_delivery, stored
+from tests.unit.test_twilio_provider import settings_for
 
 
 @pytest.fixture

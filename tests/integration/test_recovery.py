@@ -97,7 +97,7 @@ def test_final_communications_are_never_swept(gateway) -> None:
 
 def test_immediate_transient_failures_are_handed_to_the_queue(gateway) -> None:
     from gateway.providers.base import Outcome
-    from tests.test_delivery import ScriptedProvider
+    from tests.integration.test_delivery import ScriptedProvider
 
     provider = ScriptedProvider({NUMBERS[1]: [Outcome.RETRY]})
     gateway.delivery._provider = provider

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from gateway.providers.acs import AcsProvider
+from gateway.providers.acs_settings import AcsSettings
 from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.twilio import TwilioProvider
-from gateway.settings import AcsSettings, TwilioSettings
+from gateway.providers.twilio_settings import TwilioSettings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

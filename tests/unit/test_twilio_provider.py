@@ -18,12 +18,13 @@ import requests
 
 from fakes.server import Fault
 from fakes.twilio import MAGIC_NUMBERS, TwilioFake
+from gateway.config import ConfigError
 from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, TIMEOUT
 from gateway.providers.twilio import TwilioProvider, create
-from gateway.settings import ConfigError, TwilioSettings
+from gateway.providers.twilio_settings import TwilioSettings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SENDER = "+15017122661"
 SERVICE_SID = "MG" + "1" * 32
 

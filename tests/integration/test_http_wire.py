@@ -13,12 +13,12 @@ import requests
 
 from gateway import jsv
 from gateway.routes import ROUTES, Route
+from tests.integration.test_http_send import assert_error
 from tests.samples import NUMBERS, SEED_REQUEST, send_body
 from tests.server import GatewayServer
-from tests.test_http_send import assert_error
 
-SEED_PAGE = Path(__file__).parent / "SMSSend-api-reference.txt"  # the service's metadata page, as the project got it
-SEED_JSV = (Path(__file__).parent / "seed_request.jsv").read_text()
+SEED_PAGE = Path(__file__).parents[1] / "SMSSend-api-reference.txt"  # the metadata page, as the project got it
+SEED_JSV = (Path(__file__).parents[1] / "seed_request.jsv").read_text()
 ALL_SEND_PATHS = [
     "/api/sendmessage", "/api/send", "/api/sms/send",
     "/api/sendmessage/immediate", "/api/send/immediate", "/api/sms/send/immediate",

@@ -7,7 +7,7 @@ import sys
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LICENSEE = uuid.UUID("11111111-2222-3333-4444-555555555555")
 
 

@@ -39,9 +39,9 @@ from gateway.models import (
     SMSStatusResponse,
 )
 from gateway.routes import ROUTES, SEND, Operation, Route
-from tests.test_jsv import SEED_REQUEST, SEED_RESPONSE
+from tests.unit.test_jsv import SEED_REQUEST, SEED_RESPONSE
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REAL_COMM_ID = "3f2504e04f8911d39a0c0305e82c3301"
 ERROR_CODES = {400, 401, 403, 404, 406, 413, 415, 500, 503}  # 405 answers methods no operation has
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -23,6 +23,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from fakes.acs import AcsFake, signed_headers
 from fakes.server import Fault
+from gateway.config import ConfigError
 from gateway.providers.acs import (
     NO_CREDENTIAL,
     REPEATABILITY_WINDOW_SECONDS,
@@ -31,11 +32,11 @@ from gateway.providers.acs import (
     create,
     repeatability_for,
 )
+from gateway.providers.acs_settings import AcsSettings
 from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, TIMEOUT
-from gateway.settings import AcsSettings, ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SENDER = "+18005550199"
 
 

@@ -11,7 +11,7 @@ import pytest
 from gateway.delivery import Delivery, DeliveryInProgress, RetryLater
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.storage import CommStatus, Communication, ConcurrentUpdate, RecipientSpec, RecipientState, utcnow
-from tests.test_storage import make_comm
+from tests.integration.test_storage import make_comm
 
 
 class ScriptedProvider:
