@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
 
+from gateway.auth import Authenticator, presented_key
 from gateway.delivery import ABANDONED, DeliveryInProgress, RetryLater
-from gateway.providers.base import Outcome
+from gateway.errors import ApiError
+from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.storage import CommStatus, CommunicationStore, RecipientState, Snapshot, utcnow
 from tests.http_fixtures import LICENSEE
+from tests.integration.test_delivery import ScriptedProvider, make_delivery, stored
 from tests.samples import NUMBERS, send_body
-from tests.test_delivery import ScriptedProvider, make_delivery, stored
 
 
 class LoadThen:
@@ -74,6 +76,8 @@ def test_two_workers_that_read_the_same_pending_recipients_send_each_once(store,
     snapshot = store.load(comm.comm_id)
     assert snapshot.communication.status is CommStatus.SENT
     assert [(r.status, r.attempts) for r in snapshot.stored_recipients] == [(RecipientState.SENT, 1)] * 3
+    report = make_delivery(store, provider).deliver(comm.comm_id)  # a redelivery reports, and sends nothing
+    assert (report.status, report.sent, len(provider.sent)) == (CommStatus.SENT, 3, 3)
 
 
 def crashed_mid_batch(store, clock: Clock) -> object:
@@ -100,6 +104,42 @@ def test_an_expired_claim_is_resent_only_inside_the_providers_resend_window(stor
     else:
         assert (provider.sent, report.status, report.failed) == ([], CommStatus.FAILED, 3)
         assert {r.error_code for r in store.load(comm.comm_id).stored_recipients} == {"OutcomeUnknown"}
+
+
+def test_a_fresh_claim_says_when_it_expires_and_expires_at_the_claim_timeout(store) -> None:
+    clock = Clock()
+    comm = crashed_mid_batch(store, clock)
+    clock.now += timedelta(seconds=30)
+    with pytest.raises(DeliveryInProgress) as caught:
+        make_delivery(store, ScriptedProvider(), clock=clock).deliver(comm.comm_id)
+    assert caught.value.retry_in_seconds == 330 - 30 + 1
+    clock.now += timedelta(seconds=300)  # 330 s old: expired, and this provider makes a resend safe
+    provider = ScriptedProvider(resend_is_safe=True)
+    report = make_delivery(store, provider, clock=clock).deliver(comm.comm_id)
+    assert (report.status, sorted(provider.numbers())) == (CommStatus.SENT, numbers_of(comm))
+
+
+class BatchRecorder(ScriptedProvider):
+    """Accepts everything; records how many messages each call carried."""
+
+    def __init__(self, max_batch_size: int) -> None:
+        super().__init__()
+        self.max_batch_size = max_batch_size
+        self.batches: list[int] = []
+
+    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+        self.batches.append(len(messages))
+        return super().send(messages)
+
+
+@pytest.mark.parametrize(("recipients", "max_batch_size", "batches"), [(3, 1, [1, 1, 1]), (250, 100, [99, 99, 52])])
+def test_a_provider_call_carries_its_batch_size_at_most_and_fits_one_transaction(
+        store, recipients: int, max_batch_size: int, batches: list[int]) -> None:
+    """A batch is claimed and recorded in one transaction with the header: 99 recipients at most."""
+    comm = stored(store, recipients)
+    provider = BatchRecorder(max_batch_size)
+    assert make_delivery(store, provider).deliver(comm.comm_id).sent == recipients
+    assert provider.batches == batches
 
 
 def test_give_up_steps_back_when_a_worker_has_just_sent(store) -> None:
@@ -151,6 +191,60 @@ def test_give_up_fails_every_open_recipient_with_the_reason_and_its_last_error(s
     assert {(r.status, r.error_code, r.error_message) for r in snapshot.stored_recipients} == {
         (RecipientState.FAILED, ABANDONED, f"{reason} (last error E1: scripted)"[:1000])}
     assert make_delivery(store, ScriptedProvider()).give_up(uuid.uuid4(), "gone") is None
+
+
+class FailingProvider:
+    """Fails every message for good, each with its own code and a message longer than a property keeps."""
+
+    name = "failing"
+    max_batch_size = 100
+    resend_is_safe = False
+    resend_window_seconds = None
+
+    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+        return [SendResult(message.recipient_id, Outcome.FAILED, error_code=f"E{n}", error_message=str(n) * 1200)
+                for n, message in enumerate(messages)]
+
+
+def test_a_communication_shows_the_last_error_of_its_batch_cut_to_1000_characters(store) -> None:
+    comm = stored(store, 2)
+    report = make_delivery(store, FailingProvider()).deliver(comm.comm_id)
+    assert (report.status, report.failed) == (CommStatus.FAILED, 2)
+    assert store.load_header(comm.comm_id).last_error == f"E1: {'1' * 1200}"[:1000]
+
+
+class SendingMeanwhile(ScriptedProvider):
+    """Accepts every message, after running ``meanwhile`` while the request is out."""
+
+    def __init__(self, meanwhile: Callable[[], object]) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+
+    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+        self.meanwhile()
+        return super().send(messages)
+
+
+def test_a_send_is_recorded_even_when_give_up_ended_its_recipients_meanwhile(store) -> None:
+    """Recording an outcome is unconditional: what the provider accepted is Sent, whatever was written meanwhile."""
+    comm = stored(store, 2)
+    poison = make_delivery(store, ScriptedProvider())
+    provider = SendingMeanwhile(lambda: poison.give_up(comm.comm_id, "Delivery abandoned after 5 attempts"))
+    report = make_delivery(store, provider).deliver(comm.comm_id)
+    assert (report.status, report.sent) == (CommStatus.SENT, 2)
+    snapshot = store.load(comm.comm_id)
+    assert [(r.status, r.error_code) for r in snapshot.stored_recipients] == [(RecipientState.SENT, None)] * 2
+    assert (snapshot.communication.status, snapshot.communication.last_error) == (CommStatus.SENT, None)
+
+
+def test_one_save_writes_at_most_99_recipients_beside_the_header(store) -> None:
+    """A save is one entity-group transaction: 100 operations at most, the header being one."""
+    comm = stored(store, 100)
+    recipients = comm.planned_recipients()
+    with pytest.raises(ValueError, match="at most 99 recipients per save"):
+        store.save(comm, recipients)
+    store.save(comm, recipients[:99])
+    assert len(store.load(comm.comm_id).stored_recipients) == 99
 
 
 def assert_field_error(response, field: str, code: str) -> None:
@@ -210,3 +304,34 @@ def test_only_the_bearer_and_basic_schemes_carry_a_key(http) -> None:
     for header in (f"Foo {encoded}", f"Foo {key}", encoded, f"Basic {key}"):
         response = server.post("/api/sendmessage", send_body(), headers={"Authorization": header})
         assert response.status_code == 401, header
+
+
+def test_a_basic_credential_must_be_strict_base64() -> None:
+    """Characters outside the alphabet are refused, not skipped: ``!c2drX2FiYzo=`` is not ``sgk_abc``."""
+    encoded = base64.b64encode(b"sgk_abc:").decode()
+    assert presented_key({"authorization": f"Basic {encoded}"}) == "sgk_abc"
+    assert presented_key({"authorization": f"Basic !{encoded}"}) is None
+
+
+class Seconds:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cached_key_is_read_again_once_its_cache_time_is_up(make_gateway) -> None:
+    """``SMS_API_KEY_CACHE_SECONDS`` is the longest a revoked key still works: not a moment longer."""
+    gateway = make_gateway()
+    record, secret = gateway.keys.create(LICENSEE, "revoked at the bound")
+    clock = Seconds()
+    authenticator = Authenticator(gateway.keys, ttl_seconds=60, clock=clock)
+    assert authenticator.authenticate({"x-api-key": secret}).licensee_id == LICENSEE
+    gateway.keys.revoke(record.key_id)
+    clock.now += 59.5
+    assert authenticator.authenticate({"x-api-key": secret}).licensee_id == LICENSEE
+    clock.now += 0.5
+    with pytest.raises(ApiError) as caught:
+        authenticator.authenticate({"x-api-key": secret})
+    assert caught.value.status == 401
