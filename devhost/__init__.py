@@ -15,6 +15,7 @@ It carries no business logic and is not part of the deployment package.  Run it 
 
     python -m devhost [--app function_app] [--host 127.0.0.1] [--port 7071] [--no-queues]
                       [--no-timers] [--settings local.settings.json] [--max-polling-interval S]
+                      [--idle-timeout S] [--log-level INFO]
 
 or in-process (tests)::
 
@@ -22,7 +23,7 @@ or in-process (tests)::
         urllib.request.urlopen(host.url + "/api/ping")
 
 Modules: ``config`` (local.settings.json, host.json, ``%SETTING%`` and connections), ``functions``
-(finding and calling the app's functions), ``routing`` and ``server`` (HTTP), ``queues``, ``cron``
+(finding and calling the app's functions), ``routing``, ``body`` and ``server`` (HTTP), ``queues``, ``cron``
 and ``timers``, ``host`` (the DevHost that wires them), ``__main__`` (the command line), and
 ``azurite`` (a real Azurite on free ports, for tests and benchmarks).
 """

@@ -19,6 +19,7 @@ import devhost
 from devhost.config import load_local_settings
 from devhost.errors import DevHostError
 from devhost.host import DevHost
+from devhost.server import IDLE_TIMEOUT_SECONDS
 
 logger = logging.getLogger("devhost")
 
@@ -35,14 +36,20 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="local.settings.json to load into the environment (default ./local.settings.json)")
     parser.add_argument("--max-polling-interval", type=float, default=None, metavar="SECONDS",
                         help="override host.json extensions.queues.maxPollingInterval")
+    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_SECONDS, metavar="SECONDS",
+                        help=f"disconnect an HTTP client silent this long (default {IDLE_TIMEOUT_SECONDS:g})")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="the host's and the app's log level (default INFO; the storage SDK and urllib3 "
+                             "stay at WARNING and INFO)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: load settings, import the app, host it until SIGINT/SIGTERM."""
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every storage request (each poll) at INFO
+    logging.getLogger("urllib3").setLevel(logging.INFO)  # its DEBUG lines carry URLs, query strings included
     try:
         settings = load_local_settings(Path(args.settings or "local.settings.json"), required=args.settings is not None)
         port = args.port
@@ -51,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
         host = DevHost(args.app, host=args.host, port=port, queues=not args.no_queues, timers=not args.no_timers,
-                       max_polling_interval=args.max_polling_interval)
+                       max_polling_interval=args.max_polling_interval, idle_timeout=args.idle_timeout)
         stopping = threading.Event()
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:

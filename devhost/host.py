@@ -29,7 +29,7 @@ from devhost.errors import DevHostError
 from devhost.functions import FunctionSpec, check_supported_bindings, discover_functions, find_app, import_app
 from devhost.queues import QueueListener, QueueOptions, is_valid_queue_name
 from devhost.routing import Router, route_prefix
-from devhost.server import HttpServer
+from devhost.server import IDLE_TIMEOUT_SECONDS, HttpServer
 from devhost.timers import TimerRunner
 
 
@@ -57,14 +57,15 @@ class DevHost:
     ``app`` is a module name (imported; host.json is read from its directory unless ``host_json``
     is given), an imported module, or a ``func.FunctionApp``.  ``port=0`` picks a free port (see
     ``url`` after ``start()``).  ``queues``/``timers`` switch those triggers off;
-    ``max_polling_interval`` (seconds) overrides host.json's.  App settings are read from
-    ``environ`` (default ``os.environ``) when ``start()`` runs.
+    ``max_polling_interval`` (seconds) overrides host.json's; ``idle_timeout`` is how long (seconds)
+    the HTTP server waits for a silent client.  App settings are read from ``environ`` (default
+    ``os.environ``) when ``start()`` runs.
     """
 
     def __init__(self, app: str | ModuleType | func.FunctionRegister = "function_app",
                  host_json: Mapping[str, Any] | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  queues: bool = True, timers: bool = True, max_polling_interval: float | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT_SECONDS, environ: Mapping[str, str] | None = None) -> None:
         directory: Path | None = None
         if isinstance(app, str):
             app = import_app(app)
@@ -83,6 +84,7 @@ class DevHost:
         self.queues_enabled = queues
         self.timers_enabled = timers
         self.max_polling_interval = max_polling_interval
+        self.idle_timeout = idle_timeout
         self.environ = environ
         self.functions = discover_functions(app, str(directory or ""))
         self._server: HttpServer | None = None
@@ -150,7 +152,8 @@ class DevHost:
         options = QueueOptions.from_host_json(self.host_json, self.max_polling_interval)
         self._started = True
         try:
-            server = HttpServer((self.host, self.port), Router.for_functions(plan.http, route_prefix(self.host_json)))
+            server = HttpServer((self.host, self.port), Router.for_functions(plan.http, route_prefix(self.host_json)),
+                                idle_timeout=self.idle_timeout)
             self._server = server
             self._server_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                                    name="devhost-http", daemon=True)

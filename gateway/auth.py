@@ -2,7 +2,8 @@
 
 A key is shown once at creation; only its SHA-256 is stored (keys are 256-bit random
 tokens, so a fast hash is enough: there is nothing to brute-force). Look-ups are cached
-for ``SMS_API_KEY_CACHE_SECONDS``, which is also how long a revocation can take to bite.
+for ``SMS_API_KEY_CACHE_SECONDS``, which is also how long a revocation can take to bite;
+unknown keys for ``UNKNOWN_KEY_SECONDS``, which is how long a new key can be refused.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -21,11 +23,16 @@ from datetime import UTC, datetime
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from gateway.cache import ExpiringCache
 from gateway.connections import TableStore
 from gateway.errors import forbidden, unauthorized
 from gateway.models import EMPTY_GUID
 
 KEY_PREFIX = "sgk_"
+KEY_FORMAT = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{43}")  # what create() issues: 32 random bytes
+KNOWN_KEYS_CACHED = 10_000
+UNKNOWN_KEYS_CACHED = 10_000
+UNKNOWN_KEY_SECONDS = 5.0  # how long a key created just now may still be refused by an instance that looked
 
 
 @dataclass(frozen=True)
@@ -136,21 +143,49 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return api_key or None
 
 
+class _Lookup:
+    """One table read that concurrent requests for the same key wait on, instead of each reading."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._record: ApiKey | None = None
+        self._error: BaseException | None = None
+
+    def finish(self, record: ApiKey | None, error: BaseException | None = None) -> None:
+        self._record, self._error = record, error
+        self._done.set()
+
+    def result(self) -> ApiKey | None:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._record
+
+
 class Authenticator:
-    """Turns request headers into a Principal, caching key look-ups briefly."""
+    """Turns request headers into a Principal, reading the key table as little as it can.
+
+    A key that cannot be one we issued is refused without a read. Found keys are cached for
+    ``ttl_seconds``; unknown ones for ``UNKNOWN_KEY_SECONDS`` (or less), so a client repeating a bad
+    key costs one read, not one per request; and concurrent requests with the same uncached key
+    share one read. Each cache is bounded and evicts its least recently used entry, and they are
+    separate, so a client spraying random keys cannot push good keys out.
+    """
 
     def __init__(self, store: ApiKeyStore, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._cache: dict[str, tuple[float, ApiKey]] = {}
+        self._known: ExpiringCache[str, ApiKey] = ExpiringCache(KNOWN_KEYS_CACHED, ttl_seconds, clock)
+        self._unknown: ExpiringCache[str, bool] = ExpiringCache(
+            UNKNOWN_KEYS_CACHED, min(UNKNOWN_KEY_SECONDS, ttl_seconds), clock
+        )
+        self._lookups: dict[str, _Lookup] = {}
         self._lock = threading.Lock()
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         secret = presented_key(headers)
         if not secret:
             raise unauthorized()
-        record = self._lookup(secret)
+        record = self._lookup(secret) if KEY_FORMAT.fullmatch(secret) else None
         if record is None:
             raise unauthorized("The API key is not valid")
         if record.revoked:
@@ -159,19 +194,29 @@ class Authenticator:
 
     def _lookup(self, secret: str) -> ApiKey | None:
         digest = hash_key(secret)
-        now = self._clock()
         with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        record = self._store.find(secret)
-        with self._lock:
-            if record is None:
-                self._cache.pop(digest, None)
-            else:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[digest] = (now, record)
+            known = self._known.get(digest)
+            if known is not None or self._unknown.get(digest):
+                return known
+            lookup = self._lookups.get(digest)
+            leader = lookup is None
+            if lookup is None:
+                lookup = self._lookups[digest] = _Lookup()
+        if not leader:
+            return lookup.result()
+        try:
+            record = self._store.find(secret)
+        except BaseException as error:
+            self._settle(digest, lookup, None, error)
+            raise
+        if record is None:
+            self._unknown.put(digest, True)
+        else:
+            self._known.put(digest, record)
+        self._settle(digest, lookup, record)  # after the cache has it: a request arriving now reads neither
         return record
 
-
+    def _settle(self, digest: str, lookup: _Lookup, record: ApiKey | None, error: BaseException | None = None) -> None:
+        with self._lock:
+            del self._lookups[digest]
+        lookup.finish(record, error)

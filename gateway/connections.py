@@ -6,10 +6,12 @@ so one storage account serves both, with keys locally and a managed identity in 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import TableClient, TableServiceClient
@@ -17,13 +19,47 @@ from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodeP
 
 from gateway.settings import ConfigError, StorageSettings
 
-# Fail fast: a request waits for storage at most a few seconds before it answers 503.
-CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": 2,
-    "retry_backoff_factor": 0.4,
-    "connection_timeout": 5,
-    "read_timeout": 20,
-}
+
+@dataclass(frozen=True)
+class CallBudget:
+    """How long one storage call may wait, and how often it is tried again.
+
+    A connect failure or a 5xx/429 answer is retried (``retries``): the server did not do the work.
+    A read that timed out or broke is retried only ``read_retries`` times, and the table SDK retries
+    it only for idempotent methods: the server may have done the write, so a retried insert would
+    meet its own row (docs/storage.md, "What a 503 means").
+    """
+
+    connection_timeout: float
+    read_timeout: float
+    retries: int
+    read_retries: int
+    backoff: float
+
+    def table_options(self) -> dict[str, Any]:
+        return {
+            "connection_timeout": self.connection_timeout,
+            "read_timeout": self.read_timeout,
+            "retry_total": self.retries,
+            "retry_connect": self.retries,
+            "retry_status": self.retries,
+            "retry_read": self.read_retries,
+            "retry_backoff_factor": self.backoff,
+            "retry_backoff_max": 4 * self.backoff,
+        }
+
+    def queue_options(self) -> dict[str, Any]:
+        """The storage SDK's own retry policy (its default waits 15 s, then 18 s, between tries)."""
+        retry = ExponentialRetry(initial_backoff=self.backoff, increment_base=2, retry_total=self.retries,
+                                 retry_read=self.read_retries, random_jitter_range=self.backoff / 2)
+        return {"connection_timeout": self.connection_timeout, "read_timeout": self.read_timeout,
+                "retry_policy": retry}
+
+
+REQUEST_BUDGET = CallBudget(connection_timeout=2, read_timeout=4, retries=1, read_retries=0, backoff=0.2)
+"""The request path: a client waits for storage a few seconds at most, then gets a 503 that says what is known."""
+WORKER_BUDGET = CallBudget(connection_timeout=5, read_timeout=20, retries=2, read_retries=2, backoff=0.4)
+"""The queue worker: nobody waits on it, and a record that gets through spares a reconciliation later."""
 
 
 def observer_options(policies: Sequence[SansIOHTTPPolicy]) -> dict[str, Any]:
@@ -70,41 +106,44 @@ def _service_uri(storage: StorageSettings, service: str) -> str:
 
 @dataclass
 class StorageClients:
-    """The clients one process shares: a table service and a factory for queues."""
+    """The clients one process shares: table services and queues, for the request path and for the worker.
+
+    The two sides reach the same account with different budgets (``REQUEST_BUDGET``, ``WORKER_BUDGET``).
+    """
 
     settings: StorageSettings
-    tables: TableServiceClient
+    tables: TableServiceClient  # the request path's
+    worker_tables: TableServiceClient
     _credential: Any = None
-    _options: dict[str, Any] = field(default_factory=lambda: dict(CLIENT_OPTIONS))
+    _hooks: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, storage: StorageSettings, *, policies: Sequence[SansIOHTTPPolicy] = ()) -> StorageClients:
         """Clients for ``storage``; ``policies`` see every request they make (benchmarks count them)."""
-        options = {**CLIENT_OPTIONS, **observer_options(policies)}
-        if storage.connection_string:
-            tables = TableServiceClient.from_connection_string(storage.connection_string, **options)
-            return cls(storage, tables, None, options)
-        credential = _credential(storage)
-        tables = TableServiceClient(endpoint=_service_uri(storage, "table"), credential=credential, **options)
-        return cls(storage, tables, credential, options)
+        hooks = observer_options(policies)
+        credential = None if storage.connection_string else _credential(storage)
 
-    def queue(self, name: str) -> QueueClient:
+        def tables(budget: CallBudget) -> TableServiceClient:
+            options = {**budget.table_options(), **hooks}
+            if storage.connection_string:
+                return TableServiceClient.from_connection_string(storage.connection_string, **options)
+            return TableServiceClient(endpoint=_service_uri(storage, "table"), credential=credential, **options)
+
+        return cls(storage, tables(REQUEST_BUDGET), tables(WORKER_BUDGET), credential, hooks)
+
+    def queue(self, name: str, *, worker: bool = False) -> QueueClient:
         """A queue client that writes and reads base64 text, as the Functions queue trigger expects."""
-        codecs = {
+        budget = WORKER_BUDGET if worker else REQUEST_BUDGET
+        options = {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
-            # The storage SDK's own default waits 15 s, then 18 s, between tries: far too long for a request.
-            "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=1),
+            **budget.queue_options(),
+            **self._hooks,
         }
         if self.settings.connection_string:
-            return QueueClient.from_connection_string(self.settings.connection_string, name, **codecs, **self._options)
-        return QueueClient(
-            account_url=_service_uri(self.settings, "queue"),
-            queue_name=name,
-            credential=self._credential,
-            **codecs,
-            **self._options,
-        )
+            return QueueClient.from_connection_string(self.settings.connection_string, name, **options)
+        return QueueClient(account_url=_service_uri(self.settings, "queue"), queue_name=name,
+                           credential=self._credential, **options)
 
 
 class TableStore:
@@ -117,3 +156,8 @@ class TableStore:
 
     def ensure_table(self) -> None:
         self._service.create_table_if_not_exists(self._table_name)
+
+    def ping(self, seconds: float) -> None:
+        """Raise unless the table answers within ``seconds``, tried once (the health check's probe)."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self._table.get_entity("ping", "ping", connection_timeout=seconds, read_timeout=seconds, retry_total=0)

@@ -68,5 +68,26 @@ def not_found(message: str) -> ApiError:
     return ApiError(404, "NotFound", message)
 
 
+RETRY_AFTER_SECONDS = "5"
+
+
 def service_unavailable(message: str = "Storage is unavailable; nothing was accepted, try again shortly") -> ApiError:
-    return ApiError(503, "ServiceUnavailable", message, headers={"Retry-After": "5"})
+    """Storage could not be reached before the accepting write: nothing was accepted, so a plain retry is safe."""
+    return ApiError(503, "ServiceUnavailable", message, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def outcome_unknown(*, with_key: bool) -> ApiError:
+    """The write that accepts a send went out and no answer came back: it may have happened."""
+    message = "Storage did not answer in time, so whether the send was accepted is unknown. "
+    if with_key:
+        message += ("Retry with the same Idempotency-Key: if it was accepted you get its original answer, "
+                    "and nobody is sent the SMS twice")
+    else:
+        message += ("A retry without an Idempotency-Key may send it twice; send one, the same on every retry, "
+                    "to retry safely")
+    return ApiError(503, "OutcomeUnknown", message, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def conflict(message: str, retry_after: float) -> ApiError:
+    """The request's Idempotency-Key belongs to a request still under way."""
+    return ApiError(409, "RequestInProgress", message, headers={"Retry-After": str(max(1, round(retry_after)))})

@@ -17,8 +17,12 @@ from pydantic import ValidationError
 
 from gateway.auth import Principal
 from gateway.errors import ApiError, FieldError, service_unavailable
-from gateway.models import EMPTY_GUID, CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.idempotency import read_key
+from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.redact import describe
 from gateway.runtime import get_gateway
+from gateway.storage import TooLargeToStore
+from gateway.validation import too_large_to_store
 from gateway.wire import decode_body
 
 if TYPE_CHECKING:
@@ -56,10 +60,15 @@ class Document:
 
 def send(call: Call) -> CommResponse:
     gateway = get_gateway()
+    key = read_key(call.headers, call.query)
     body_format = call.values.get("format") if call.route.predefined else None
     data = decode_body(call.headers, call.body, call.query, max_bytes=gateway.settings.max_request_bytes,
                        predefined=body_format)
-    return gateway.service.send(call.caller, parse_dto(SMSSend, data), immediate=call.route.immediate)
+    try:
+        return gateway.service.send(call.caller, parse_dto(SMSSend, data), immediate=call.route.immediate,
+                                    idempotency_key=key)
+    except TooLargeToStore as error:  # raised before anything is written
+        raise too_large_to_store(error) from None
 
 
 def status_by_id(call: Call) -> SMSStatusResponse:
@@ -72,11 +81,9 @@ def status_by_reference(call: Call) -> SMSStatusResponse:
 
 def health(call: Call) -> HealthResponse:
     try:
-        gateway = get_gateway()
-        gateway.store.load_header(EMPTY_GUID)
-        gateway.queue.ping()
+        get_gateway().probe.check()
     except Exception as error:  # any failure to reach storage means "not healthy"
-        log.warning("health check failed: %s", error)
+        log.warning("health check failed: %s", describe(error))
         raise service_unavailable("Storage is not answering") from None
     return HealthResponse()
 

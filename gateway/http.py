@@ -23,7 +23,7 @@ from gateway.handlers import Call, Document
 from gateway.routes import ROUTES, Route
 from gateway.runtime import get_gateway
 from gateway.settings import get_settings
-from gateway.wire import DEFAULT, Casing, Negotiated, encode, negotiate
+from gateway.wire import AUTO_CASING, DEFAULT, Casing, Negotiated, encode, negotiate, response_casing
 
 log = logging.getLogger("gateway.http")
 
@@ -98,13 +98,17 @@ def _path_values(route: Route, params: Mapping[str, str]) -> tuple[dict[str, str
 def _negotiate(req: func.HttpRequest, *, strict: bool, predefined: str | None = None,
                suffix: str | None = None) -> Negotiated:
     """The answer's format; when not ``strict``, a format we do not write gets the default instead of a 406."""
-    casing = Casing(get_settings().json_casing)
+    setting = get_settings().json_casing
+    default = None if setting == AUTO_CASING else Casing(setting)
+    body = req.get_body()
     try:
-        return negotiate(req.headers, req.params, default_casing=casing, predefined=predefined, suffix=suffix)
+        return negotiate(req.headers, req.params, default_casing=default, body=body, predefined=predefined,
+                         suffix=suffix)
     except ApiError:
         if strict:
             raise
-        return Negotiated(casing=casing)
+        return Negotiated(casing=response_casing(req.headers, req.params, body, default=default,
+                                                 predefined=predefined))
 
 
 def unmatched(req: func.HttpRequest) -> func.HttpResponse:

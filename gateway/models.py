@@ -1,39 +1,48 @@
 """The wire contract's DTOs: what requests carry and what every response, errors included, holds.
 
-Input is forgiving the way ServiceStack is: property names match case-insensitively,
-unknown properties are ignored, Guids arrive in N, D, B or P form. Output is PascalCase
-with Guids in N form and null properties omitted (``to_wire``). Each field's description is
-what ``/metadata`` and ``/openapi.json`` show for it.
+Input is forgiving the way ServiceStack is: property names match case-insensitively and
+unknown properties are ignored. It is strict where leniency would store what cannot be read
+back: a Guid is one of the N, D, B and P forms in ASCII hex, and no string may hold a lone
+UTF-16 surrogate. Output is PascalCase with Guids in N form and null properties omitted
+(``to_wire``). Each field's description is what ``/metadata`` and ``/openapi.json`` show for it.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 EMPTY_GUID = uuid.UUID(int=0)
+_HEX = "[0-9A-Fa-f]"  # ASCII only: not str.isdigit's other scripts, not int()'s 0x or underscores
+_DASHED = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
+GUID_PATTERN = rf"^(?:{_HEX}{{32}}|{_DASHED}|\{{{_DASHED}\}}|\({_DASHED}\))$"
+"""The forms ServiceStack reads a Guid in: N (32 hex digits), D (dashed 8-4-4-4-12), B ({D}) and P ((D))."""
+_GUID = re.compile(GUID_PATTERN)
+_WHITESPACE = " \t\r\n"  # what ServiceStack skips around a Guid (JsonUtils.IsWhiteSpace)
+GUID_FORMS = "32 hex digits, optionally dashed 8-4-4-4-12, the dashed form optionally in {} or ()"
 
 
 def parse_guid(value: Any) -> uuid.UUID | None:
-    """Accept a Guid in any of .NET's N, D, B and P forms; the empty string means none."""
+    """A Guid in exactly ServiceStack's N, D, B or P form; the empty string means none.
+
+    ``uuid.UUID`` alone is looser: it takes ``0x`` prefixes, other scripts' digits and hyphens
+    anywhere, so a malformed id could pass as some other licensee's and answer 403 instead of 400.
+    The message never repeats the value: it could hold anything, a lone surrogate included.
+    """
     if value is None or isinstance(value, uuid.UUID):
         return value
     if not isinstance(value, str):
         raise ValueError("must be a Guid")
-    text = value.strip()
+    text = value.strip(_WHITESPACE)
     if text == "":
         return None
-    if len(text) >= 2 and (text[0], text[-1]) in {("{", "}"), ("(", ")")}:
-        text = text[1:-1]
-    if len(text) not in (32, 36):
-        raise ValueError(f"'{value}' is not a valid Guid")
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise ValueError(f"'{value}' is not a valid Guid") from None
+    if not _GUID.fullmatch(text):
+        raise ValueError(f"is not a Guid: {GUID_FORMS}")
+    return uuid.UUID(text.strip("{}()"))
 
 
 Guid = Annotated[
@@ -61,6 +70,23 @@ class WireModel(BaseModel):
             if name is not None:
                 matched[name] = value
         return matched
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_lone_surrogates(cls, value: Any) -> Any:
+        """Every string of every DTO passes here, whatever wire format it came in.
+
+        A lone surrogate (``\\ud800`` in JSON, or a codec's output) is not Unicode text: no
+        provider can send it and no response could encode it, so it is a 400 here, not a
+        communication stored and then never readable.
+        """
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ValueError(f"has an unpaired UTF-16 surrogate (U+{ord(value[error.start]):04X} at character "
+                                 f"{error.start + 1}); send Unicode text") from None
+        return value
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready dict ServiceStack would write: nulls omitted, Guids in N form."""

@@ -51,9 +51,9 @@ class DeliveryQueue:
         with contextlib.suppress(ResourceExistsError):
             self._client.create_queue()
 
-    def ping(self) -> None:
-        """Raise unless the queue answers (the health check)."""
-        self._client.get_queue_properties()
+    def ping(self, seconds: float) -> None:
+        """Raise unless the queue answers within ``seconds``, tried once (the health check's probe)."""
+        self._client.get_queue_properties(connection_timeout=seconds, read_timeout=seconds, retry_total=0)
 
     def enqueue(self, comm_id: uuid.UUID, *, delay_seconds: int = 0, attempt: int = 0) -> None:
         self._client.send_message(encode_message(comm_id, attempt), visibility_timeout=delay_seconds or None)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from gateway import handlers
+from gateway import handlers, idempotency
 from gateway.handlers import Call, Document
 from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
 from gateway.wire import Format
@@ -39,6 +39,19 @@ class PathParameter:
     choices: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class RequestParameter:
+    """A header or query-string value an operation reads besides its DTO (the documents list it)."""
+
+    name: str
+    location: str  # "header" or "query", as OpenAPI names them
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.location not in ("header", "query"):
+            raise ValueError(f"{self.name}: a request parameter is in the header or the query, not {self.location!r}")
+
+
 FORMAT = PathParameter("format", str, "The response format (and, on the reply routes, the body's format)",
                        choices=tuple(each.value for each in Format))
 """The route-level ``{format}``: a ``.json``/``.jsv`` suffix, or the prefix of a predefined reply route."""
@@ -56,6 +69,7 @@ class Operation:
     response: type[WireModel] | None = None  # the DTO it answers; None: the handler answers a Document
     media_type: str | None = None  # a Document's Content-Type
     path_parameters: tuple[PathParameter, ...] = ()
+    parameters: tuple[RequestParameter, ...] = ()
     authenticated: bool = True
 
     def __post_init__(self) -> None:
@@ -128,9 +142,26 @@ def _parameter_names(path: str) -> list[str]:
     return re.findall(r"\{(\w+)(?::[^}]*)?\}", path)
 
 
+IDEMPOTENCY_PARAMETERS = (
+    RequestParameter(
+        idempotency.HEADER, "header",
+        "Makes a retry safe (the IETF httpapi draft's header). The same key from the same licensee within "
+        f"{idempotency.WINDOW.total_seconds() / 3600:g} hours answers the first request's CommResponse (an "
+        "immediate send: its current outcome) and stores and sends nothing new; the same key with a different "
+        "request answers 422, and one whose first request is still being accepted or delivered 409. "
+        f"{idempotency.KEY_SYNTAX[0].upper()}{idempotency.KEY_SYNTAX[1:]}; anything else answers 400.",
+    ),
+    RequestParameter(
+        idempotency.QUERY_PARAMETER, "query",
+        f"The {idempotency.HEADER} for clients that cannot set headers, such as HTML form posts; sent with the "
+        "header, it must name the same key.",
+    ),
+)
+
 SEND = Operation(
     "SMSSend", "Saves the specified SMS and sends it for background processing", handlers.send,
-    errors=(400, 401, 403, 406, 413, 415, 500, 503), request=SMSSend, response=CommResponse,
+    errors=(400, 401, 403, 406, 409, 413, 415, 422, 500, 503), request=SMSSend, response=CommResponse,
+    parameters=IDEMPOTENCY_PARAMETERS,
 )
 STATUS = Operation(
     "SMSStatus",

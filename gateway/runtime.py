@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gateway.auth import ApiKeyStore, Authenticator
 from gateway.connections import StorageClients
 from gateway.delivery import Delivery
+from gateway.health import StorageProbe
 from gateway.providers import SmsProvider, create_provider
 from gateway.queue import DeliveryQueue
 from gateway.service import SendService
@@ -18,47 +19,58 @@ from gateway.storage import CommunicationStore
 
 @dataclass
 class Gateway:
+    """The process's parts. The request path (service, status, authentication, health) uses clients with a
+    few seconds' budget; the queue worker's parts (``store``, ``queue``, ``poison_queue``, ``delivery``)
+    use the worker's longer one (``gateway.connections``)."""
+
     settings: Settings
     clients: StorageClients
-    store: CommunicationStore
     keys: ApiKeyStore
     authenticator: Authenticator
-    queue: DeliveryQueue
-    poison_queue: DeliveryQueue
-    provider: SmsProvider
-    delivery: Delivery
     service: SendService
     status: StatusService
+    probe: StorageProbe
+    provider: SmsProvider
+    store: CommunicationStore
+    queue: DeliveryQueue
+    poison_queue: DeliveryQueue
+    delivery: Delivery
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
         """Compose the gateway; ``clients`` replaces the storage clients built from settings (benchmarks)."""
         clients = clients or StorageClients.create(settings.storage)
-        store = CommunicationStore(clients.tables, settings.communications_table)
-        keys = ApiKeyStore(clients.tables, settings.api_keys_table)
-        queue = DeliveryQueue(clients.queue(settings.queue_name))
+        claim_timeout = settings.claim_timeout_seconds
         provider = create_provider(settings, clients.tables)
-        delivery = Delivery(store, provider, claim_timeout_seconds=settings.claim_timeout_seconds)
+        request_store = CommunicationStore(clients.tables, settings.communications_table)
+        request_queue = DeliveryQueue(clients.queue(settings.queue_name))
+        store = CommunicationStore(clients.worker_tables, settings.communications_table)
+        keys = ApiKeyStore(clients.tables, settings.api_keys_table)
         return cls(
             settings=settings,
             clients=clients,
-            store=store,
             keys=keys,
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
-            queue=queue,
-            poison_queue=DeliveryQueue(clients.queue(settings.poison_queue_name)),
+            service=SendService(settings, request_store, request_queue,
+                                Delivery(request_store, provider, claim_timeout_seconds=claim_timeout)),
+            status=StatusService(request_store),
+            probe=StorageProbe(request_store, request_queue),
             provider=provider,
-            delivery=delivery,
-            service=SendService(settings, store, queue, delivery),
-            status=StatusService(store),
+            store=store,
+            queue=DeliveryQueue(clients.queue(settings.queue_name, worker=True)),
+            poison_queue=DeliveryQueue(clients.queue(settings.poison_queue_name, worker=True)),
+            delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout),
         )
 
     def ensure_resources(self) -> None:
-        """Create the tables and queues (Bicep creates them in Azure; Azurite starts empty)."""
-        self.store.ensure_table()
-        self.keys.ensure_table()
-        self.queue.ensure_queue()
-        self.poison_queue.ensure_queue()
+        """Create the tables and queues (Bicep creates them in Azure; Azurite starts empty).
+
+        With the request path's clients: the first request of a process waits for this, whatever it is.
+        """
+        for table in (self.settings.communications_table, self.settings.api_keys_table):
+            self.clients.tables.create_table_if_not_exists(table)
+        for queue in (self.settings.queue_name, self.settings.poison_queue_name):
+            DeliveryQueue(self.clients.queue(queue)).ensure_queue()
 
 
 _lock = threading.Lock()

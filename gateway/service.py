@@ -7,33 +7,59 @@ requests and responses, and the queue adapter only feeds delivery.
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 
 from azure.core.exceptions import AzureError
 
 from gateway.auth import Principal
 from gateway.delivery import Delivery, DeliveryInProgress, DeliveryReport, RetryLater, retry_delay
+from gateway.errors import outcome_unknown
+from gateway.idempotency import accept_once, delivery_in_progress, request_hash
 from gateway.models import CommResponse, SMSSend
 from gateway.queue import DeliveryQueue
+from gateway.references import random_reference
 from gateway.settings import Settings
-from gateway.storage import Communication, CommunicationStore, ReferenceTaken, comm_id_for
+from gateway.storage import (
+    AcceptOutcomeUnknown,
+    Communication,
+    CommunicationStore,
+    Recipient,
+    ReferenceTaken,
+    comm_id_for,
+    utcnow,
+)
 from gateway.validation import ValidSend, validate_send
 
 log = logging.getLogger("gateway.service")
 
-REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
-REFERENCE_LENGTH = 10  # 50 bits: a collision only costs one more insert attempt
 REFERENCE_ATTEMPTS = 5
 IMMEDIATE_RUN = 1  # an immediate send's delivery run is the communication's first: the queue's runs follow it
 
 
-def new_reference() -> str:
-    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
-
-
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def new_communication(licensee_id: uuid.UUID, reference: str,
+                      valid: ValidSend) -> tuple[Communication, list[Recipient]]:
+    """The communication a valid send becomes under ``reference``, and the recipient rows to write at accept."""
+    comm = Communication(
+        comm_id=comm_id_for(licensee_id, reference),
+        licensee_id=licensee_id,
+        reference=reference,
+        sender=valid.sender,
+        sender_name=valid.sender_name,
+        sender_contact_id=valid.sender_contact_id,
+        body=valid.body,
+        recipients_spec=valid.recipients,
+        reply_is_allowed=valid.reply_is_allowed,
+        reply_is_required=valid.reply_is_required,
+        notes=valid.notes,
+        linked_object_id=valid.linked_object_id,
+        suite_id=valid.suite_id,
+        recipient_rows_written=valid.write_recipient_rows_now,
+    )
+    return comm, comm.planned_recipients() if valid.write_recipient_rows_now else []
 
 
 class SendService:
@@ -43,45 +69,37 @@ class SendService:
         self._queue = queue
         self._delivery = delivery
 
-    def send(self, principal: Principal, request: SMSSend, *, immediate: bool) -> CommResponse:
+    def send(self, principal: Principal, request: SMSSend, *, immediate: bool,
+             idempotency_key: str | None = None) -> CommResponse:
+        """Accept the send, then queue it or deliver it now.
+
+        With an ``idempotency_key`` a retry of a send already stored stores and sends nothing new
+        (``gateway.idempotency``): a queued send answers as it did (and is queued again, late, if it is
+        not final yet), an immediate one answers its current outcome after delivering what is still due.
+        """
         licensee_id = principal.licensee_for(request.SMSModel.LicenseeId if request.SMSModel else None)
         valid = validate_send(request, self._settings)
-        comm = self._store_new(licensee_id, valid)
+        try:
+            if idempotency_key is None:
+                comm = self._store_new(licensee_id, valid)
+            else:
+                hashed = request_hash(valid, immediate=immediate)
+                accepted = accept_once(self._store, licensee_id, idempotency_key, hashed,
+                                       lambda reference: new_communication(licensee_id, reference, valid), now=utcnow())
+                comm = accepted.communication
+                if not accepted.fresh:
+                    return self._replay(comm, immediate)
+        except AcceptOutcomeUnknown:
+            log.warning("accepting a send got no answer from storage", exc_info=True)
+            raise outcome_unknown(with_key=idempotency_key is not None) from None
         if immediate:
             return self._deliver_now(comm)
-        try:
-            self._queue.enqueue(comm.comm_id)
-        except AzureError:
-            # Stored but not queued: the sweep finds Queued communications without a message.
-            log.warning("comm %s stored but not queued; the sweep will queue it", comm.comm_id.hex, exc_info=True)
-        count = len(valid.recipients)
-        return CommResponse(
-            CommId=comm.comm_id,
-            Reference=comm.reference,
-            Status=True,
-            Message=f"Queued for delivery to {_plural(count, 'recipient')}",
-        )
+        self._enqueue(comm)
+        return _queued(comm)
 
     def _store_new(self, licensee_id: uuid.UUID, valid: ValidSend) -> Communication:
         for _ in range(REFERENCE_ATTEMPTS):
-            reference = new_reference()
-            comm = Communication(
-                comm_id=comm_id_for(licensee_id, reference),
-                licensee_id=licensee_id,
-                reference=reference,
-                sender=valid.sender,
-                sender_name=valid.sender_name,
-                sender_contact_id=valid.sender_contact_id,
-                body=valid.body,
-                recipients_spec=valid.recipients,
-                reply_is_allowed=valid.reply_is_allowed,
-                reply_is_required=valid.reply_is_required,
-                notes=valid.notes,
-                linked_object_id=valid.linked_object_id,
-                suite_id=valid.suite_id,
-                recipient_rows_written=valid.write_recipient_rows_now,
-            )
-            recipients = comm.planned_recipients() if valid.write_recipient_rows_now else []
+            comm, recipients = new_communication(licensee_id, random_reference(), valid)
             try:
                 self._store.create(comm, recipients)
             except ReferenceTaken:
@@ -89,7 +107,36 @@ class SendService:
             return comm
         raise RuntimeError("could not find a free reference")
 
-    def _deliver_now(self, comm: Communication) -> CommResponse:
+    def _enqueue(self, comm: Communication) -> None:
+        try:
+            self._queue.enqueue(comm.comm_id)
+        except AzureError:
+            # Stored but not queued: the sweep finds Queued communications without a message.
+            log.warning("comm %s stored but not queued; the sweep will queue it", comm.comm_id.hex, exc_info=True)
+
+    def _replay(self, comm: Communication, immediate: bool) -> CommResponse:
+        """The answer to a retry of a send already stored: nothing new is stored, nobody is sent twice."""
+        log.info("comm %s: a retry with its Idempotency-Key; nothing new stored", comm.comm_id.hex)
+        if immediate:
+            return self._deliver_now(comm, replay=True)
+        if not comm.status.is_final:
+            self._requeue(comm)
+        return _queued(comm)
+
+    def _requeue(self, comm: Communication) -> None:
+        """Queue a retried send again, in case its first request died before queueing it (or mid-delivery).
+
+        After the first retry delay, so the first request's own message, if there is one, has been taken
+        by then: a second run then finds the work done (or claimed) and costs a read, never a second SMS.
+        """
+        delay = retry_delay(IMMEDIATE_RUN, None, base_seconds=self._settings.retry_base_seconds)
+        try:
+            self._queue.enqueue(comm.comm_id, delay_seconds=delay)
+        except AzureError:
+            log.warning("comm %s could not be queued again; the sweep will find it", comm.comm_id.hex, exc_info=True)
+
+    def _deliver_now(self, comm: Communication, *, replay: bool = False) -> CommResponse:
+        """Deliver inside the request; a replay finds the rows another run holds and answers 409."""
         retrying = False
         try:
             report = self._delivery.deliver(comm.comm_id)
@@ -97,6 +144,8 @@ class SendService:
             report = later.report
             retrying = self._hand_to_queue(comm, later.report.retry_after_seconds)
         except DeliveryInProgress as busy:
+            if replay:
+                raise delivery_in_progress(busy.retry_in_seconds) from None
             return self._interrupted(comm, busy.retry_in_seconds)
         except AzureError:
             return self._interrupted(comm, None)
@@ -124,6 +173,12 @@ class SendService:
             log.warning("comm %s could not be queued for retry", comm.comm_id.hex, exc_info=True)
             return False
         return True
+
+
+def _queued(comm: Communication) -> CommResponse:
+    count = len(comm.recipients_spec)
+    return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,
+                        Message=f"Queued for delivery to {_plural(count, 'recipient')}")
 
 
 def _outcome_message(report: DeliveryReport, retrying: bool) -> str:

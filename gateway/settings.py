@@ -114,9 +114,10 @@ class Settings:
         "SMS_MAX_REQUEST_BYTES", Integer(), default=1024 * 1024, description="largest request body, in bytes"
     )
     json_casing: str = setting(
-        "SMS_JSON_CASING", Choice(["pascal", "camel"]), default="pascal",
-        description="casing of responses: pascal as the reference page, camel as .NET Core ServiceStack hosts; "
-        "per request `?jsconfig=tc:cc`",
+        "SMS_JSON_CASING", Choice(["auto", "pascal", "camel"]), default="auto",
+        description="casing of responses: auto as the request (camelCase for a camelCase JSON body, PascalCase "
+        "otherwise), pascal as the reference page, camel as .NET Core ServiceStack hosts; per request "
+        "`?jsconfig=tc:cc` or `tc:pc` wins",
     )
     api_key_cache_seconds: int = setting(
         "SMS_API_KEY_CACHE_SECONDS", Integer(minimum=0), default=60,

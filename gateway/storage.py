@@ -21,16 +21,22 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceResponseError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from gateway.connections import TableStore
 
 HEADER_ROW = "comm"
+CLAIM_ROW = "idempotency"  # sorts between the header and the recipient rows
 RECIPIENT_ROW_PREFIX = "r"
 TRANSACTION_LIMIT = 100
-CHUNK_CHARS = 30_000  # a string property holds 64 KiB of UTF-16: 32K characters
-MAX_CHUNKS = 15
+RECIPIENTS_PROPERTY = "Recipients"  # the header's recipient list: Recipients0, Recipients1, ...
+MAX_PROPERTY_UNITS = 32 * 1024
+"""A string property holds 64 KiB of UTF-16: 32,768 code units, where a character outside the BMP
+(an emoji) is two. Counting characters instead let a list of emoji names overflow a property."""
+MAX_ENTITY_BYTES = 1024 * 1024 - 1024
+"""An entity holds 1 MiB as ``entity_bytes`` counts it (the documented formula), less 1 KiB: the
+service has been measured refusing entities a few bytes short of that count's 1 MiB."""
 COMM_ID_NAMESPACE = uuid.UUID("6f1c1a52-3a4e-4c55-9a0e-8d0c4b7a51e2")
 
 
@@ -63,6 +69,22 @@ class ReferenceTaken(Exception):
 
 class ConcurrentUpdate(Exception):
     """Another worker changed the rows first; this attempt must step back."""
+
+
+class TooLargeToStore(ValueError):
+    """A row Table Storage would refuse, on every retry: a string property or the whole entity over its limit.
+
+    ``property_name`` says what is too large (``Recipients`` for the recipient list's chunks), so
+    the caller can name the request field that filled it.
+    """
+
+    def __init__(self, property_name: str, message: str) -> None:
+        super().__init__(message)
+        self.property_name = property_name
+
+
+class AcceptOutcomeUnknown(Exception):
+    """The transaction that writes the ``comm`` row went out and no answer came back: it may have happened."""
 
 
 def comm_id_for(licensee_id: uuid.UUID, reference: str) -> uuid.UUID:
@@ -120,6 +142,17 @@ def count_recipients(recipients: Iterable[Recipient]) -> RecipientCounts:
     states = [recipient.status for recipient in recipients]
     sent, failed = states.count(RecipientState.SENT), states.count(RecipientState.FAILED)
     return RecipientCounts(sent, failed, len(states) - sent - failed)
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """An Idempotency-Key's row in its communication's partition (``gateway.idempotency``)."""
+
+    key: str
+    request_hash: str
+    created_at: datetime  # the key's first accept: its window starts here
+    started_at: datetime  # the latest accept that took it on (one cut off is taken over after a lease)
+    etag: str | None = None  # None: the row is not written yet
 
 
 @dataclass
@@ -186,19 +219,74 @@ def _without_none(entity: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in entity.items() if value is not None}
 
 
+def utf16_units(text: str) -> int:
+    """The length Table Storage measures a string in: UTF-16 code units, two for a character beyond U+FFFF."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def entity_bytes(entity: dict[str, Any]) -> int:
+    """An entity's size as Table Storage counts it: 4 bytes, both keys in UTF-16, and for each other
+    property 8 bytes, its name in UTF-16 and its value (a string: 4 bytes plus its UTF-16)."""
+    size = 4 + 2 * (utf16_units(entity["PartitionKey"]) + utf16_units(entity["RowKey"]))
+    for name, value in entity.items():
+        if name not in ("PartitionKey", "RowKey"):
+            size += 8 + 2 * utf16_units(name) + _value_bytes(value)
+    return size
+
+
+def _value_bytes(value: Any) -> int:
+    if isinstance(value, str):
+        return 4 + 2 * utf16_units(value)
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, int):
+        return 4 if -(2**31) <= value < 2**31 else 8
+    if isinstance(value, float | datetime):
+        return 8
+    raise TypeError(f"no stored size for a {type(value).__name__}")
+
+
+def check_fits(entity: dict[str, Any]) -> None:
+    """Raise TooLargeToStore unless the service would take the entity: every string property and the whole."""
+    for name, value in entity.items():
+        if isinstance(value, str) and utf16_units(value) > MAX_PROPERTY_UNITS:
+            raise TooLargeToStore(_property_of(name), f"{name} would be {utf16_units(value)} UTF-16 code units; "
+                                  f"a property holds at most {MAX_PROPERTY_UNITS}")
+    size = entity_bytes(entity)
+    if size > MAX_ENTITY_BYTES:
+        grouped: dict[str, int] = {}
+        for name, value in entity.items():
+            if isinstance(value, str) and name not in ("PartitionKey", "RowKey"):
+                grouped[_property_of(name)] = grouped.get(_property_of(name), 0) + utf16_units(value)
+        largest = max(grouped, key=grouped.__getitem__)
+        raise TooLargeToStore(largest, f"the row would be {size} bytes, {largest} the largest part; "
+                              f"a row holds at most {MAX_ENTITY_BYTES}")
+
+
+def _property_of(name: str) -> str:
+    """``Recipients3`` -> ``Recipients``: the chunks of one value are one property to the caller."""
+    suffix = name.removeprefix(RECIPIENTS_PROPERTY)
+    return RECIPIENTS_PROPERTY if suffix != name and suffix.isdigit() else name
+
+
 def _chunks(text: str) -> dict[str, str]:
-    parts = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
-    if len(parts) > MAX_CHUNKS:
-        raise ValueError("recipient list too large for one communication row")
-    return {f"Recipients{n}": part for n, part in enumerate(parts)}
+    """The recipient list over as many properties as it needs, each at most MAX_PROPERTY_UNITS long,
+    never cut between the two halves of a surrogate pair."""
+    data = text.encode("utf-16-le", "surrogatepass")
+    parts: list[str] = []
+    start = 0
+    while start < len(data):
+        end = min(start + 2 * MAX_PROPERTY_UNITS, len(data))
+        if end < len(data) and 0xD8 <= data[end - 1] <= 0xDB:  # the last unit is a pair's first half
+            end -= 2
+        parts.append(data[start:end].decode("utf-16-le", "surrogatepass"))
+        start = end
+    return {f"{RECIPIENTS_PROPERTY}{n}": part for n, part in enumerate(parts or [""])}
 
 
 def _unchunk(entity: dict[str, Any]) -> str:
     parts = []
-    for n in range(MAX_CHUNKS):
-        part = entity.get(f"Recipients{n}")
-        if part is None:
-            break
+    while (part := entity.get(f"{RECIPIENTS_PROPERTY}{len(parts)}")) is not None:
         parts.append(part)
     return "".join(parts)
 
@@ -307,6 +395,41 @@ def recipient_from_entity(entity: dict[str, Any]) -> Recipient:
     )
 
 
+def claim_entity(comm_id: uuid.UUID, claim: KeyClaim) -> dict[str, Any]:
+    return {
+        "PartitionKey": comm_id.hex,
+        "RowKey": CLAIM_ROW,
+        "IdempotencyKey": claim.key,
+        "RequestHash": claim.request_hash,
+        "CreatedAt": claim.created_at,
+        "StartedAt": claim.started_at,
+    }
+
+
+def claim_from_entity(entity: Any) -> KeyClaim:
+    return KeyClaim(
+        key=entity["IdempotencyKey"],
+        request_hash=entity["RequestHash"],
+        created_at=entity["CreatedAt"],
+        started_at=entity["StartedAt"],
+        etag=entity.metadata.get("etag"),
+    )
+
+
+def _recipient_operation(comm_id: uuid.UUID, recipient: Recipient, *, upsert: bool) -> tuple[Any, ...]:
+    if upsert:
+        return ("upsert", recipient_entity(comm_id, recipient), {"mode": UpdateMode.REPLACE})
+    return ("create", recipient_entity(comm_id, recipient))
+
+
+def _claim_operation(comm_id: uuid.UUID, claim: KeyClaim) -> tuple[Any, ...]:
+    """Insert a new claim; replace a cut-off one only if nobody took it over since it was read."""
+    if claim.etag is None:
+        return ("create", claim_entity(comm_id, claim))
+    conditional = {"mode": UpdateMode.REPLACE, "etag": claim.etag, "match_condition": MatchConditions.IfNotModified}
+    return ("update", claim_entity(comm_id, claim), conditional)
+
+
 def _batches(operations: Sequence[Any], size: int = TRANSACTION_LIMIT) -> Iterable[Sequence[Any]]:
     for start in range(0, len(operations), size):
         yield operations[start : start + size]
@@ -315,28 +438,56 @@ def _batches(operations: Sequence[Any], size: int = TRANSACTION_LIMIT) -> Iterab
 class CommunicationStore(TableStore):
     """Reads and writes communications; every multi-row write is an entity-group transaction."""
 
-    def create(self, comm: Communication, recipients: Sequence[Recipient] = ()) -> None:
+    def create(self, comm: Communication, recipients: Sequence[Recipient] = (), *,
+               claim: KeyClaim | None = None) -> None:
         """Store an accepted communication, with its recipient rows when given.
 
         The header goes in the LAST transaction: until it exists the communication was not
         accepted, and no reader or worker sees recipient rows without it (docs/storage.md).
-        Raises ReferenceTaken if the (licensee, reference) pair exists.
+        With an idempotency ``claim`` its row goes in the FIRST, inserted (or, when taking over
+        a cut-off accept, replaced on its ETag), so only one request at a time writes the
+        partition's recipient rows, and they are upserts: the same request writes the same rows.
+        Raises ReferenceTaken when the (licensee, reference) pair or the claim exists, and
+        AcceptOutcomeUnknown when the last transaction got no answer, and TooLargeToStore, having
+        written nothing, if a row would break a Table Storage limit.
         """
-        operations: list[tuple[str, dict[str, Any]]] = [
-            ("create", recipient_entity(comm.comm_id, recipient)) for recipient in recipients
-        ]
+        operations: list[Any] = [_recipient_operation(comm.comm_id, recipient, upsert=claim is not None)
+                                 for recipient in recipients]
         operations.append(("create", communication_entity(comm)))
-        # Recipient rows first, so the batch carrying the header is the final one.
+        if claim is not None:
+            operations.insert(0, _claim_operation(comm.comm_id, claim))
+        for operation in operations:  # all of them before the first write: too large is never half-stored
+            check_fits(operation[1])
+        # Batches from the front, so the claim opens the first and the header closes the last.
         head = len(operations) % TRANSACTION_LIMIT or TRANSACTION_LIMIT
         leading, final = operations[:-head], operations[-head:]
         try:
             for batch in _batches(leading):
                 self._table.submit_transaction(list(batch))
-            self._table.submit_transaction(list(final))
-        except (TableTransactionError, ResourceExistsError) as error:
+        except HttpResponseError as error:
             if _is_conflict(error):
                 raise ReferenceTaken(comm.reference) from error
             raise
+        try:
+            self._table.submit_transaction(list(final))
+        except ServiceResponseError as error:
+            raise AcceptOutcomeUnknown(comm.comm_id.hex) from error
+        except HttpResponseError as error:
+            if _is_conflict(error):
+                raise ReferenceTaken(comm.reference) from error
+            if (error.status_code or 0) >= 500:  # e.g. OperationTimedOut: "may or may not have succeeded"
+                raise AcceptOutcomeUnknown(comm.comm_id.hex) from error
+            raise
+
+    def load_claim(self, comm_id: uuid.UUID) -> tuple[KeyClaim | None, Communication | None]:
+        """The partition's idempotency claim and header, either of which may not exist, in one query."""
+        entities = self._table.query_entities("PartitionKey eq @pk and RowKey lt @rows",
+                                              parameters={"pk": comm_id.hex, "rows": RECIPIENT_ROW_PREFIX})
+        rows = {entity["RowKey"]: entity for entity in entities}
+        claim = rows.get(CLAIM_ROW)
+        header = rows.get(HEADER_ROW)
+        return (claim_from_entity(claim) if claim is not None else None,
+                communication_from_entity(header) if header is not None else None)
 
     def load(self, comm_id: uuid.UUID) -> Snapshot | None:
         """The communication and its recipient rows, in one partition query."""

@@ -15,12 +15,26 @@ import phonenumbers
 from gateway.errors import ApiError, FieldError
 from gateway.models import SMSSend
 from gateway.settings import Settings
-from gateway.storage import RecipientSpec
+from gateway.storage import RecipientSpec, TooLargeToStore
 
 MAX_NAME_LENGTH = 256
 MAX_NOTES_LENGTH = 4000
+# Unicode's control characters (C0, DEL, C1) but tab, line feed and carriage return: nothing a person
+# reads, some a provider refuses or a terminal obeys, and NUL ends a string in C.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 SHORT_CODE_SENDER = re.compile(r"^\d{3,8}$")
+
+
+# Where each property of the stored rows comes from in the request.
+STORED_FROM = {
+    "Body": "SMSModel.MessageBody",
+    "Notes": "SMSModel.Notes",
+    "SenderName": "SMSModel.From.Name",
+    "Sender": "SMSModel.From.PhoneNumber",
+    "Recipients": "SMSModel.To",
+    "Name": "SMSModel.To",
+}
 
 
 @dataclass(frozen=True)
@@ -74,12 +88,13 @@ def validate_send(request: SMSSend, settings: Settings) -> ValidSend:
                 f"'Message Body' must be {settings.max_body_length} characters or fewer. You entered {len(body)}.",
             )
         )
+    else:
+        _check_text(body, "SMSModel.MessageBody", "Message Body", None, errors)
 
     sender = _sender(model.From.PhoneNumber if model.From else None, settings, errors)
-    if model.From and model.From.Name and len(model.From.Name) > MAX_NAME_LENGTH:
-        errors.append(_too_long("SMSModel.From.Name", "Name", MAX_NAME_LENGTH))
-    if model.Notes and len(model.Notes) > MAX_NOTES_LENGTH:
-        errors.append(_too_long("SMSModel.Notes", "Notes", MAX_NOTES_LENGTH))
+    if model.From:
+        _check_text(model.From.Name, "SMSModel.From.Name", "Name", MAX_NAME_LENGTH, errors)
+    _check_text(model.Notes, "SMSModel.Notes", "Notes", MAX_NOTES_LENGTH, errors)
 
     recipients = _recipients(model.To or [], settings, errors)
     if errors:
@@ -99,8 +114,20 @@ def validate_send(request: SMSSend, settings: Settings) -> ValidSend:
     )
 
 
-def _too_long(path: str, label: str, limit: int) -> FieldError:
-    return FieldError(path, "MaximumLength", f"'{label}' must be {limit} characters or fewer.")
+def _check_text(text: str | None, path: str, label: str, limit: int | None, errors: list[FieldError]) -> None:
+    """Free text a person wrote: at most ``limit`` characters, and no control characters."""
+    if not text:
+        return
+    if limit is not None and len(text) > limit:
+        errors.append(FieldError(path, "MaximumLength", f"'{label}' must be {limit} characters or fewer."))
+        return
+    found = CONTROL_CHARACTER.search(text)
+    if found:
+        errors.append(FieldError(
+            path, "InvalidCharacters",
+            f"'{label}' must not contain control characters: U+{ord(found.group()):04X} at character "
+            f"{found.start() + 1}. Tab, line feed and carriage return are allowed.",
+        ))
 
 
 def _sender(raw: str | None, settings: Settings, errors: list[FieldError]) -> str | None:
@@ -144,12 +171,12 @@ def _recipients(contacts: list, settings: Settings, errors: list[FieldError]) ->
     recipients: list[RecipientSpec] = []
     for index, contact in enumerate(contacts):
         path = f"SMSModel.To[{index}]"
+        if contact:
+            _check_text(contact.Name, f"{path}.Name", "Name", MAX_NAME_LENGTH, errors)
         raw = (contact.PhoneNumber if contact else None) or ""
         if not raw.strip():
             errors.append(FieldError(f"{path}.PhoneNumber", "NotEmpty", "'Phone Number' must not be empty."))
             continue
-        if contact.Name and len(contact.Name) > MAX_NAME_LENGTH:
-            errors.append(_too_long(f"{path}.Name", "Name", MAX_NAME_LENGTH))
         number = normalise_number(raw.strip(), settings.default_region)
         if number is None:
             errors.append(
@@ -163,3 +190,11 @@ def _recipients(contacts: list, settings: Settings, errors: list[FieldError]) ->
         seen.add(number)
         recipients.append(RecipientSpec(phone_number=number, name=contact.Name, contact_id=contact.ContactId))
     return recipients
+
+
+def too_large_to_store(error: TooLargeToStore) -> ApiError:
+    """A send whose rows Table Storage would refuse: the same on every retry, so a 400 naming the
+    field that filled the row, never a 503 that tells the client to try again."""
+    path = STORED_FROM.get(error.property_name, "SMSModel")
+    return ApiError.validation([FieldError(path, "TooLargeToStore", f"'{path}' is too large to store: {error}. "
+                                           "Send fewer or shorter values.")])

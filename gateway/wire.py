@@ -31,14 +31,25 @@ class Casing(enum.StrEnum):
     CAMEL = "camel"
 
 
+AUTO_CASING = "auto"  # SMS_JSON_CASING's default: answer in the casing the request is written in
+
+
 JSON_TYPES = {"application/json", "text/json"}
 JSV_TYPES = {"application/jsv", "text/jsv"}
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 KNOWN_FORMATS = {"json", "jsv", "xml", "csv", "html", "jsonl", "msgpack", "protobuf"}
 # Query-string keys that steer the request rather than fill the DTO.
-RESERVED_QUERY = {"format", "jsconfig", "callback", "debug"}
-# A \uD800-\uDFFF escape: the only way a lone surrogate gets into a string decoded from UTF-8 JSON.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+RESERVED_QUERY = {"format", "jsconfig", "callback", "debug", "idempotencykey"}
+# The first property name of a JSON object, up to its first letter: the casing a client writes in.
+_FIRST_NAME = re.compile(rb'\A(?:\xef\xbb\xbf)?[ \t\r\n]*\{[ \t\r\n]*"([A-Za-z])')
+# The charsets a multipart part may name, and the codec that reads each. Only text encodings:
+# Python's codec registry also holds unicode_escape, utf-7, base64 and others that turn bytes into
+# lone surrogates or into anything at all.
+TEXT_CHARSETS = {
+    "utf-8": "utf-8", "utf8": "utf-8", "us-ascii": "ascii", "ascii": "ascii",
+    "iso-8859-1": "latin-1", "latin1": "latin-1", "latin-1": "latin-1", "windows-1252": "cp1252", "cp1252": "cp1252",
+    "utf-16": "utf-16", "utf-16le": "utf-16-le", "utf-16be": "utf-16-be",
+}
 
 
 def media_type(content_type: str | None) -> str:
@@ -79,17 +90,18 @@ def negotiate(
     headers: Mapping[str, str],
     query: Mapping[str, str],
     *,
-    default_casing: Casing = Casing.PASCAL,
+    default_casing: Casing | None = Casing.PASCAL,
+    body: bytes = b"",
     predefined: str | None = None,
     suffix: str | None = None,
 ) -> Negotiated:
-    """The response format, in ServiceStack's order of precedence, and the casing.
+    """The response format, in ServiceStack's order of precedence, and the casing (``response_casing``).
 
     1. ``?format=`` (the part before a dot); 2. the predefined route's prefix (``/jsv/reply/...``);
     3. a ``.json``/``.jsv`` suffix on the route; 4. the ``Accept`` header; 5. the request's own
     Content-Type; 6. JSON. A format we do not serve is a 406, not a silent JSON answer.
     """
-    casing = _casing(query, default_casing)
+    casing = response_casing(headers, query, body, default=default_casing, predefined=predefined)
     accept = headers.get("accept") or ""
     chosen: Format | None = None
     spelled: str | None = None
@@ -150,6 +162,24 @@ def _query_value(query: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def response_casing(headers: Mapping[str, str], query: Mapping[str, str], body: bytes = b"", *,
+                    default: Casing | None, predefined: str | None = None) -> Casing:
+    """``?jsconfig=`` first, then ``default``; with no default (``SMS_JSON_CASING=auto``), the request's own.
+
+    A request is camelCase when its body is JSON and its first property name starts lower-case:
+    the PyPI and npm ServiceStack clients write camelCase and read nothing else, while the .NET
+    client and the reference page write PascalCase. JSV, forms and bodiless requests are PascalCase.
+    """
+    return _casing(query, default or _casing_of_body(headers.get("content-type"), body, predefined))
+
+
+def _casing_of_body(content_type: str | None, body: bytes, predefined: str | None) -> Casing:
+    if media_type(content_type) in FORM_TYPES or _document_format(content_type, predefined) is not Format.JSON:
+        return Casing.PASCAL
+    first = _FIRST_NAME.match(body)
+    return Casing.CAMEL if first and first[1].islower() else Casing.PASCAL
+
+
 def _casing(query: Mapping[str, str], default: Casing) -> Casing:
     """``?jsconfig=tc:cc`` / ``tc:pc`` / ``EmitCamelCaseNames:true``, comma-separated like ServiceStack's."""
     config = _query_value(query, "jsconfig")
@@ -194,10 +224,16 @@ def recase(value: Any, casing: Casing) -> Any:
 
 
 def encode(payload: Mapping[str, Any], negotiated: Negotiated) -> bytes:
+    """The payload as UTF-8 JSON or JSV.
+
+    A lone surrogate cannot be UTF-8, so it is written as its ``\\udXXX`` escape: in JSON that is the
+    same string, in JSV six characters. Requests cannot store one (``models``); this keeps an answer
+    that quotes one, or a row stored before that check, readable instead of a 500.
+    """
     value = recase(dict(payload), negotiated.casing)
     if negotiated.format is Format.JSV:
-        return jsv.dumps(value).encode("utf-8")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return jsv.dumps(value).encode("utf-8", "backslashreplace")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
 
 
 def decode_body(
@@ -223,9 +259,7 @@ def decode_body(
     if kind in FORM_TYPES:
         form = _form_fields(content_type or "", body)
     elif body.strip():
-        body_format = Format(predefined) if predefined in {"json", "jsv"} else format_of(content_type)
-        if body_format is None and not kind:
-            body_format = Format.JSON
+        body_format = _document_format(content_type, predefined)
         if body_format is None:
             raise ApiError(415, "UnsupportedMediaType", f"Content-Type '{kind}' is not supported; send "
                            "application/json, application/jsv, application/x-www-form-urlencoded or "
@@ -237,6 +271,14 @@ def decode_body(
     for key, value in form.items():
         _set_field(fields, key, value)
     return fields
+
+
+def _document_format(content_type: str | None, predefined: str | None) -> Format | None:
+    """What a body that is not a form is written in: the predefined route's format, the Content-Type's,
+    JSON when there is no Content-Type; None for a type we do not read."""
+    if predefined in {"json", "jsv"}:
+        return Format(predefined)
+    return format_of(content_type) if media_type(content_type) else Format.JSON
 
 
 def _parse_document(body: bytes, body_format: Format) -> dict[str, Any]:
@@ -255,29 +297,7 @@ def _parse_document(body: bytes, body_format: Format) -> dict[str, Any]:
     if not isinstance(value, dict):
         name = "JSON" if body_format is Format.JSON else "JSV"
         raise ApiError(400, "SerializationException", f"The request body must be a {name} object")
-    if body_format is Format.JSON and _SURROGATE_ESCAPE.search(body) and not _is_unicode(value):
-        # Accepted, it could never be delivered: no provider can encode half a UTF-16 pair.
-        raise ApiError(400, "SerializationException",
-                       "The request body has a string with an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF)")
     return value
-
-
-def _is_unicode(value: Any) -> bool:
-    """True when every string (key or value) in the decoded JSON can be encoded as UTF-8."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return True
 
 
 def _scalar_or_jsv(value: str) -> Any:
@@ -299,8 +319,8 @@ def _set_field(fields: dict[str, Any], key: str, value: Any) -> None:
 
 def _form_fields(content_type: str, body: bytes) -> dict[str, Any]:
     if media_type(content_type) == "application/x-www-form-urlencoded":
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        try:  # strict: a %-escape that is not UTF-8 (%ED%A0%80, half a surrogate pair) is refused, not replaced
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
             raise ApiError(400, "SerializationException", "The form body is not UTF-8 text") from None
         return {key: _scalar_or_jsv(value) for key, value in pairs}
@@ -314,8 +334,17 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, Any]:
         if not name:
             continue
         payload = part.get_payload(decode=True) or b""
+        codec = _text_codec(part.get_content_charset() or "utf-8", str(name))
         try:
-            fields[str(name)] = _scalar_or_jsv(payload.decode(part.get_content_charset() or "utf-8"))
-        except (UnicodeDecodeError, LookupError):
-            raise ApiError(400, "SerializationException", f"The form field '{name}' is not text") from None
+            fields[str(name)] = _scalar_or_jsv(payload.decode(codec))
+        except UnicodeDecodeError:
+            raise ApiError(400, "SerializationException", f"The form field '{name}' is not {codec} text") from None
     return fields
+
+
+def _text_codec(charset: str, field: str) -> str:
+    codec = TEXT_CHARSETS.get(charset.strip().lower())
+    if codec is None:
+        raise ApiError(415, "UnsupportedMediaType", f"The form field '{field}' names the charset '{charset}'; send "
+                       "utf-8, us-ascii, iso-8859-1, windows-1252 or utf-16")
+    return codec

@@ -16,6 +16,7 @@ import azure.functions as func
 
 from gateway.delivery import DeliveryInProgress, RetryLater, retry_delay
 from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
+from gateway.redact import brief
 from gateway.runtime import get_gateway
 from gateway.storage import utcnow
 
@@ -52,11 +53,11 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
             log.warning("queue message for unknown comm %s dropped", envelope.comm_id.hex)
         return
     if attempt >= gateway.settings.max_delivery_attempts:
-        log.warning("comm %s: giving up after %d attempts: %s", envelope.comm_id.hex, attempt, reason)
+        log.warning("comm %s: giving up after %d attempts: %s", envelope.comm_id.hex, attempt, brief(reason))
         gateway.poison_queue.enqueue(envelope.comm_id, attempt=attempt)
         return
     delay = retry_delay(attempt, wait, base_seconds=gateway.settings.retry_base_seconds)
-    log.info("comm %s: %s; attempt %d in %d s", envelope.comm_id.hex, reason, attempt + 1, delay)
+    log.info("comm %s: %s; attempt %d in %d s", envelope.comm_id.hex, brief(reason), attempt + 1, delay)
     gateway.queue.enqueue(envelope.comm_id, delay_seconds=delay, attempt=attempt)
 
 

@@ -56,6 +56,10 @@ class GatewayServer:
                 self.process.wait()
         self._log.close()
 
+    def log_text(self) -> str:
+        """Everything the host process wrote to stdout and stderr so far."""
+        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
+
     def post(self, path: str, json: object = None, *, key: str | None = None, **kwargs: object) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[arg-type]
         if key is not None:

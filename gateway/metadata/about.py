@@ -15,9 +15,13 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     404: "No such resource for this licensee",
     405: "The path exists but does not answer this method",
     406: "None of the formats the Accept header names can be produced (json and jsv can)",
+    409: "The first request with this Idempotency-Key is still being accepted or delivered; retry with the same "
+         "key after Retry-After",
     413: "The request body is larger than SMS_MAX_REQUEST_BYTES",
     415: "The request's Content-Type is not one this route reads",
+    422: "This Idempotency-Key was used with a different request within its window; a new send needs a new key",
     500: "An unexpected error; Meta.CorrelationId finds it in the logs",
-    503: "Storage is not answering; try again shortly (a send that answers 503 was not accepted)",
+    503: "Storage is not answering; try again after Retry-After. ErrorCode ServiceUnavailable: nothing was "
+         "accepted. OutcomeUnknown: the send may have been accepted; retry it with the same Idempotency-Key",
 }
 """Every status an error can have. 405 is no operation's: it answers the methods no route has."""

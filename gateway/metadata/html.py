@@ -78,6 +78,20 @@ def _model_tables(section: str, model: type[BaseModel], where: str) -> str:
     return out
 
 
+def _request_parameters_table(op: Operation) -> str:
+    """The headers and query-string values the operation reads besides its DTO."""
+    rows = "".join(
+        f"<tr><td>{_e(parameter.name)}</td><td>{_e(parameter.location)}</td><td>string</td><td>No</td>"
+        f"<td>{_e(parameter.description)}</td></tr>"
+        for parameter in op.parameters
+    )
+    return (
+        f'<h3 id="{_e(op.name)}-request-parameters">Header and Query Parameters:</h3>\n<table class="parameters">'
+        "<tr><th>Name</th><th>Parameter</th><th>Data Type</th><th>Required</th><th>Description</th></tr>"
+        f"{rows}</table>\n"
+    )
+
+
 def _http_sample(route: Route, op: Operation, host: str, fmt: str) -> str:
     media = {"json": "application/json", "jsv": "text/jsv"}[fmt]
     render = json_sample if fmt == "json" else jsv_sample
@@ -110,6 +124,8 @@ def _operation_section(op: Operation, routes: list[Route], host: str) -> str:
         rows = [(parameter.name, "path", dotnet_type(parameter.type), True, parameter.description)
                 for parameter in op.path_parameters]
         out.append(_dto_table(name, name, rows))
+    if op.parameters:
+        out.append(_request_parameters_table(op))
     if op.request is not None:
         for index, model in enumerate(models_reachable(op.request)):
             out.append(_model_tables(name, model, "body" if index == 0 else "form"))

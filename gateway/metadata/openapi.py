@@ -20,24 +20,22 @@ from gateway import jsv
 from gateway.metadata.about import API_VERSION, CONTENT_TYPE_NOTE, ERROR_DESCRIPTIONS, TITLE
 from gateway.metadata.dtos import dotnet_type, example, is_model, unwrap_optional
 from gateway.metadata.table import openapi_path, routes_by_operation
-from gateway.models import ErrorResponse
-from gateway.routes import FORMAT, ROUTES, Operation, PathParameter, Route
+from gateway.models import GUID_PATTERN, ErrorResponse
+from gateway.routes import FORMAT, ROUTES, Operation, PathParameter, RequestParameter, Route
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 _GUID_REF = "#/components/schemas/Guid"
-_HEX = "[0-9A-Fa-f]"
-_DASHED = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
-GUID_PATTERN = rf"^(?:{_HEX}{{32}}|{_DASHED}|\{{{_DASHED}\}}|\({_DASHED}\))$"
-"""N, D, B or P form. Not ``format: uuid``: JSON Schema's uuid format is the dashed form only, so a
-validator that asserts formats would reject the N form every response carries."""
 
 JSV_TYPES = ("application/jsv",)  # text/jsv is accepted too; the descriptions say so
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SECURITY = [{"bearerAuth": []}, {"basicAuth": []}, {"apiKeyHeader": []}]
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "required": True,
+                                 "schema": {"type": "integer"}}}
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "The schemes the gateway accepts: Bearer and Basic",
                                "required": True, "schema": {"type": "string"}}},
-    503: {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}},
+    409: _RETRY_AFTER,
+    503: _RETRY_AFTER,
 }
 
 
@@ -75,7 +73,8 @@ def build_openapi(routes: Sequence[Route], server_url: str | None = None) -> dic
             "summary": "A drop-in replacement for the ServiceStack SMSSend service",
             "description": (
                 "Send SMS and follow their delivery. Requests and responses are the ServiceStack service's DTOs, "
-                "in JSON (PascalCase names, N-form Guids, null properties omitted) or JSV. "
+                "in JSON (N-form Guids, null properties omitted) or JSV, answered in the request's casing: "
+                "camelCase for a camelCase JSON body, PascalCase otherwise (unless the host sets SMS_JSON_CASING). "
                 + CONTENT_TYPE_NOTE + ". Errors answer ServiceStack's ResponseStatus shape."
             ),
         },
@@ -102,6 +101,7 @@ def build_openapi(routes: Sequence[Route], server_url: str | None = None) -> dic
 def _operation_object(route: Route) -> dict[str, Any]:
     op = route.operation
     parameters = [{"$ref": f"#/components/parameters/path_{parameter.name}"} for parameter in route.parameters]
+    parameters += [{"$ref": f"#/components/parameters/{_parameter_key(parameter)}"} for parameter in op.parameters]
     parameters += [{"$ref": "#/components/parameters/format"}, {"$ref": "#/components/parameters/jsconfig"}]
     operation: dict[str, Any] = {
         "operationId": route.name,
@@ -135,6 +135,8 @@ def _component_schemas(operations: list[Operation]) -> dict[str, Any]:
             definition = _tidy(definition)
             if schemas.setdefault(name, definition) != definition:
                 raise ValueError(f"two different models are both named {name!r}")
+    # The pattern parse_guid reads, not ``format: uuid``: JSON Schema's uuid format is the dashed form
+    # only, so a validator that asserts formats would reject the N form every response carries.
     schemas["Guid"] = {
         "type": "string",
         "pattern": GUID_PATTERN,
@@ -275,7 +277,7 @@ def _parameters(routes: Sequence[Route]) -> dict[str, Any]:
         "jsconfig": {
             "name": "jsconfig", "in": "query", "required": False,
             "description": "ServiceStack's per-request JSON settings: tc:cc for camelCase names, tc:pc for "
-                           "PascalCase (the default), or EmitCamelCaseNames:true",
+                           "PascalCase, or EmitCamelCaseNames:true; wins over the request's own casing",
             "schema": {"type": "string", "examples": ["tc:cc", "tc:pc", "EmitCamelCaseNames:true"]},
         },
     }
@@ -289,7 +291,17 @@ def _parameters(routes: Sequence[Route]) -> dict[str, Any]:
             "name": name, "in": "path", "required": True, "description": parameter.description,
             "schema": _parameter_schema(parameter),
         }
+    for route in routes:
+        for request_parameter in route.operation.parameters:
+            parameters[_parameter_key(request_parameter)] = {
+                "name": request_parameter.name, "in": request_parameter.location, "required": False,
+                "description": request_parameter.description, "schema": {"type": "string", "minLength": 1},
+            }
     return parameters
+
+
+def _parameter_key(parameter: RequestParameter) -> str:
+    return f"{parameter.location}_{parameter.name}"
 
 
 def _parameter_schema(parameter: PathParameter) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Small helpers the real providers share: masking numbers for logs, reading Retry-After, sending a
-batch call by call until the service itself fails.
+"""Small helpers the real providers share: reading Retry-After, sending a batch call by call until the
+service itself fails, one summary log line per batch (masking for logs is ``gateway.redact``).
 
 Kept free of any SDK import, so importing it costs nothing at cold start.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -22,32 +21,6 @@ TIMEOUT = "Timeout"  # the request went out and no answer came in time: the prov
 CONNECTION_LOST = "ConnectionLost"  # the connection broke after the request went out: the provider may have it
 NOT_ATTEMPTED = "NotAttempted"  # skipped after an earlier message in the batch met a service-wide failure
 MAYBE_SENT = frozenset({TIMEOUT, CONNECTION_LOST})  # RETRY codes after which a resend may duplicate the SMS
-
-
-def mask_phone(number: str | None) -> str:
-    """All but the last four digits hidden, for logs: enough to match a complaint, not enough to reuse."""
-    if not number:
-        return "<none>"
-    digits = [c for c in number if c.isdigit()]
-    if len(digits) <= 4:
-        return "*" * len(digits)
-    return "*" * (len(digits) - 4) + "".join(digits[-4:])
-
-
-_NUMBER_IN_TEXT = re.compile(r"\+?\d[\d ()-]{4,}\d")
-
-
-def mask_text(text: str | None) -> str:
-    """A provider's message with every phone-like number in it masked (Twilio quotes the number back)."""
-    if not text:
-        return ""
-    return _NUMBER_IN_TEXT.sub(lambda match: mask_phone(match.group(0)), text)
-
-
-def brief(text: str | None, limit: int = 300) -> str:
-    """A provider's message fit for a log line: numbers masked, and cut short (services may echo the request)."""
-    masked = mask_text(text)
-    return masked if len(masked) <= limit else masked[: limit - 1] + "…"
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -1,8 +1,9 @@
 """The outbox: a development provider that sends nothing.
 
 Every would-be SMS is written to the ``<prefix>Outbox`` table (PartitionKey = CommId,
-RowKey = RecipientId, so a repeat is an overwrite, never a second row) and logged, so a
-developer sees exactly what would have gone out. Settings refuse it in Azure unless
+RowKey = RecipientId, so a repeat is an overwrite, never a second row), where
+``python -m gateway outbox`` shows exactly what would have gone out; the log says only that
+it happened (the number masked, the body's length, never the body). Settings refuse it in Azure unless
 ``SMS_ALLOW_OUTBOX_IN_AZURE`` says otherwise.
 """
 
@@ -16,6 +17,7 @@ from azure.core.exceptions import AzureError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from gateway.providers.base import OutboundSms, Outcome, SendResult
+from gateway.redact import mask_phone
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.outbox")
@@ -64,8 +66,8 @@ class OutboxProvider:
                 for message in messages
             ]
         for message in messages:
-            log.info("OUTBOX (not sent) comm=%s to=%s from=%s body=%r", message.comm_id.hex, message.to,
-                     message.sender, message.body)
+            log.info("OUTBOX (not sent) comm=%s recipient=%s to=%s, %d characters", message.comm_id.hex,
+                     message.recipient_id.hex, mask_phone(message.to), len(message.body))
         return [
             SendResult(message.recipient_id, Outcome.ACCEPTED, provider_message_id=f"outbox-{message.recipient_id.hex}")
             for message in messages

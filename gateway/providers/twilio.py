@@ -29,13 +29,12 @@ from gateway.providers.common import (
     CONNECT_FAILED,
     CONNECTION_LOST,
     TIMEOUT,
-    brief,
     log_summary,
-    mask_phone,
     parse_retry_after,
     send_in_turn,
 )
 from gateway.providers.twilio_settings import TwilioSettings
+from gateway.redact import brief, mask_phone
 
 log = logging.getLogger(__name__)
 

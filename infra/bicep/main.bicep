@@ -135,11 +135,12 @@ param smsMaxRequestBytes int = 1048576
 param smsApiKeyCacheSeconds int = 60
 
 @allowed([
+  'auto'
   'pascal'
   'camel'
 ])
-@description('JSON property casing of responses: pascal matches the original ServiceStack API.')
-param smsJsonCasing string = 'pascal'
+@description('Property casing of responses: auto answers in the casing of the request (camelCase for the PyPI and npm ServiceStack clients), pascal as the original ServiceStack API, camel always camelCase.')
+param smsJsonCasing string = 'auto'
 
 // ---------------------------------------------------------------------------------------------------------
 // Parameters: providers. Secrets go to Key Vault; the app reads them through Key Vault references.

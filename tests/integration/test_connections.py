@@ -7,7 +7,7 @@ import pytest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-from gateway.connections import CLIENT_OPTIONS, StorageClients, observer_options
+from gateway.connections import StorageClients, observer_options
 from gateway.runtime import Gateway
 from gateway.settings import ConfigError, Settings, StorageSettings
 
@@ -102,7 +102,8 @@ def test_extra_policies_see_table_queue_and_batch_requests(storage_connection: s
 def test_without_policies_the_clients_get_the_plain_options(storage_connection: str) -> None:
     assert observer_options([]) == {}
     clients = StorageClients.create(StorageSettings(connection_string=storage_connection))
-    assert clients._options == CLIENT_OPTIONS
+    assert clients._hooks == {}
+
 
 
 def test_a_gateway_can_be_built_on_given_clients(storage_env: dict[str, str]) -> None:

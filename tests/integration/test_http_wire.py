@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 import jsonschema
 import pytest
@@ -138,6 +139,29 @@ def test_camel_and_pascal_case_round_trips(server: GatewayServer, key: str) -> N
     assert set(jsv.loads(emit.text)) == {"commId", "reference", "status", "message"}
     status = server.get(f"/api/sms/{camel.json()['commId']}?jsconfig=tc:cc", key=key).json()
     assert status["commId"] == camel.json()["commId"] and "recipients" in status
+
+
+def test_by_default_the_answer_is_in_the_casing_of_the_request(server: GatewayServer, key: str) -> None:
+    """SMS_JSON_CASING's default (auto): a camelCase JSON body is answered in camelCase, errors included;
+    PascalCase, JSV, forms and bodiless requests in PascalCase; ?jsconfig= still wins."""
+    camel_request = {"smsModel": {"to": [{"phoneNumber": NUMBERS[0]}], "messageBody": "camel in"}}
+    camel = post(server, "/api/sendmessage", json.dumps(camel_request), "application/json", key)
+    assert set(camel.json()) == {"commId", "reference", "status", "message"}
+    camel_jsv = post(server, "/api/sendmessage", json.dumps(camel_request), "application/json", key, "text/jsv")
+    assert set(jsv.loads(camel_jsv.text)) == {"commId", "reference", "status", "message"}
+    bad = post(server, "/json/reply/SMSSend", json.dumps({"smsModel": {"to": []}}), "text/plain", key)
+    assert bad.status_code == 400 and bad.json()["responseStatus"]["errorCode"] == "NotEmpty"
+    assert set(post(server, "/api/sendmessage?jsconfig=tc:pc", json.dumps(camel_request), "application/json",
+                    key).json()) == {"CommId", "Reference", "Status", "Message"}
+
+    pascal = post(server, "/api/sendmessage", json.dumps(send_body()), "application/json", key)
+    assert set(pascal.json()) == {"CommId", "Reference", "Status", "Message"}
+    for data, content_type in ((jsv.dumps(camel_request), "application/jsv"),
+                               (urlencode({"smsModel": jsv.dumps(camel_request["smsModel"])}),
+                                "application/x-www-form-urlencoded")):
+        response = post(server, "/api/sendmessage", data, content_type, key, "application/json")
+        assert set(response.json()) == {"CommId", "Reference", "Status", "Message"}, content_type
+    assert "CommId" in server.get(f"/api/sms/{camel.json()['commId']}", key=key).json()
 
 
 def test_errors_come_back_in_the_negotiated_format_and_casing(server: GatewayServer, key: str) -> None:

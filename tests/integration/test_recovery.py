@@ -100,7 +100,7 @@ def test_immediate_transient_failures_are_handed_to_the_queue(gateway) -> None:
     from tests.integration.test_delivery import ScriptedProvider
 
     provider = ScriptedProvider({NUMBERS[1]: [Outcome.RETRY]})
-    gateway.delivery._provider = provider
+    gateway.service._delivery._provider = provider  # the immediate send delivers with the request path's parts
     principal = Principal("k", "tests", uuid.uuid4())
     response = gateway.service.send(principal, SMSSend.model_validate(send_body(*NUMBERS[:2])), immediate=True)
     assert response.Status is False

@@ -65,16 +65,18 @@ def request(*numbers: str, body: str = "Hello from the ServiceStack client") -> 
                                         message_body=body, licensee_id="00000000000000000000000000000000"))
 
 
-@pytest.fixture(scope="module", params=["camel", "pascal"])
+@pytest.fixture(scope="module", params=["default", "camel", "pascal"])
 def hosted(request, storage_connection: str) -> Iterator[tuple[GatewayServer, Gateway, str, dict]]:
-    """A gateway emitting camelCase (as .NET Core ServiceStack hosts do), and one on the default PascalCase."""
-    env = server_env(storage_connection, SMS_JSON_CASING=request.param)
+    """A gateway on the default settings (casing follows the request), one set to camelCase (as .NET Core
+    ServiceStack hosts), and one set to PascalCase (as the reference page)."""
+    casing = {} if request.param == "default" else {"SMS_JSON_CASING": request.param}
+    env = server_env(storage_connection, **casing)
     gateway = Gateway.create(Settings.from_env(env))
     gateway.ensure_resources()
     server = GatewayServer.start(env)
     key = gateway.keys.create(LICENSEE, "servicestack client")[1]
-    # A PascalCase host is read by this client when it asks for camelCase per request, as ServiceStack allows.
-    args = {} if request.param == "camel" else {"jsconfig": "tc:cc"}
+    # A host set to PascalCase is read by this client when it asks for camelCase per request, as ServiceStack allows.
+    args = {"jsconfig": "tc:cc"} if request.param == "pascal" else {}
     yield server, gateway, key, args
     server.stop()
 

@@ -1,18 +1,27 @@
 """The table layout against a real Azurite: atomic writes, point look-ups, header-last commits."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from azure.data.tables import TableTransactionError
 
 from gateway.storage import (
     HEADER_ROW,
+    MAX_ENTITY_BYTES,
+    MAX_PROPERTY_UNITS,
     CommStatus,
     Communication,
     CommunicationStore,
     RecipientSpec,
     ReferenceTaken,
+    TooLargeToStore,
+    _chunks,
+    _unchunk,
+    check_fits,
     comm_id_for,
+    entity_bytes,
+    utf16_units,
 )
 
 
@@ -121,3 +130,43 @@ def test_conflict_inside_a_transaction_writes_nothing(store: CommunicationStore)
              ("create", {"PartitionKey": comm.comm_id.hex, "RowKey": HEADER_ROW})]
         )
     assert [e["RowKey"] for e in table.query_entities("RowKey eq 'zz-new'")] == []
+
+
+def test_sizes_are_counted_in_utf16_code_units() -> None:
+    assert [utf16_units(text) for text in ("", "abc", "caf\u00e9", "\U0001f600", "a\U0001f600b")] == [0, 3, 4, 2, 4]
+
+
+def test_entity_bytes_is_the_documented_formula() -> None:
+    entity = {"PartitionKey": "p", "RowKey": "r", "Name": "ab", "Flag": True, "Count": 3,
+              "When": datetime(2024, 1, 1, tzinfo=UTC)}
+    # 4 + keys 2*2, then per property 8 + 2*len(name) + value: "ab" 4+2*2, bool 1, int 4, date 8
+    assert entity_bytes(entity) == 4 + 4 + (8 + 8 + 8) + (8 + 8 + 1) + (8 + 10 + 4) + (8 + 8 + 8)
+
+
+def test_chunks_never_split_a_surrogate_pair_and_join_back() -> None:
+    text = "a" * (MAX_PROPERTY_UNITS - 1) + "\U0001f600" + "b" * MAX_PROPERTY_UNITS
+    chunks = _chunks(text)
+    assert [utf16_units(chunk) for chunk in chunks.values()] == [MAX_PROPERTY_UNITS - 1, MAX_PROPERTY_UNITS, 2]
+    assert all(chunk.encode("utf-8") for chunk in chunks.values())  # each one is text on its own
+    assert _unchunk(chunks) == text
+    assert _chunks("") == {"Recipients0": ""} and _unchunk({"Recipients0": ""}) == ""
+
+
+def test_check_fits_names_the_property_that_is_too_large() -> None:
+    keys = {"PartitionKey": "p" * 32, "RowKey": "comm"}
+    check_fits({**keys, "Body": "x" * MAX_PROPERTY_UNITS})
+    with pytest.raises(TooLargeToStore) as raised:
+        check_fits({**keys, "Body": "\U0001f600" * (MAX_PROPERTY_UNITS // 2) + "x"})
+    assert raised.value.property_name == "Body"
+    chunks = _chunks("y" * (MAX_ENTITY_BYTES // 2))
+    with pytest.raises(TooLargeToStore) as raised:
+        check_fits({**keys, "Body": "z" * 100, **chunks})
+    assert raised.value.property_name == "Recipients" and len(chunks) == 16
+
+
+def test_a_row_too_large_to_store_writes_nothing(store: CommunicationStore) -> None:
+    comm = make_comm(150)
+    comm.recipients_spec = [RecipientSpec(spec.phone_number, "\U0001f600" * 256) for spec in comm.recipients_spec] * 7
+    with pytest.raises(TooLargeToStore):
+        store.create(comm, comm.planned_recipients())
+    assert list(store._table.list_entities()) == []

@@ -43,7 +43,7 @@ from tests.unit.test_jsv import SEED_REQUEST, SEED_RESPONSE
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_COMM_ID = "3f2504e04f8911d39a0c0305e82c3301"
-ERROR_CODES = {400, 401, 403, 404, 406, 413, 415, 500, 503}  # 405 answers methods no operation has
+ERROR_CODES = {400, 401, 403, 404, 406, 409, 413, 415, 422, 500, 503}  # 405 answers methods no operation has
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -229,7 +229,7 @@ def test_each_operation_lists_exactly_the_errors_its_table_entry_declares(docume
             assert listed[str(code)] == {"$ref": f"#/components/responses/{code}"}
     codes = {route.operation.name: {int(code) for code in by_id[route.name]["responses"]} for route in ROUTES}
     assert codes["Health"] == {200, 500, 503}  # no 406: a probe is answered whatever it accepts; no 401
-    assert codes["SMSSend"] == {200, 400, 401, 403, 406, 413, 415, 500, 503}
+    assert codes["SMSSend"] == {200, 400, 401, 403, 406, 409, 413, 415, 422, 500, 503}
     assert codes["SMSStatus"] == codes["SMSStatusByReference"] == {200, 401, 404, 406, 500, 503}
     assert codes["Metadata"] == codes["OpenApi"] == {200, 500}
 

@@ -23,10 +23,59 @@ def test_guid_forms_n_d_b_p_are_accepted(text: str) -> None:
     assert parse_guid(text) == GUID
 
 
-@pytest.mark.parametrize("text", ["zz", "3f2504e04f8911d39a0c0305e82c330", "{3f2504e04f8911d39a0c0305e82c3301"])
+def test_whitespace_around_a_guid_is_skipped_and_empty_means_none() -> None:
+    assert parse_guid(" \t3f2504e04f8911d39a0c0305e82c3301\r\n") == GUID
+    assert parse_guid("") is None and parse_guid("  ") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "zz",
+        "3f2504e04f8911d39a0c0305e82c330",  # 31 digits
+        "{3f2504e04f8911d39a0c0305e82c3301",  # unclosed
+        "{3f2504e04f8911d39a0c0305e82c3301}",  # braces take the dashed form only, as in .NET
+        "{3f2504e0-4f89-11d3-9a0c-0305e82c3301)",  # mismatched
+        "0x3f2504e04f8911d39a0c0305e82c33",  # int()'s prefix, 36 characters with the hyphens below
+        "0x3f2504e04f8911d39a0c0305e82c----",
+        "3f2504e0-4f8911d3-9a0c-0305-e82c3301",  # hyphens in the wrong places
+        "3-f-2-5-04e04f8911d39a0c0305e82c3301",
+        "3f2504e0_4f89_11d3_9a0c_0305e82c3301",
+        "\u0663f2504e04f8911d39a0c0305e82c3301",  # an Arabic-Indic digit three
+        "\u0661" * 32,
+        "\uff13f2504e04f8911d39a0c0305e82c3301",  # a fullwidth three
+        "urn:uuid:3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        "{0x3f2504e0,0x4f89,0x11d3,{0x9a,0x0c,0x03,0x05,0xe8,0x2c,0x33,0x01}}",  # .NET's X form
+        "3f2504e04f8911d39a0c0305e82c3301\x00",
+    ],
+)
 def test_malformed_guids_are_rejected(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as raised:
         parse_guid(text)
+    assert text not in str(raised.value)  # a value the client sent is never echoed back
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"SMSModel": {"MessageBody": "half a pair \ud800"}},
+        {"SMSModel": {"Notes": "\udfff"}},
+        {"SMSModel": {"From": {"Name": "a\udc00\ud800b"}}},  # a pair in the wrong order is two lone halves
+        {"SMSModel": {"To": [{"PhoneNumber": "+447911123456"}, {"Name": "\ud83d"}]}},
+        {"SMSModel": {"To": [{"PhoneNumber": "+44791112345\ud800"}]}},
+    ],
+)
+def test_a_lone_surrogate_in_any_string_is_refused_naming_the_field(request_body: dict) -> None:
+    with pytest.raises(ValidationError) as raised:
+        SMSSend.model_validate(request_body)
+    [error] = raised.value.errors()
+    assert "unpaired UTF-16 surrogate" in error["msg"]
+    assert error["loc"][-1] in {"MessageBody", "Notes", "Name", "PhoneNumber"}
+
+
+def test_surrogate_pairs_and_unknown_properties_are_not_refused() -> None:
+    request = SMSSend.model_validate({"SMSModel": {"MessageBody": "smile \U0001f600", "X\ud800": "\ud800"}})
+    assert request.SMSModel is not None and request.SMSModel.MessageBody == "smile \U0001f600"
 
 
 def test_property_names_match_case_insensitively_and_unknown_ones_are_ignored() -> None:

@@ -103,7 +103,7 @@ def test_defaults() -> None:
     settings = Settings.from_env(STORAGE)
     assert (settings.queue_name, settings.poison_queue_name, settings.outbox_table) == (
         "sms-outbound", "sms-outbound-poison", "SmsOutbox")
-    assert (settings.provider, settings.max_recipients, settings.json_casing) == ("outbox", 1000, "pascal")
+    assert (settings.provider, settings.max_recipients, settings.json_casing) == ("outbox", 1000, "auto")
     assert settings.provider_settings == OutboxSettings(allow_in_azure=False, instance_id=None)
 
 
@@ -115,7 +115,7 @@ def test_defaults() -> None:
         ({"SMS_MAX_BODY_LENGTH": "0"}, "SMS_MAX_BODY_LENGTH must be a whole number, at least 1"),
         ({"SMS_API_KEY_CACHE_SECONDS": "-1"}, "SMS_API_KEY_CACHE_SECONDS must be a whole number, at least 0"),
         ({"SMS_SWEEP_AFTER_SECONDS": "59"}, "SMS_SWEEP_AFTER_SECONDS must be a whole number, at least 60"),
-        ({"SMS_JSON_CASING": "snake"}, "SMS_JSON_CASING must be pascal or camel"),
+        ({"SMS_JSON_CASING": "snake"}, "SMS_JSON_CASING must be auto, pascal or camel"),
         ({"SMS_DEFAULT_REGION": "XX"}, "SMS_DEFAULT_REGION must be a two-letter region code"),
         ({"SMS_TABLE_PREFIX": "1st"}, "SMS_TABLE_PREFIX must be letters and digits starting with a letter"),
         ({"SMS_ALLOW_OUTBOX_IN_AZURE": "perhaps"}, "SMS_ALLOW_OUTBOX_IN_AZURE must be true or false"),

@@ -100,3 +100,30 @@ def test_all_errors_are_reported_at_once() -> None:
 def test_numbers_are_stored_in_e164() -> None:
     assert normalise_number("+44 7911 123-456", None) == "+447911123456"
     assert normalise_number("(415) 555-0123", "US") == "+14155550123"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\x85", "\x9f"])
+def test_control_characters_in_free_text_are_refused_naming_each_field(char: str) -> None:
+    body = send_body(body=f"Hi{char}there", Notes=f"note{char}")
+    body["SMSModel"]["From"]["Name"] = f"Front{char}desk"
+    body["SMSModel"]["To"].append({"PhoneNumber": "+61412345678", "Name": f"{char}Alex"})
+    assert errors_of(body) == [
+        ("SMSModel.MessageBody", "InvalidCharacters"),
+        ("SMSModel.From.Name", "InvalidCharacters"),
+        ("SMSModel.Notes", "InvalidCharacters"),
+        ("SMSModel.To[1].Name", "InvalidCharacters"),
+    ]
+
+
+def test_the_message_says_which_control_character_and_where() -> None:
+    with pytest.raises(ApiError) as caught:
+        validate_send(SMSSend.model_validate(send_body(body="Hello\x00")), settings())
+    assert "U+0000 at character 6" in caught.value.message
+
+
+def test_tab_line_feed_carriage_return_and_other_unicode_are_text() -> None:
+    text = "Line one\r\nLine two\tindented \u2028 caf\u00e9 \U0001f600 \u00a0"
+    body = send_body(body=text, Notes=text)
+    body["SMSModel"]["From"]["Name"] = "Tab\tName"
+    valid = validate_send(SMSSend.model_validate(body), settings())
+    assert valid.body == text and valid.notes == text and valid.sender_name == "Tab\tName"
