@@ -6,7 +6,7 @@ call statement deleted); after each, only the tests that guard that module run (
 limit). A mutant the tests do not notice "survives": a guarantee nothing checks. docs/testing.md has
 the scores and explains the survivors that are equivalent to the original code.
 
-    .venv/bin/python scripts/mutation.py                      # all four modules
+    .venv/bin/python scripts/mutation.py                      # every module in GUARDS
     .venv/bin/python scripts/mutation.py delivery --function Delivery._claim --function Delivery.give_up
     .venv/bin/python scripts/mutation.py storage --lines 330-375 --list
 
@@ -41,11 +41,19 @@ GUARDS: dict[str, list[str]] = {
         "tests/integration/test_guarantees.py", "tests/integration/test_delivery.py",
         "tests/integration/test_delivery_reconcile.py", "tests/integration/test_retry_delay.py",
     ],
-    "gateway/auth.py": ["tests/integration/test_auth.py", "tests/integration/test_guarantees.py"],
-    "gateway/validation.py": ["tests/unit/test_validation.py", "tests/integration/test_guarantees.py"],
+    "gateway/auth.py": [
+        "tests/integration/test_auth.py", "tests/integration/test_http_guarantees.py",
+        "tests/integration/test_auth_cache.py",
+    ],
+    "gateway/cache.py": ["tests/unit/test_cache.py", "tests/integration/test_auth.py"],
+    "gateway/validation.py": [
+        "tests/unit/test_validation.py", "tests/integration/test_http_guarantees.py",
+        "tests/integration/test_http_input.py", "tests/integration/test_http_storage_limits.py",
+    ],
     "gateway/storage.py": [
         "tests/integration/test_storage.py", "tests/integration/test_guarantees.py",
-        "tests/integration/test_delivery.py",
+        "tests/integration/test_delivery.py", "tests/integration/test_idempotency.py",
+        "tests/integration/test_http_storage_limits.py",
     ],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]
@@ -289,7 +297,7 @@ def _selected(args: argparse.Namespace, sources: dict[str, str]) -> Iterator[Mut
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", help="delivery, auth, validation, storage (default: all four)")
+    parser.add_argument("modules", nargs="*", help=f"{', '.join(Path(m).stem for m in GUARDS)} (default: all)")
     parser.add_argument("--module", dest="more_modules", action="append", default=[], help="same as a positional")
     parser.add_argument("--function", action="append", default=[],
                         help="only mutants inside this function or class (qualified name, e.g. Delivery._claim)")

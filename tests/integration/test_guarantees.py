@@ -1,28 +1,23 @@
-"""Guarantees a mutation run once found unguarded: each test here fails with its mutant applied.
+"""Delivery's guarantees that a mutation run once found unguarded: each test fails with its mutant applied.
 
 Delivery and its give-up run against a real Azurite, raced deterministically: a store whose next
 ``load`` lets another worker run to the end after reading, so both workers hold the same rows before
-either writes. Validation and authentication go over real HTTP to the gateway. The mutants, and the
-command that applies them one at a time (``scripts/mutation.py``), are in docs/testing.md.
+either writes. The mutants, and the command that applies them one at a time (``scripts/mutation.py``),
+are in docs/testing.md; tests/integration/test_http_guarantees.py has those of validation and authentication.
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
 
-from gateway.auth import Authenticator, presented_key
 from gateway.delivery import ABANDONED, DeliveryInProgress, RetryLater
-from gateway.errors import ApiError
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.storage import CommStatus, CommunicationStore, RecipientState, Snapshot, utcnow
-from tests.http_fixtures import LICENSEE
 from tests.integration.test_delivery import ScriptedProvider, make_delivery, stored
-from tests.samples import NUMBERS, send_body
 
 
 class LoadThen:
@@ -235,103 +230,3 @@ def test_a_send_is_recorded_even_when_give_up_ended_its_recipients_meanwhile(sto
     snapshot = store.load(comm.comm_id)
     assert [(r.status, r.error_code) for r in snapshot.stored_recipients] == [(RecipientState.SENT, None)] * 2
     assert (snapshot.communication.status, snapshot.communication.last_error) == (CommStatus.SENT, None)
-
-
-def test_one_save_writes_at_most_99_recipients_beside_the_header(store) -> None:
-    """A save is one entity-group transaction: 100 operations at most, the header being one."""
-    comm = stored(store, 100)
-    recipients = comm.planned_recipients()
-    with pytest.raises(ValueError, match="at most 99 recipients per save"):
-        store.save(comm, recipients)
-    store.save(comm, recipients[:99])
-    assert len(store.load(comm.comm_id).stored_recipients) == 99
-
-
-def assert_field_error(response, field: str, code: str) -> None:
-    assert response.status_code == 400, response.text
-    errors = [(error["FieldName"], error["ErrorCode"]) for error in response.json()["ResponseStatus"]["Errors"]]
-    assert (field, code) in errors, errors
-
-
-@pytest.fixture(scope="module")
-def http(quiet_server):
-    """The gateway over a real socket (no queue workers) and a key of its licensee."""
-    server, gateway = quiet_server
-    return server, gateway.keys.create(LICENSEE, "guarantees")[1]
-
-
-@pytest.mark.parametrize("sender", ["+44 12", "+1 555 0100 0000", "not a number!"])
-def test_an_invalid_from_number_is_a_400_naming_it(http, sender: str) -> None:
-    server, key = http
-    body = send_body(*NUMBERS[:1])
-    body["SMSModel"]["From"] = {"PhoneNumber": sender}
-    assert_field_error(server.post("/api/sendmessage", body, key=key), "SMSModel.From.PhoneNumber",
-                       "InvalidPhoneNumber")
-
-
-def _with_from_name(body: dict, text: str) -> None:
-    body["SMSModel"]["From"]["Name"] = text
-
-
-def _with_recipient_name(body: dict, text: str) -> None:
-    body["SMSModel"]["To"][0]["Name"] = text
-
-
-def _with_notes(body: dict, text: str) -> None:
-    body["SMSModel"]["Notes"] = text
-
-
-@pytest.mark.parametrize(("field", "limit", "fill"), [
-    ("SMSModel.From.Name", 256, _with_from_name),
-    ("SMSModel.To[0].Name", 256, _with_recipient_name),
-    ("SMSModel.Notes", 4000, _with_notes),
-])
-def test_length_limits_accept_the_limit_and_refuse_one_more(http, field: str, limit: int, fill) -> None:
-    server, key = http
-    at_limit, over = send_body(*NUMBERS[:1]), send_body(*NUMBERS[:1])
-    fill(at_limit, "n" * limit)
-    fill(over, "n" * (limit + 1))
-    accepted = server.post("/api/sendmessage", at_limit, key=key)
-    assert accepted.status_code == 200, accepted.text
-    assert_field_error(server.post("/api/sendmessage", over, key=key), field, "MaximumLength")
-
-
-def test_only_the_bearer_and_basic_schemes_carry_a_key(http) -> None:
-    server, key = http
-    encoded = base64.b64encode(f"{key}:".encode()).decode()
-    basic = server.post("/api/sendmessage", send_body(), headers={"Authorization": f"Basic {encoded}"})
-    assert basic.status_code == 200, basic.text
-    for header in (f"Foo {encoded}", f"Foo {key}", encoded, f"Basic {key}"):
-        response = server.post("/api/sendmessage", send_body(), headers={"Authorization": header})
-        assert response.status_code == 401, header
-
-
-def test_a_basic_credential_must_be_strict_base64() -> None:
-    """Characters outside the alphabet are refused, not skipped: ``!c2drX2FiYzo=`` is not ``sgk_abc``."""
-    encoded = base64.b64encode(b"sgk_abc:").decode()
-    assert presented_key({"authorization": f"Basic {encoded}"}) == "sgk_abc"
-    assert presented_key({"authorization": f"Basic !{encoded}"}) is None
-
-
-class Seconds:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_a_cached_key_is_read_again_once_its_cache_time_is_up(make_gateway) -> None:
-    """``SMS_API_KEY_CACHE_SECONDS`` is the longest a revoked key still works: not a moment longer."""
-    gateway = make_gateway()
-    record, secret = gateway.keys.create(LICENSEE, "revoked at the bound")
-    clock = Seconds()
-    authenticator = Authenticator(gateway.keys, ttl_seconds=60, clock=clock)
-    assert authenticator.authenticate({"x-api-key": secret}).licensee_id == LICENSEE
-    gateway.keys.revoke(record.key_id)
-    clock.now += 59.5
-    assert authenticator.authenticate({"x-api-key": secret}).licensee_id == LICENSEE
-    clock.now += 0.5
-    with pytest.raises(ApiError) as caught:
-        authenticator.authenticate({"x-api-key": secret})
-    assert caught.value.status == 401
