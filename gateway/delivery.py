@@ -209,8 +209,9 @@ class Delivery:
     def give_up(self, comm_id: uuid.UUID, reason: str) -> DeliveryReport | None:
         """Mark every recipient not yet Sent or Failed as Failed, so the communication ends.
 
-        Used when the retry budget is spent (the poison queue): nothing stays Pending or
-        Sending forever. Conditional writes make it step back if a worker is mid-way.
+        Used when the retry budget is spent (the poison queue) or the sweep sees no progress: nothing
+        stays Pending or Sending forever. Conditional writes make it step back if a worker is mid-way;
+        a communication whose recipients are all final already gets its final status, and no "abandoned".
         """
         snapshot = self._store.load(comm_id)
         if snapshot is None:
@@ -219,6 +220,14 @@ class Delivery:
         recipients = snapshot.all_recipients()
         now = self._clock()
         open_recipients = [recipient for recipient in recipients if not recipient.status.is_final]
+        if not open_recipients:
+            # Nothing to abandon (a worker finished first): the header only takes the final state of its rows.
+            sent, failed, pending = count_recipients(recipients)
+            comm.sent_count, comm.failed_count = sent, failed
+            comm.status = aggregate_status(sent, failed, pending)
+            comm.updated_at = now
+            self._store.save(comm, [])
+            return self._report(comm, recipients, None)
         for recipient in open_recipients:
             detail = f" (last error {recipient.error_code}: {recipient.error_message})" if recipient.error_code else ""
             recipient.status = RecipientState.FAILED
@@ -226,11 +235,6 @@ class Delivery:
             recipient.error_message = f"{reason}{detail}"[:1000]
             recipient.updated_at = now
         comm.last_error = f"{ABANDONED}: {reason}"[:1000]
-        if not open_recipients:
-            sent, failed, pending = count_recipients(recipients)
-            comm.status = aggregate_status(sent, failed, pending)
-            comm.updated_at = now
-            self._store.save(comm, [])
         for start in range(0, len(open_recipients), self._batch_size):
             batch = open_recipients[start : start + self._batch_size]
             sent, failed, pending = count_recipients(recipients)

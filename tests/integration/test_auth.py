@@ -93,3 +93,27 @@ def test_a_principal_acts_only_for_its_own_licensee() -> None:
     with pytest.raises(ApiError) as caught:
         principal.licensee_for(uuid.uuid4())
     assert caught.value.status == 403
+
+
+def test_a_basic_credential_must_be_strict_base64() -> None:
+    """Characters outside the alphabet are refused, not skipped: ``!c2drX2FiYzo=`` is not ``sgk_abc``."""
+    encoded = base64.b64encode(b"sgk_abc:").decode()
+    assert presented_key({"authorization": f"Basic {encoded}"}) == "sgk_abc"
+    assert presented_key({"authorization": f"Basic !{encoded}"}) is None
+
+
+def test_a_cached_key_is_read_again_once_its_cache_time_is_up(make_gateway) -> None:
+    """``SMS_API_KEY_CACHE_SECONDS`` is the longest a revoked key still works: not a moment longer."""
+    gateway = make_gateway()
+    licensee = uuid.uuid4()
+    record, secret = gateway.keys.create(licensee, "revoked at the bound")
+    clock = Clock()
+    authenticator = Authenticator(gateway.keys, ttl_seconds=60, clock=clock)
+    assert authenticator.authenticate({"x-api-key": secret}).licensee_id == licensee
+    gateway.keys.revoke(record.key_id)
+    clock.now += 59.5
+    assert authenticator.authenticate({"x-api-key": secret}).licensee_id == licensee
+    clock.now += 0.5
+    with pytest.raises(ApiError) as caught:
+        authenticator.authenticate({"x-api-key": secret})
+    assert caught.value.status == 401

@@ -170,3 +170,14 @@ def test_a_row_too_large_to_store_writes_nothing(store: CommunicationStore) -> N
     with pytest.raises(TooLargeToStore):
         store.create(comm, comm.planned_recipients())
     assert list(store._table.list_entities()) == []
+
+
+def test_one_save_writes_at_most_99_recipients_beside_the_header(store) -> None:
+    """A save is one entity-group transaction: 100 operations at most, the header being one."""
+    comm = make_comm(100)
+    store.create(comm)
+    recipients = comm.planned_recipients()
+    with pytest.raises(ValueError, match="at most 99 recipients per save"):
+        store.save(comm, recipients)
+    store.save(comm, recipients[:99])
+    assert len(store.load(comm.comm_id).stored_recipients) == 99

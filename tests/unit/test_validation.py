@@ -64,6 +64,8 @@ def test_body_over_the_configured_limit() -> None:
 def test_more_recipients_than_the_limit() -> None:
     numbers = [f"+4479111234{n:02d}" for n in range(3)]
     assert errors_of(send_body(*numbers), settings(SMS_MAX_RECIPIENTS="2")) == [("SMSModel.To", "TooManyRecipients")]
+    at_limit = validate_send(SMSSend.model_validate(send_body(*numbers[:2])), settings(SMS_MAX_RECIPIENTS="2"))
+    assert len(at_limit.recipients) == 2
 
 
 def test_recipients_that_normalise_to_the_same_number_are_sent_once() -> None:
@@ -127,3 +129,25 @@ def test_tab_line_feed_carriage_return_and_other_unicode_are_text() -> None:
     body["SMSModel"]["From"]["Name"] = "Tab\tName"
     valid = validate_send(SMSSend.model_validate(body), settings())
     assert valid.body == text and valid.notes == text and valid.sender_name == "Tab\tName"
+
+
+@pytest.mark.parametrize(("region", "hint"), [
+    (None, "is not a valid phone number in international format (+ and country code)"),
+    ("AU", "is not a valid phone number, international (+...) or national for AU"),
+])
+def test_an_invalid_number_is_refused_saying_what_would_do(region: str | None, hint: str) -> None:
+    body = send_body("+44 12")
+    body["SMSModel"]["From"] = {"PhoneNumber": "+1 555 0100 0000"}
+    with pytest.raises(ApiError) as caught:
+        validate_send(SMSSend.model_validate(body), settings(**({"SMS_DEFAULT_REGION": region} if region else {})))
+    assert [error.message for error in caught.value.errors] == [
+        f"'+1 555 0100 0000' {hint}, a short code or an alphanumeric sender id.",
+        f"'+44 12' {hint}.",
+    ]
+
+
+def test_a_from_number_is_kept_in_e164() -> None:
+    body = send_body()
+    body["SMSModel"]["From"] = {"PhoneNumber": "+44 7911 123-456"}
+    assert validate_send(SMSSend.model_validate(body), settings()).sender == "+447911123456"
+
