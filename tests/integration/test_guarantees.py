@@ -19,6 +19,8 @@ from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.storage import CommStatus, CommunicationStore, RecipientState, Snapshot, utcnow
 from tests.integration.test_delivery import ScriptedProvider, make_delivery, stored
 
+CLAIM_SECONDS = 60  # make_delivery's claim time-out, SMS_CLAIM_TIMEOUT_SECONDS's default
+
 
 class LoadThen:
     """A CommunicationStore whose next ``load`` runs ``meanwhile`` after reading: another worker acting
@@ -90,7 +92,7 @@ def test_an_expired_claim_is_resent_only_inside_the_providers_resend_window(stor
     """Resending is safe only while the provider still deduplicates: measured from the first attempt."""
     clock = Clock()
     comm = crashed_mid_batch(store, clock)
-    clock.now += timedelta(seconds=660)  # past the 330 s claim time-out
+    clock.now += timedelta(seconds=660)  # past the claim time-out, and as old as the middle window
     provider = ScriptedProvider(resend_is_safe=True)
     provider.resend_window_seconds = window
     report = make_delivery(store, provider, clock=clock).deliver(comm.comm_id)
@@ -107,8 +109,8 @@ def test_a_fresh_claim_says_when_it_expires_and_expires_at_the_claim_timeout(sto
     clock.now += timedelta(seconds=30)
     with pytest.raises(DeliveryInProgress) as caught:
         make_delivery(store, ScriptedProvider(), clock=clock).deliver(comm.comm_id)
-    assert caught.value.retry_in_seconds == 330 - 30 + 1
-    clock.now += timedelta(seconds=300)  # 330 s old: expired, and this provider makes a resend safe
+    assert caught.value.retry_in_seconds == CLAIM_SECONDS - 30 + 1
+    clock.now += timedelta(seconds=CLAIM_SECONDS - 30)  # as old as the claim: expired; this provider resends safely
     provider = ScriptedProvider(resend_is_safe=True)
     report = make_delivery(store, provider, clock=clock).deliver(comm.comm_id)
     assert (report.status, sorted(provider.numbers())) == (CommStatus.SENT, numbers_of(comm))
@@ -122,7 +124,7 @@ class BatchRecorder(ScriptedProvider):
         self.max_batch_size = max_batch_size
         self.batches: list[int] = []
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         self.batches.append(len(messages))
         return super().send(messages)
 
@@ -196,7 +198,7 @@ class FailingProvider:
     resend_is_safe = False
     resend_window_seconds = None
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         return [SendResult(message.recipient_id, Outcome.FAILED, error_code=f"E{n}", error_message=str(n) * 1200)
                 for n, message in enumerate(messages)]
 
@@ -215,7 +217,7 @@ class SendingMeanwhile(ScriptedProvider):
         super().__init__()
         self.meanwhile = meanwhile
 
-    def send(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         self.meanwhile()
         return super().send(messages)
 
