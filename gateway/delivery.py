@@ -3,7 +3,10 @@
 Each batch is claimed before it is sent (its rows marked Sending in one conditional
 transaction) and recorded after (outcomes plus the communication's counts in another), so
 at-least-once queue delivery never sends a recipient twice: a redelivered message finds
-those recipients Sent or Failed and skips them. docs/delivery.md explains the rules.
+those recipients Sent or Failed and skips them. A communication larger than one batch is
+fanned out: its queue message becomes one message per unit (a batch's worth of recipients),
+which separate instances deliver in parallel, and each unit's run settles the communication's
+counts from its recipient rows. docs/delivery.md explains the rules.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -50,6 +53,10 @@ ABANDONED = "DeliveryAbandoned"
 # The longest a communication waits in the queue for its next run, whatever a provider asks: hours
 # out of sight only delay the recovery after the provider is well again (and a broken header could ask for a year).
 MAX_RETRY_DELAY_SECONDS = 3600
+# Tries to write the communication's counts on the ETag they were computed from, when other units keep writing it.
+SETTLE_TRIES = 8
+
+FanOut = Callable[[Sequence[range]], None]  # queues one message per unit of a communication
 
 
 def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float) -> int:
@@ -65,7 +72,8 @@ def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float)
 
 
 def hand_to_queue(
-    queue: DeliveryQueue, store: CommunicationStore, comm_id: uuid.UUID, *, delay_seconds: int, attempt: int
+    queue: DeliveryQueue, store: CommunicationStore, comm_id: uuid.UUID, *, delay_seconds: int, attempt: int,
+    unit: range | None = None,
 ) -> None:
     """Queue the communication's next run after ``delay_seconds``, and note when on its row.
 
@@ -73,7 +81,7 @@ def hand_to_queue(
     another worker's claim for lost. Without it (storage refused the note) the sweep may queue it early,
     which costs a run that steps back, never a second SMS.
     """
-    queue.enqueue(comm_id, delay_seconds=delay_seconds, attempt=attempt)
+    queue.enqueue(comm_id, delay_seconds=delay_seconds, attempt=attempt, unit=unit)
     if delay_seconds:
         try:
             store.expect_run(comm_id, utcnow() + timedelta(seconds=delay_seconds))
@@ -147,9 +155,17 @@ class Delivery:
         self._clock = clock
         self._batch_size = max(1, min(provider.max_batch_size, TRANSACTION_LIMIT - 1))
 
-    def deliver(self, comm_id: uuid.UUID) -> DeliveryReport | None:
-        """Send every recipient still due; None when no such communication was accepted.
+    def units(self, count: int) -> list[range]:
+        """The units a communication of ``count`` recipients fans out into: one provider batch each."""
+        return [range(start, min(start + self._batch_size, count)) for start in range(0, count, self._batch_size)]
 
+    def deliver(
+        self, comm_id: uuid.UUID, unit: range | None = None, *, fan_out: FanOut | None = None
+    ) -> DeliveryReport | None:
+        """Send every recipient still due (of ``unit`` when given); None when no such communication was accepted.
+
+        With ``fan_out``, a whole communication larger than one batch is not sent here: its units with
+        recipients still open are handed to ``fan_out`` (the queue), to be delivered in parallel.
         Raises RetryLater when transient failures leave recipients pending, MoreToSend when the run
         used its time, and DeliveryInProgress when another worker is mid-way through the same recipients.
         Each batch is sent under its claim: the provider starts no call that could outlast it.
@@ -162,8 +178,33 @@ class Delivery:
         recipients = snapshot.all_recipients()
         if comm.status.is_final:
             return self._report(comm, recipients, None)
+        fanned_out = len(recipients) > self._batch_size
+        if fanned_out and unit is None and fan_out is not None:
+            return self._fan_out(comm, recipients, fan_out)
+        scope = recipients if unit is None else [recipients[index] for index in unit if index < len(recipients)]
+        try:
+            return self._deliver(comm, recipients, scope, started)
+        finally:
+            if fanned_out:
+                self._settle(comm_id)
 
-        due, maybe_sent, busy_for = self._classify(recipients)
+    def _fan_out(self, comm: Communication, recipients: Sequence[Recipient], fan_out: FanOut) -> DeliveryReport:
+        """Queue a message per unit with recipients still open; with none open, put the counts right."""
+        units = [unit for unit in self.units(len(recipients)) if _open(recipients[index] for index in unit)]
+        if units:
+            fan_out(units)
+            log.info("comm %s: %d recipient(s) fanned out into %d unit(s)", comm.comm_id.hex, len(recipients),
+                     len(units))
+            return self._report(comm, recipients, None)
+        settled = self._settle(comm.comm_id)
+        return self._report(*(settled or (comm, recipients)), None)
+
+    def _deliver(
+        self, comm: Communication, recipients: Sequence[Recipient], scope: Sequence[Recipient], started: float
+    ) -> DeliveryReport:
+        """The run proper: reconcile what may have been sent, then claim, send and record ``scope`` batch by batch."""
+        comm_id = comm.comm_id
+        due, maybe_sent, busy_for = self._classify(scope)
         for start in range(0, len(maybe_sent), self._batch_size):
             batch = maybe_sent[start : start + self._batch_size]
             resend = self._reconcile(comm, batch)
@@ -188,12 +229,42 @@ class Delivery:
         report = self._report(comm, recipients, _longest(retry_after, busy_for))
         if due:
             raise MoreToSend(report, len(due))
-        if report.pending:
+        if _open(scope):
             raise RetryLater(report)
         return report
 
-    def give_up(self, comm_id: uuid.UUID, reason: str) -> DeliveryReport | None:
-        """Mark every recipient not yet Sent or Failed as Failed, so the communication ends.
+    def _settle(self, comm_id: uuid.UUID) -> tuple[Communication, list[Recipient]] | None:
+        """Write the communication's counts and status as its recipient rows say, on the ETag read with them.
+
+        A unit's record transaction counts other units' recipients as it last read them; this puts them
+        right. The write is conditional: when another unit wrote the row since it was read, read again,
+        so the last write always follows every recorded outcome. Rows only move towards final, so no
+        stale count ever shows a communication final too early.
+        """
+        for _ in range(SETTLE_TRIES):
+            snapshot = self._store.load(comm_id)
+            if snapshot is None:
+                return None
+            comm, recipients = snapshot.communication, snapshot.all_recipients()
+            sent, failed, pending = count_recipients(recipients)
+            status = aggregate_status(sent, failed, pending) if sent + failed or not pending else comm.status
+            if (comm.sent_count, comm.failed_count, comm.status) == (sent, failed, status):
+                return comm, recipients
+            comm.sent_count, comm.failed_count, comm.status = sent, failed, status
+            comm.updated_at = self._clock()
+            try:
+                self._store.save_counts(comm)
+            except ConcurrentUpdate:
+                continue
+            if status.is_final:
+                log.info("comm %s %s: %d sent, %d failed", comm_id.hex, status, sent, failed)
+            return comm, recipients
+        log.warning("comm %s: counts not settled after %d tries; the next unit or the sweep settles them",
+                    comm_id.hex, SETTLE_TRIES)
+        return None
+
+    def give_up(self, comm_id: uuid.UUID, reason: str, unit: range | None = None) -> DeliveryReport | None:
+        """Mark every recipient (of ``unit`` when given) not yet Sent or Failed as Failed, so the communication ends.
 
         Used when the retry budget is spent (the poison queue): nothing stays Pending or
         Sending forever. Conditional writes make it step back if a worker is mid-way.
@@ -203,8 +274,19 @@ class Delivery:
             return None
         comm = snapshot.communication
         recipients = snapshot.all_recipients()
+        try:
+            return self._give_up(comm, recipients, reason, unit)
+        finally:
+            if len(recipients) > self._batch_size:
+                self._settle(comm_id)
+
+    def _give_up(
+        self, comm: Communication, recipients: Sequence[Recipient], reason: str, unit: range | None
+    ) -> DeliveryReport:
+        comm_id = comm.comm_id
         now = self._clock()
-        open_recipients = [recipient for recipient in recipients if not recipient.status.is_final]
+        scope = recipients if unit is None else [recipients[index] for index in unit if index < len(recipients)]
+        open_recipients = [recipient for recipient in scope if not recipient.status.is_final]
         for recipient in open_recipients:
             detail = f" (last error {recipient.error_code}: {recipient.error_message})" if recipient.error_code else ""
             recipient.status = RecipientState.FAILED
@@ -212,7 +294,7 @@ class Delivery:
             recipient.error_message = f"{reason}{detail}"[:1000]
             recipient.updated_at = now
         comm.last_error = f"{ABANDONED}: {reason}"[:1000]
-        if not open_recipients:
+        if not open_recipients and unit is None:
             sent, failed, pending = count_recipients(recipients)
             comm.status = aggregate_status(sent, failed, pending)
             comm.updated_at = now
@@ -412,6 +494,10 @@ class Delivery:
             retry_after_seconds=retry_after,
             last_error=comm.last_error,
         )
+
+
+def _open(recipients: Iterable[Recipient]) -> bool:
+    return any(not recipient.status.is_final for recipient in recipients)
 
 
 def _longest(current: float | None, candidate: float | None) -> float | None:

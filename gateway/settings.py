@@ -149,6 +149,12 @@ class Settings:
         default="0 * * * * *",
         description="when the sweep runs (UTC); set it even to the default: the timer trigger reads it too",
     )
+    provider_concurrency: int | None = setting(
+        "SMS_PROVIDER_CONCURRENCY", Integer(maximum=100),
+        description="provider calls in flight at once within one batch, each its own pooled connection; unset, the "
+        "provider's default: twilio 10 (a request per recipient), acs 1 (a request carries the batch), outbox 1 "
+        "(a table transaction carries the batch)",
+    )
     provider_settings: SettingsTable | None = None  # the chosen provider's, as PROVIDERS declares them
 
     def __post_init__(self) -> None:

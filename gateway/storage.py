@@ -552,6 +552,28 @@ class CommunicationStore(TableStore):
         for recipient, result in zip(recipients, results, strict=False):
             recipient.etag = result.get("etag")
 
+    def save_counts(self, comm: Communication) -> None:
+        """Write the header's counts and status, if it is unchanged since read (its ETag); else ConcurrentUpdate.
+
+        How a fanned-out communication's units settle its counts from its recipient rows (``delivery``).
+        """
+        entity = {
+            "PartitionKey": comm.comm_id.hex,
+            "RowKey": HEADER_ROW,
+            "Status": comm.status.value,
+            "SentCount": comm.sent_count,
+            "FailedCount": comm.failed_count,
+            "UpdatedAt": comm.updated_at,
+        }
+        try:
+            result = self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=comm.etag,
+                                               match_condition=MatchConditions.IfNotModified)
+        except HttpResponseError as error:
+            if _is_conflict(error):
+                raise ConcurrentUpdate(comm.comm_id.hex) from error
+            raise
+        comm.etag = result.get("etag")
+
     def stale(self, updated_before: datetime, created_after: datetime) -> Iterable[Communication]:
         """Communications not yet final whose last change is older than ``updated_before``.
 
