@@ -171,7 +171,7 @@ class Delivery:
         Each batch is sent under its claim: the provider starts no call that could outlast it.
         """
         started = time.monotonic()
-        snapshot = self._store.load(comm_id)
+        snapshot = self._store.load(comm_id, rows=unit)  # a unit reads the header and its own rows only
         if snapshot is None:
             return None
         comm = snapshot.communication
@@ -183,7 +183,7 @@ class Delivery:
             return self._fan_out(comm, recipients, fan_out)
         scope = recipients if unit is None else [recipients[index] for index in unit if index < len(recipients)]
         try:
-            return self._deliver(comm, recipients, scope, started)
+            return self._deliver(comm, recipients, scope, started, counts=unit is None)
         finally:
             if fanned_out:
                 self._settle(comm_id)
@@ -195,12 +195,13 @@ class Delivery:
             fan_out(units)
             log.info("comm %s: %d recipient(s) fanned out into %d unit(s)", comm.comm_id.hex, len(recipients),
                      len(units))
-            return self._report(comm, recipients, None)
-        settled = self._settle(comm.comm_id)
-        return self._report(*(settled or (comm, recipients)), None)
+        else:
+            comm.status = self._settle(comm.comm_id) or comm.status
+        return self._report(comm, recipients, None)
 
     def _deliver(
-        self, comm: Communication, recipients: Sequence[Recipient], scope: Sequence[Recipient], started: float
+        self, comm: Communication, recipients: Sequence[Recipient], scope: Sequence[Recipient], started: float, *,
+        counts: bool,
     ) -> DeliveryReport:
         """The run proper: reconcile what may have been sent, then claim, send and record ``scope`` batch by batch."""
         comm_id = comm.comm_id
@@ -210,17 +211,17 @@ class Delivery:
             resend = self._reconcile(comm, batch)
             settled = [recipient for recipient in batch if recipient.status.is_final]
             if settled:
-                self._record(comm, recipients, settled)
+                self._record(comm, recipients, settled, counts=counts)
             due.extend(resend)
         retry_after: float | None = None
         nothing_due = not due
         while due and time.monotonic() - started < self._run_seconds:
             batch, due = due[: self._batch_size], due[self._batch_size :]
             claimed = time.monotonic()
-            self._claim(comm, recipients, batch)
+            self._claim(comm, recipients, batch, counts=counts)
             results = self._send(comm, batch, deadline=claimed + self._claim_timeout)
             retry_after = _longest(retry_after, self._apply(batch, results))
-            self._record(comm, recipients, batch)
+            self._record(comm, recipients, batch, counts=counts)
             unsent = [recipient for recipient in batch if recipient.error_code == OUT_OF_TIME]
             if len(unsent) < len(batch):
                 due = unsent + due  # their claim ran out before their turn: a fresh claim takes them
@@ -233,32 +234,29 @@ class Delivery:
             raise RetryLater(report)
         return report
 
-    def _settle(self, comm_id: uuid.UUID) -> tuple[Communication, list[Recipient]] | None:
+    def _settle(self, comm_id: uuid.UUID) -> CommStatus | None:
         """Write the communication's counts and status as its recipient rows say, on the ETag read with them.
 
-        A unit's record transaction counts other units' recipients as it last read them; this puts them
-        right. The write is conditional: when another unit wrote the row since it was read, read again,
-        so the last write always follows every recorded outcome. Rows only move towards final, so no
-        stale count ever shows a communication final too early.
+        A unit writes only its own rows (its record leaves the header's counts alone); this puts the
+        counts right. The write is conditional: when another unit wrote the header since it was read, read
+        again, so the last write always follows every recorded outcome. Rows only move towards final, so
+        no count ever shows a communication final too early. Returns the status it leaves.
         """
         for _ in range(SETTLE_TRIES):
-            snapshot = self._store.load(comm_id)
-            if snapshot is None:
+            tally = self._store.tally(comm_id)
+            if tally is None:
                 return None
-            comm, recipients = snapshot.communication, snapshot.all_recipients()
-            sent, failed, pending = count_recipients(recipients)
-            status = aggregate_status(sent, failed, pending) if sent + failed or not pending else comm.status
-            if (comm.sent_count, comm.failed_count, comm.status) == (sent, failed, status):
-                return comm, recipients
-            comm.sent_count, comm.failed_count, comm.status = sent, failed, status
-            comm.updated_at = self._clock()
+            sent, failed, pending = tally.rows
+            status = aggregate_status(sent, failed, pending) if sent + failed or not pending else tally.status
+            if (tally.sent_count, tally.failed_count, tally.status) == (sent, failed, status):
+                return status
             try:
-                self._store.save_counts(comm)
+                self._store.save_counts(comm_id, tally, status, self._clock())
             except ConcurrentUpdate:
                 continue
             if status.is_final:
                 log.info("comm %s %s: %d sent, %d failed", comm_id.hex, status, sent, failed)
-            return comm, recipients
+            return status
         log.warning("comm %s: counts not settled after %d tries; the next unit or the sweep settles them",
                     comm_id.hex, SETTLE_TRIES)
         return None
@@ -269,7 +267,7 @@ class Delivery:
         Used when the retry budget is spent (the poison queue): nothing stays Pending or
         Sending forever. Conditional writes make it step back if a worker is mid-way.
         """
-        snapshot = self._store.load(comm_id)
+        snapshot = self._store.load(comm_id, rows=unit)
         if snapshot is None:
             return None
         comm = snapshot.communication
@@ -306,7 +304,7 @@ class Delivery:
             comm.status = aggregate_status(sent, failed, pending)
             comm.updated_at = now
             try:
-                self._store.save(comm, batch, claim=True)
+                self._store.save(comm, batch, claim=True, counts=unit is None)
             except ConcurrentUpdate as error:
                 raise DeliveryInProgress(comm_id.hex) from error
         log.warning("comm %s abandoned: %s", comm_id.hex, reason)
@@ -407,7 +405,9 @@ class Delivery:
         first = recipient.first_attempt_at or recipient.claimed_at or now
         return (now - first).total_seconds() < window
 
-    def _claim(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
+    def _claim(
+        self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient], *, counts: bool
+    ) -> None:
         now = self._clock()
         for recipient in batch:
             recipient.status = RecipientState.SENDING
@@ -418,7 +418,7 @@ class Delivery:
         comm.status = CommStatus.SENDING
         comm.updated_at = now
         try:
-            self._store.save(comm, batch, claim=True)
+            self._store.save(comm, batch, claim=True, counts=counts)
         except ConcurrentUpdate as error:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
         comm.recipient_rows_written = all(recipient.etag is not None for recipient in recipients)
@@ -468,7 +468,9 @@ class Delivery:
                 retry_after = _longest(retry_after, result.retry_after_seconds)
         return retry_after
 
-    def _record(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
+    def _record(
+        self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient], *, counts: bool
+    ) -> None:
         sent, failed, pending = count_recipients(recipients)
         comm.sent_count, comm.failed_count = sent, failed
         comm.status = aggregate_status(sent, failed, pending)
@@ -476,8 +478,8 @@ class Delivery:
         if errors:
             comm.last_error = errors[-1][:1000]
         comm.updated_at = self._clock()
-        self._store.save(comm, batch)
-        if comm.status.is_final:
+        self._store.save(comm, batch, counts=counts)
+        if counts and comm.status.is_final:
             log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
 
     def _report(

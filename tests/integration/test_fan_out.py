@@ -10,13 +10,14 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from gateway.delivery import Delivery, DeliveryInProgress
 from gateway.providers.base import OutboundSms, Outcome, SendResult
-from gateway.storage import CommStatus, RecipientState, utcnow
+from gateway.storage import CommStatus, RecipientCounts, RecipientState, utcnow
 from tests.integration.test_delivery import ScriptedProvider, make_delivery, stored
 
 
@@ -154,9 +155,8 @@ def test_a_fan_out_with_nothing_open_puts_stale_counts_right(store) -> None:
     delivery = make_delivery(store, ScriptedProvider())
     for unit in units_of(delivery, comm.comm_id):
         delivery.deliver(comm.comm_id, unit)
-    stale = header(store, comm.comm_id)
-    stale.sent_count, stale.status = 99, CommStatus.SENDING  # as if the last unit died before settling
-    store.save_counts(stale)
+    tally = store.tally(comm.comm_id)  # as if the last unit died before settling:
+    store.save_counts(comm.comm_id, replace(tally, rows=RecipientCounts(99, 0, 51)), CommStatus.SENDING, utcnow())
 
     assert units_of(delivery, comm.comm_id) == []  # the sweep's whole-communication message
 
