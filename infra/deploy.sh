@@ -10,7 +10,7 @@
 # Other settings come from environment variables, all optional (docs/deploy.md lists them):
 #   AZURE_RESOURCE_GROUP          resource group (default rg-sms-gateway-<environment>)
 #   SMS_FUNCTION_APP_NAME         function app name (template default: production-eros-gateway-api-sms-wa)
-#   SMS_CUSTOM_DOMAIN             custom host name (create its DNS records first)
+#   SMS_CUSTOM_DOMAIN             custom host name, served by Front Door (the DNS records to create are printed)
 #   SMS_PROVIDER                  twilio | acs | outbox, when --provider is not given
 #   SMS_DEFAULT_SENDER, SMS_DEFAULT_REGION, SMS_JSON_CASING,
 #   SMS_QUEUE_NAME, SMS_TABLE_PREFIX
@@ -324,6 +324,17 @@ Deployed.
   Storage account: $account
   Key Vault:       $vault
   SMS provider:    $provider
+
+EOF
+  if [[ -n "${SMS_CUSTOM_DOMAIN:-}" ]]; then
+    cat <<EOF
+Custom domain $SMS_CUSTOM_DOMAIN: create these DNS records, then wait for Front Door to approve the domain
+and provision its certificate (docs/deploy.md, "Custom domain"):
+  TXT    $(output CUSTOM_DOMAIN_TXT_NAME)  $(output CUSTOM_DOMAIN_TXT_VALUE)
+  CNAME  $SMS_CUSTOM_DOMAIN  $(output CUSTOM_DOMAIN_CNAME_TARGET)
+EOF
+  fi
+  cat <<EOF
 
 Create the first API key from this checkout, signed in with az login as a principal that has
 Storage Table Data Contributor on $account (this script granted it to you unless SMS_GRANT_DEPLOYER=false;

@@ -1,15 +1,22 @@
 // SMS gateway on Azure Functions Flex Consumption (Python 3.11), identity-only storage access.
 //
-// Deploys into an existing resource group (azd asks for one; infra/deploy.sh creates it):
-//   storage account (tables, queues and the deployment container; shared keys disabled),
-//   user-assigned identity with data-plane roles, Log Analytics + Application Insights (Entra auth only),
-//   Key Vault in RBAC mode for provider secrets, the Flex Consumption plan and function app,
-//   and optionally an Azure Communication Services resource and a custom domain with a managed certificate.
+// Deploys into an existing resource group (azd asks for one; infra/deploy.sh creates it). This file holds the
+// parameters, the names and the gateway's app settings, and wires the modules in app/ the way Microsoft's Flex
+// Consumption quickstart does (Azure-Samples/functions-quickstart-python-http-azd: infra/main.bicep + infra/app/):
+//   app/identity.bicep       the app's user-assigned managed identity
+//   app/storage.bicep        storage account: tables, queues, the deployment container (shared keys disabled)
+//   app/monitoring.bicep     Log Analytics + Application Insights (Entra auth only)
+//   app/keyvault.bicep       Key Vault (RBAC mode) and the provider secrets given as parameters
+//   app/rbac.bicep           data-plane roles for the identity and, optionally, the deployer
+//   app/communication.bicep  optional Communication Services resource and the identity's role on it
+//   app/function.bicep       Flex Consumption plan and function app, with the host's own app settings
+//   app/frontdoor.bicep      optional Azure Front Door for a custom domain (Flex has no App Service certificates)
 //
-// Every app setting the gateway and the host read is in the `appSettings` variable below (a list of name/value
-// pairs, the shape siteConfig.appSettings takes): tests/test_infra.py checks it against the app's declared
-// settings (gateway/settings.py and each provider's), their parameters' defaults and bounds too, so keep it the
-// one place where settings are listed.
+// Every app setting the gateway reads is in the `appSettings` variable below (a list of name/value pairs, the shape
+// siteConfig.appSettings takes); app/function.bicep adds the Functions host's own (`hostSettings`).
+// tests/infra/test_infra.py checks both against the app's declared settings (gateway/settings.py and each
+// provider's), this file's parameter defaults and bounds too; tests/infra/flex_rules.py fails on any property,
+// setting or resource the Flex Consumption documentation says the plan rejects, citing the source of each rule.
 //
 // Checks that checkov reports and this template deliberately does not follow are suppressed inside the resource
 // they concern with a `// checkov:skip=<id>:<reason>` comment, each with its reason.
@@ -41,22 +48,30 @@ param functionAppName string = 'production-eros-gateway-api-sms-wa'
 @description('Memory of each Flex Consumption instance in MB; CPU is allocated in proportion.')
 param instanceMemoryMB int = 2048
 
-@minValue(1)
+// 40 to 1000, the official Flex Consumption samples' bounds (azure-functions-flex-consumption-samples,
+// IaC/bicep/main.bicep). Microsoft's plan page ("Flex Consumption plan hosting", Considerations, "Scale") gave 40 as
+// "the lowest maximum scale" through 2025 and now says 1; values under 40 have been reported refused where the
+// platform lagged the page. 40 or more deploys either way; a lower ceiling can be set on the running app
+// afterwards (docs/deploy.md, "Scale limits").
+@minValue(40)
 @maxValue(1000)
-@description('Upper bound on instances the app scales out to: bounds cost and the rate offered to the SMS provider.')
+@description('Upper bound on instances per scale group (40 to 1000): bounds cost and the rate offered to the SMS provider.')
 param maximumInstanceCount int = 100
 
-@description('Spread the plan across availability zones. On Flex Consumption the platform then keeps at least two always-ready instances, billed even when idle, and the storage account must be zone-redundant.')
+@description('Spread the plan across availability zones. On Flex Consumption the platform then keeps at least two always-ready instances, billed even when idle, and the storage account must be zone-redundant (storageSku Standard_ZRS or Standard_GZRS).')
 param zoneRedundant bool = false
 
+// Standard_LRS by default because every Flex Consumption region offers it; ZRS and GZRS exist only in regions with
+// availability zones ("Azure regions that support zone-redundant storage (ZRS)", Azure Storage docs), and Flex
+// regions such as westus, northcentralus, westcentralus, ukwest, southindia and australiasoutheast have none.
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
   'Standard_GRS'
   'Standard_GZRS'
 ])
-@description('Storage redundancy. The account holds the accepted messages, so the default keeps three copies across zones.')
-param storageSku string = 'Standard_ZRS'
+@description('Storage redundancy: Standard_LRS (every region), Standard_GRS (a copy in the paired region), Standard_ZRS or Standard_GZRS (only in regions with availability zones; required by zoneRedundant).')
+param storageSku string = 'Standard_LRS'
 
 @description('Key Vault name; the default is generated. Override it when a soft-deleted vault still holds the generated name.')
 param keyVaultName string = ''
@@ -80,11 +95,15 @@ param deployerPrincipalId string = ''
 @description('Kind of principal deployerPrincipalId is.')
 param deployerPrincipalType string = 'User'
 
-@description('Custom host name for the API, for example sms.example.com. Before deploying, create the DNS records: CNAME <host> -> <functionAppName>.azurewebsites.net and TXT asuid.<host> = the app\'s customDomainVerificationId (docs/deploy.md).')
+@description('Custom host name for the API, for example sms.example.com. Flex Consumption cannot hold a certificate for it, so the template puts Azure Front Door in front of the app with a certificate Front Door manages; after deploying, create the TXT and CNAME records the outputs name (docs/deploy.md).')
 param customDomain string = ''
 
-@description('With customDomain: create a free App Service managed certificate for it and bind it with SNI.')
-param customDomainManagedCertificate bool = true
+@allowed([
+  'Standard_AzureFrontDoor'
+  'Premium_AzureFrontDoor'
+])
+@description('Front Door tier used with customDomain.')
+param frontDoorSku string = 'Standard_AzureFrontDoor'
 
 // ---------------------------------------------------------------------------------------------------------
 // Parameters: gateway settings (defaults equal the code's defaults in gateway/settings.py)
@@ -179,7 +198,7 @@ param acsConnectionString string = ''
 @description('Timeout of one Communication Services call in seconds; empty uses the app\'s default.')
 param acsTimeoutSeconds string = ''
 
-@description('Create a Communication Services resource and grant the app\'s identity Contributor on it (phone numbers are still bought in the portal).')
+@description('Create a Communication Services resource and grant the app\'s identity Contributor on it, the narrowest role that lets it send SMS with Entra ID (app/communication.bicep says why); phone numbers are still bought in the portal.')
 param createCommunicationService bool = false
 
 @description('Where a created Communication Services resource keeps its data at rest.')
@@ -206,9 +225,8 @@ var logAnalyticsName = 'log-${resourceToken}'
 var appInsightsName = 'appi-${resourceToken}'
 var communicationServiceName = 'acs-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
-var blobEndpoint = 'https://${storageAccountName}.blob.${environment().suffixes.storage}'
-var queueEndpoint = 'https://${storageAccountName}.queue.${environment().suffixes.storage}'
-var tableEndpoint = 'https://${storageAccountName}.table.${environment().suffixes.storage}'
+var frontDoorProfileName = 'afd-${resourceToken}'
+var frontDoorEndpointName = 'api-${resourceToken}'
 
 // The gateway's storage: the names must match gateway/settings.py (Settings.queue_name, poison_queue_name,
 // communications_table, api_keys_table, outbox_table); tests/test_infra.py checks it.
@@ -222,17 +240,6 @@ var tableNames = [
   '${smsTablePrefix}Outbox'
 ]
 
-// Built-in role definition ids.
-var roles = {
-  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
-  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
-  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
-  contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c'
-}
-
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.
 var secretNames = {
   twilioAuthToken: 'twilio-auth-token'
@@ -244,50 +251,15 @@ var useTwilioApiKeySecret = !empty(twilioApiKeySecret) || contains(existingSecre
 var useAcsConnectionString = !empty(acsConnectionString) || contains(existingSecretNames, secretNames.acsConnectionString)
 var vaultSecretsUri = 'https://${vaultName}${environment().suffixes.keyvaultDns}/secrets'
 // The app takes a connection string or an endpoint, not both: a configured connection string wins.
-var acsIdentityEndpoint = createCommunicationService ? 'https://${communicationService.properties.hostName}' : acsEndpoint
+var acsIdentityEndpoint = createCommunicationService ? communication.outputs.endpoint : acsEndpoint
 var acsEndpointValue = useAcsConnectionString ? '' : acsIdentityEndpoint
 
 // ---------------------------------------------------------------------------------------------------------
-// App settings: the one list of every setting the app and the host read. Empty values mean "not configured"
-// (the app treats an empty setting like a missing one). FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION
-// are absent on purpose: Flex Consumption takes the runtime from functionAppConfig and rejects those settings.
+// App settings: the one list of every setting the gateway reads; app/function.bicep adds the host's own. Empty
+// values mean "not configured" (the app treats an empty setting like a missing one).
 // ---------------------------------------------------------------------------------------------------------
 
 var appSettings = [
-  // Host and gateway storage, identity-based (no connection string: shared keys are disabled).
-  {
-    name: 'AzureWebJobsStorage__accountName'
-    value: storageAccountName
-  }
-  {
-    name: 'AzureWebJobsStorage__credential'
-    value: 'managedidentity'
-  }
-  {
-    name: 'AzureWebJobsStorage__clientId'
-    value: identity.properties.clientId
-  }
-  {
-    name: 'AzureWebJobsStorage__blobServiceUri'
-    value: blobEndpoint
-  }
-  {
-    name: 'AzureWebJobsStorage__queueServiceUri'
-    value: queueEndpoint
-  }
-  {
-    name: 'AzureWebJobsStorage__tableServiceUri'
-    value: tableEndpoint
-  }
-  // Telemetry with Entra auth (local auth is disabled on the Application Insights resource).
-  {
-    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-    value: appInsights.properties.ConnectionString
-  }
-  {
-    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-    value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
-  }
   // Gateway.
   {
     name: 'SMS_QUEUE_NAME'
@@ -403,7 +375,7 @@ var appSettings = [
   }
   {
     name: 'ACS_CLIENT_ID'
-    value: empty(acsEndpointValue) ? '' : identity.properties.clientId
+    value: empty(acsEndpointValue) ? '' : identity.outputs.clientId
   }
   {
     name: 'ACS_TIMEOUT_SECONDS'
@@ -412,418 +384,113 @@ var appSettings = [
 ]
 
 // ---------------------------------------------------------------------------------------------------------
-// Identity
+// Modules
 // ---------------------------------------------------------------------------------------------------------
 
-resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: identityName
-  location: location
-  tags: tags
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Storage
-// ---------------------------------------------------------------------------------------------------------
-
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35:Flex Consumption without a virtual network reaches storage over its public endpoint; every request needs an Entra token (shared keys are disabled) and RBAC scopes what each identity can do.
-  // checkov:skip=CKV_AZURE_59:Same reason as CKV_AZURE_35: public network access is required without a virtual network; no account key or SAS can authenticate.
-  // checkov:skip=CKV_AZURE_206:Zone-redundant (Standard_ZRS) by default; geo-replication is the storageSku parameter (Standard_GZRS) for deployments that need a second region.
-  // checkov:skip=CKV_AZURE_43:The name is 'st' + uniqueString(), 15 lowercase letters and digits; checkov cannot evaluate Bicep variables.
-  name: storageAccountName
-  location: location
-  tags: tags
-  kind: 'StorageV2'
-  sku: {
-    name: storageSku
-  }
-  properties: {
-    accessTier: 'Hot'
-    allowBlobPublicAccess: false
-    allowCrossTenantReplication: false
-    allowSharedKeyAccess: false
-    defaultToOAuthAuthentication: true
-    minimumTlsVersion: 'TLS1_2'
-    publicNetworkAccess: 'Enabled'
-    supportsHttpsTrafficOnly: true
-    networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
-    }
-  }
-}
-
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
-  parent: storage
-  name: 'default'
-  properties: {
-    deleteRetentionPolicy: {
-      enabled: true
-      days: 7
-    }
-    containerDeleteRetentionPolicy: {
-      enabled: true
-      days: 7
-    }
-  }
-}
-
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: blobService
-  name: deploymentContainerName
-  properties: {
-    publicAccess: 'None'
-  }
-}
-
-resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
-  parent: storage
-  name: 'default'
-}
-
-resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
-  for queueName in queueNames: {
-    parent: queueService
-    name: queueName
-  }
-]
-
-resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
-  parent: storage
-  name: 'default'
-}
-
-resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
-  for tableName in tableNames: {
-    parent: tableService
-    name: tableName
-  }
-]
-
-// ---------------------------------------------------------------------------------------------------------
-// Monitoring
-// ---------------------------------------------------------------------------------------------------------
-
-resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
-  name: logAnalyticsName
-  location: location
-  tags: tags
-  properties: {
-    sku: {
-      name: 'PerGB2018'
-    }
-    retentionInDays: 30
-  }
-}
-
-resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
-  name: appInsightsName
-  location: location
-  tags: tags
-  kind: 'web'
-  properties: {
-    Application_Type: 'web'
-    WorkspaceResourceId: logAnalytics.id
-    IngestionMode: 'LogAnalytics'
-    DisableLocalAuth: true
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Key Vault (RBAC mode) and the provider secrets given as parameters
-// ---------------------------------------------------------------------------------------------------------
-
-resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109:The platform resolves the app's Key Vault references over the public endpoint (no virtual network); every request needs an Entra token authorised by RBAC.
-  // checkov:skip=CKV_AZURE_189:Same reason as CKV_AZURE_109: public network access is required without a virtual network.
-  // checkov:skip=CKV_AZURE_110:Purge protection is the keyVaultPurgeProtection parameter, on by default; checkov cannot evaluate the expression (the API accepts only true, so off means leaving the property out).
-  // checkov:skip=CKV_AZURE_42:Soft delete is always on and purge protection follows keyVaultPurgeProtection (on by default); checkov cannot evaluate that expression.
-  name: vaultName
-  location: location
-  tags: tags
-  properties: {
-    tenantId: subscription().tenantId
-    sku: {
-      family: 'A'
-      name: 'standard'
-    }
-    enableRbacAuthorization: true
-    enableSoftDelete: true
-    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
-    // The API accepts only true here: leaving it out is how it stays off.
-    enablePurgeProtection: keyVaultPurgeProtection ? true : null
-    publicNetworkAccess: 'Enabled'
-    networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
-    }
-  }
-}
-
-module twilioAuthTokenInVault 'modules/vault-secret.bicep' = if (!empty(twilioAuthToken)) {
-  name: 'secret-twilio-auth-token-${resourceToken}'
+module identity 'app/identity.bicep' = {
+  name: 'identity-${resourceToken}'
   params: {
-    vaultName: keyVault.name
-    secretName: secretNames.twilioAuthToken
-    secretValue: twilioAuthToken
+    name: identityName
+    location: location
+    tags: tags
   }
 }
 
-module twilioApiKeySecretInVault 'modules/vault-secret.bicep' = if (!empty(twilioApiKeySecret)) {
-  name: 'secret-twilio-api-key-secret-${resourceToken}'
+module storage 'app/storage.bicep' = {
+  name: 'storage-${resourceToken}'
   params: {
-    vaultName: keyVault.name
-    secretName: secretNames.twilioApiKeySecret
-    secretValue: twilioApiKeySecret
+    name: storageAccountName
+    location: location
+    tags: tags
+    sku: storageSku
+    deploymentContainerName: deploymentContainerName
+    queueNames: queueNames
+    tableNames: tableNames
   }
 }
 
-module acsConnectionStringInVault 'modules/vault-secret.bicep' = if (!empty(acsConnectionString)) {
-  name: 'secret-acs-connection-string-${resourceToken}'
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring-${resourceToken}'
   params: {
-    vaultName: keyVault.name
-    secretName: secretNames.acsConnectionString
-    secretValue: acsConnectionString
+    logAnalyticsName: logAnalyticsName
+    appInsightsName: appInsightsName
+    location: location
+    tags: tags
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Azure Communication Services (optional)
-// ---------------------------------------------------------------------------------------------------------
+module keyVault 'app/keyvault.bicep' = {
+  name: 'keyvault-${resourceToken}'
+  params: {
+    name: vaultName
+    location: location
+    tags: tags
+    purgeProtection: keyVaultPurgeProtection
+    softDeleteRetentionDays: keyVaultSoftDeleteRetentionDays
+    secretNames: secretNames
+    twilioAuthToken: twilioAuthToken
+    twilioApiKeySecret: twilioApiKeySecret
+    acsConnectionString: acsConnectionString
+  }
+}
 
-resource communicationService 'Microsoft.Communication/communicationServices@2023-04-01' = if (createCommunicationService) {
-  name: communicationServiceName
-  location: 'global'
-  tags: tags
-  properties: {
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac-${resourceToken}'
+  params: {
+    storageAccountName: storage.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    keyVaultName: keyVault.outputs.name
+    identityId: identity.outputs.id
+    principalId: identity.outputs.principalId
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
+  }
+}
+
+module communication 'app/communication.bicep' = if (createCommunicationService) {
+  name: 'communication-${resourceToken}'
+  params: {
+    name: communicationServiceName
+    tags: tags
     dataLocation: communicationServiceDataLocation
+    identityId: identity.outputs.id
+    principalId: identity.outputs.principalId
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Role assignments for the app's identity
-// ---------------------------------------------------------------------------------------------------------
-
-resource blobOwnerAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roles.storageBlobDataOwner)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource queueContributorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roles.storageQueueDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource tableContributorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, roles.storageTableDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource metricsPublisherAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(appInsights.id, identity.id, roles.monitoringMetricsPublisher)
-  scope: appInsights
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource secretsUserAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(keyVault.id, identity.id, roles.keyVaultSecretsUser)
-  scope: keyVault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource communicationContributorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (createCommunicationService) {
-  name: guid(resourceGroup().id, communicationServiceName, identity.id, roles.contributor)
-  scope: communicationService
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.contributor)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// Role assignments for the deployer (optional): create API keys from a workstation, put secrets in the vault.
-
-resource deployerTableAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
-  name: guid(storage.id, deployerPrincipalId, roles.storageTableDataContributor)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
-    principalId: deployerPrincipalId
-    principalType: deployerPrincipalType
-  }
-}
-
-resource deployerSecretsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
-  name: guid(keyVault.id, deployerPrincipalId, roles.keyVaultSecretsOfficer)
-  scope: keyVault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
-    principalId: deployerPrincipalId
-    principalType: deployerPrincipalType
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Flex Consumption plan and function app
-// ---------------------------------------------------------------------------------------------------------
-
-resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_225:Zone redundancy is the zoneRedundant parameter, off by default: on Flex Consumption it keeps at least two always-ready instances billed around the clock, and an idle gateway should cost nothing.
-  name: planName
-  location: location
-  tags: tags
-  kind: 'functionapp'
-  sku: {
-    tier: 'FlexConsumption'
-    name: 'FC1'
-  }
-  properties: {
-    reserved: true
+module functionApp 'app/function.bicep' = {
+  name: 'function-${resourceToken}'
+  params: {
+    name: appName
+    planName: planName
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    appSettings: appSettings
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
   }
-}
-
-resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222:The API is public by design: existing SMS clients call it from the internet, authenticated by the gateway's API keys.
-  // checkov:skip=CKV_AZURE_17:Existing SMS clients authenticate with an API key over TLS and present no client certificate.
-  // checkov:skip=CKV_AZURE_212:numberOfWorkers is a Dedicated-plan setting; Flex Consumption scales instances from zero on demand.
-  // checkov:skip=CKV_AZURE_213:App Service health check is built for fixed instance pools; this plan scales to zero, so probe the gateway's health route with an Application Insights availability test instead (docs/deploy.md).
-  name: appName
-  location: location
-  tags: union(tags, {
-    'azd-service-name': 'api'
-  })
-  kind: 'functionapp,linux'
-  identity: {
-    type: 'UserAssigned'
-    userAssignedIdentities: {
-      '${identity.id}': {}
-    }
-  }
-  properties: {
-    serverFarmId: plan.id
-    httpsOnly: true
-    clientCertEnabled: false
-    publicNetworkAccess: 'Enabled'
-    keyVaultReferenceIdentity: identity.id
-    siteConfig: {
-      minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
-      appSettings: appSettings
-    }
-    functionAppConfig: {
-      deployment: {
-        storage: {
-          type: 'blobContainer'
-          value: '${blobEndpoint}/${deploymentContainerName}'
-          authentication: {
-            type: 'UserAssignedIdentity'
-            userAssignedIdentityResourceId: identity.id
-          }
-        }
-      }
-      scaleAndConcurrency: {
-        instanceMemoryMB: instanceMemoryMB
-        maximumInstanceCount: maximumInstanceCount
-      }
-      runtime: {
-        name: 'python'
-        version: '3.11'
-      }
-    }
-  }
-  // The app starts once its identity can reach what the settings point at, and the provider secrets exist.
+  // The app starts once its identity can reach what the settings point at and the provider secrets exist.
   dependsOn: [
-    deploymentContainer
-    queues
-    tables
-    blobOwnerAssignment
-    queueContributorAssignment
-    tableContributorAssignment
-    metricsPublisherAssignment
-    secretsUserAssignment
-    twilioAuthTokenInVault
-    twilioApiKeySecretInVault
-    acsConnectionStringInVault
+    rbac
+    keyVault
   ]
 }
 
-// Deployments use Entra tokens (az, azd); publishing user names and passwords stay off.
-resource ftpCredentialsPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
-  parent: functionApp
-  name: 'ftp'
-  properties: {
-    allow: false
-  }
-}
-
-resource scmCredentialsPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
-  parent: functionApp
-  name: 'scm'
-  properties: {
-    allow: false
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Custom domain (optional): bind the host name, then a managed certificate with SNI.
-// ---------------------------------------------------------------------------------------------------------
-
-resource customHostBinding 'Microsoft.Web/sites/hostNameBindings@2024-04-01' = if (!empty(customDomain)) {
-  parent: functionApp
-  name: empty(customDomain) ? 'unused.invalid' : customDomain
-  properties: {
-    siteName: functionApp.name
-    hostNameType: 'Verified'
-    customHostNameDnsRecordType: 'CName'
-    sslState: 'Disabled'
-  }
-}
-
-resource managedCertificate 'Microsoft.Web/certificates@2024-04-01' = if (!empty(customDomain) && customDomainManagedCertificate) {
-  name: 'cert-${appName}'
-  location: location
-  tags: tags
-  properties: {
-    serverFarmId: plan.id
-    canonicalName: customDomain
-  }
-  dependsOn: [
-    customHostBinding
-  ]
-}
-
-module customHostTls 'modules/hostname-tls.bicep' = if (!empty(customDomain) && customDomainManagedCertificate) {
-  name: 'custom-host-tls-${resourceToken}'
+module frontDoor 'app/frontdoor.bicep' = if (!empty(customDomain)) {
+  name: 'frontdoor-${resourceToken}'
   params: {
-    siteName: functionApp.name
-    hostName: customDomain
-    certificateThumbprint: managedCertificate.properties.thumbprint
+    profileName: frontDoorProfileName
+    endpointName: frontDoorEndpointName
+    customDomain: customDomain
+    originHostName: functionApp.outputs.defaultHostName
+    sku: frontDoorSku
+    tags: tags
   }
 }
 
@@ -831,11 +498,15 @@ module customHostTls 'modules/hostname-tls.bicep' = if (!empty(customDomain) && 
 // Outputs (azd stores them in the environment; infra/deploy.sh prints them)
 // ---------------------------------------------------------------------------------------------------------
 
-output ENDPOINT_URL string = empty(customDomain) ? 'https://${functionApp.properties.defaultHostName}' : 'https://${customDomain}'
-output DEFAULT_HOST_URL string = 'https://${functionApp.properties.defaultHostName}'
-output FUNCTION_APP_NAME string = functionApp.name
+output ENDPOINT_URL string = empty(customDomain) ? 'https://${functionApp.outputs.defaultHostName}' : 'https://${customDomain}'
+output DEFAULT_HOST_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output FUNCTION_APP_NAME string = functionApp.outputs.name
 output RESOURCE_GROUP_NAME string = resourceGroup().name
-output STORAGE_ACCOUNT_NAME string = storage.name
-output KEY_VAULT_NAME string = keyVault.name
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output KEY_VAULT_NAME string = keyVault.outputs.name
 output SMS_PROVIDER string = smsProvider
 output AZURE_LOCATION string = location
+// With customDomain: the DNS records to create (docs/deploy.md, "Custom domain"); empty otherwise.
+output CUSTOM_DOMAIN_CNAME_TARGET string = empty(customDomain) ? '' : frontDoor.outputs.endpointHostName
+output CUSTOM_DOMAIN_TXT_NAME string = empty(customDomain) ? '' : frontDoor.outputs.validationRecordName
+output CUSTOM_DOMAIN_TXT_VALUE string = empty(customDomain) ? '' : frontDoor.outputs.validationToken

@@ -101,8 +101,8 @@ half-way. Nothing has been created. Deploy under a name of your own first, then 
   2. Prove it: create an API key and send a test SMS to https://$interim.azurewebsites.net
      (docs/deploy.md, "Create the first API key" and "Send the first SMS"); give each client its key.
   3. Move the clients without changing their URL, one of:
-     a. They call a host name of your own (a CNAME to the old app): bind that name to the new app and point
-        the CNAME at $interim.azurewebsites.net (docs/deploy.md, "Custom domain"). Done; no downtime.
+     a. They call a host name of your own (a CNAME to the old app): redeploy with it as SMS_CUSTOM_DOMAIN (Front Door),
+        validate it with the TXT record, then point the CNAME at Front Door (docs/deploy.md, "Custom domain").
      b. They call $name.azurewebsites.net: the name must move, with a few minutes of downtime.
         Flex Consumption runs one app per plan, so remove the interim app first, then the old one,
         then deploy again under the production name at once:

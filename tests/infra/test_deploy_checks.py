@@ -289,6 +289,19 @@ def test_deploy_goes_ahead_and_restarts_after_the_references_resolve(tmp_path: P
     assert name_check < created < deployed < refreshed < restarted < published
 
 
+def test_deploy_prints_the_dns_records_a_custom_domain_needs(tmp_path: Path) -> None:
+    records = {"CUSTOM_DOMAIN_TXT_NAME": "_dnsauth.sms.example.com", "CUSTOM_DOMAIN_TXT_VALUE": "token-123",
+               "CUSTOM_DOMAIN_CNAME_TARGET": "api-test-abc.z01.azurefd.net"}
+    azure = Azure(tmp_path, name_available=True, outputs={**OUTPUTS, **records})
+    completed = deploy(azure, tmp_path, SMS_CUSTOM_DOMAIN="sms.example.com")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert re.search(r"TXT\s+_dnsauth\.sms\.example\.com\s+token-123", completed.stdout), completed.stdout
+    assert re.search(r"CNAME\s+sms\.example\.com\s+api-test-abc\.z01\.azurefd\.net", completed.stdout)
+    (tmp_path / "plain").mkdir()
+    without = deploy(Azure(tmp_path / "plain", name_available=True), tmp_path / "plain")
+    assert "CNAME" not in without.stdout
+
+
 def test_deploy_stops_with_the_message_when_a_reference_never_resolves(tmp_path: Path) -> None:
     azure = Azure(tmp_path, references={"TWILIO_AUTH_TOKEN": ["AccessToKeyVaultDenied"]})
     completed = deploy(azure, tmp_path, SMS_VAULT_REFERENCE_WAIT_SECONDS="1")

@@ -1,11 +1,11 @@
 """Offline checks of the infrastructure: the Bicep template, its parameters, azd and the az deploy script.
 
-Bicep is parsed with pycep-parser and scanned with checkov, both run from their own virtualenv (``$IAC_VENV``,
-default ``.venv-iac/``, made from ``requirements-iac.txt``) because checkov pins many dependencies. Cross-checks
-tie the template to the code: queue and table names, the Python version, and the app's declared settings
+The template is ``infra/bicep/main.bicep`` and the modules it wires in ``infra/bicep/app/``; ``tests/infra/bicep.py``
+parses them with pycep-parser and checkov scans them, both from their own virtualenv. Cross-checks tie the template
+to the code: queue and table names, the Python version, and the app's declared settings
 (``gateway.settings.SETTING_GROUPS``): every one is an app setting unless exempt, parameter defaults and bounds
 agree with the declarations, and secrets are Key Vault references. ``local.settings.json.example`` is checked
-against the same declarations.
+against the same declarations. What Flex Consumption refuses is checked by ``test_flex_rules.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,26 @@ import pytest
 
 from gateway.config import Choice, ConfigError, Integer, Setting, as_text
 from gateway.settings import SETTING_GROUPS
+from tests.infra.bicep import (
+    BICEP_DIR,
+    MAIN_BICEP,
+    ROOT,
+    Template,
+    bicep_files,
+    decorators,
+    evaluate_string,
+    iac_tool,
+    loop_source,
+    parameter_defaults,
+    parse_bicep,
+    resource_body,
+    unquote,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-BICEP_DIR = ROOT / "infra" / "bicep"
-MAIN_BICEP = BICEP_DIR / "main.bicep"
 PARAMETERS_JSON = BICEP_DIR / "main.parameters.json"
 DEPLOY_SH = ROOT / "infra" / "deploy.sh"
 LOCAL_SETTINGS_EXAMPLE = ROOT / "local.settings.json.example"
-
-SETUP_HINT = (
-    "run scripts/test.sh, which creates it; by hand: "
-    "python3.11 -m venv .venv-iac && .venv-iac/bin/pip install -r requirements-iac.txt"
-)
+FUNCTION_BICEP = "app/function.bicep"
 
 # Declared settings the template must not set, with the reason.
 NOT_APP_SETTINGS = {
@@ -76,139 +83,46 @@ EXAMPLE_CHOICES = {
     "AzureWebJobsStorage": "Azurite, the local storage emulator",
     "SMS_DEFAULT_SENDER": "Twilio's test number, so a local send needs no From",
 }
-# Settings Flex Consumption rejects or that would bring shared-key storage back.
-FORBIDDEN_APP_SETTINGS = {
-    "AzureWebJobsStorage",
-    "FUNCTIONS_WORKER_RUNTIME",
-    "FUNCTIONS_EXTENSION_VERSION",
-    "WEBSITE_RUN_FROM_PACKAGE",
-    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
-    "WEBSITE_CONTENTSHARE",
-    "SCM_DO_BUILD_DURING_DEPLOYMENT",
-    "ENABLE_ORYX_BUILD",
+# Settings that would bring shared-key storage back (the account refuses shared keys). The settings Flex
+# Consumption refuses are rules in tests/infra/flex_rules.py.
+FORBIDDEN_APP_SETTINGS = {"AzureWebJobsStorage"}
+# Template parameters main.parameters.json leaves to their defaults, with the reason.
+UNMAPPED_PARAMETERS = {
+    "existingSecretNames": "an array: azd before Azure/azure-dev#6694 passes an environment value to it as a "
+    "string and the deployment fails; docs/deploy.md shows how to set it in main.parameters.json",
 }
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The IaC virtualenv and the tools in it
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def iac_venv() -> Path:
-    """Where the IaC tools are installed: $IAC_VENV, else .venv-iac/ in the repository."""
-    return Path(os.environ.get("IAC_VENV") or ROOT / ".venv-iac")
-
-
-def iac_tool(name: str) -> Path:
-    """A program in the IaC virtualenv; fails the test (not skips it) when the virtualenv is missing."""
-    venv = iac_venv()
-    for candidate in (venv / "bin" / name, venv / "Scripts" / f"{name}.exe"):
-        if candidate.exists():
-            return candidate
-    pytest.fail(f"{name} is not installed in the IaC virtualenv {venv}: {SETUP_HINT}")
-
-
-_PARSE_SCRIPT = """
-import json, sys
-from pathlib import Path
-from pycep import BicepParser
-parser = BicepParser(cache=False)
-result = {}
-for name in sys.argv[1:]:
-    try:
-        result[name] = {"ok": parser.parse(file_path=Path(name))}
-    except Exception as error:  # report every file, not just the first failure
-        result[name] = {"error": f"{type(error).__name__}: {error}"}
-print(json.dumps(result, default=str))
-"""
-
-
-def parse_bicep(*paths: Path) -> dict[Path, dict[str, Any]]:
-    """Parse Bicep files with pycep in the IaC virtualenv; raises AssertionError naming any file that fails."""
-    texts = tuple((path, path.read_text()) for path in paths)
-    parsed = _parse_cached(texts)
-    errors = {path: result["error"] for path, result in parsed.items() if "error" in result}
-    assert not errors, f"Bicep files pycep cannot parse: {errors}"
-    return {path: result["ok"] for path, result in parsed.items()}
-
-
-@cache
-def _parse_cached(texts: tuple[tuple[Path, str], ...]) -> dict[Path, dict[str, Any]]:
-    python = iac_tool("python")
-    completed = subprocess.run(
-        [str(python), "-c", _PARSE_SCRIPT, *(str(path) for path, _ in texts)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert completed.returncode == 0, f"pycep failed to run:\n{completed.stderr}"
-    return {Path(name): result for name, result in json.loads(completed.stdout).items()}
-
-
-def bicep_files() -> list[Path]:
-    return sorted(BICEP_DIR.rglob("*.bicep"))
-
-
 @pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    """main.bicep as pycep parses it."""
-    return parse_bicep(MAIN_BICEP)[MAIN_BICEP]
+def template() -> Template:
+    """Every file of infra/bicep as pycep parses it."""
+    return Template.load()
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reading the template
 # ---------------------------------------------------------------------------------------------------------------
 
+# Where the app settings are: the gateway's in main.bicep, the Functions host's in the function app's module.
+SETTINGS_VARIABLES = (("main.bicep", "appSettings"), (FUNCTION_BICEP, "hostSettings"))
 
-def template_app_settings(parsed: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(name, value expression) of each item of the template's `appSettings` variable, in order."""
-    variable = parsed.get("variables", {}).get("appSettings")
-    assert variable is not None, "main.bicep has no `appSettings` variable: keep every app setting in it"
-    items = variable["value"]
-    assert isinstance(items, list), "`appSettings` must be a list of {name, value} objects"
+
+def template_app_settings(template: Template) -> list[tuple[str, Any, str]]:
+    """(name, value expression, file) of each app setting the template sets, in order."""
     settings = []
-    for item in items:
-        assert isinstance(item, dict) and set(item) == {"name", "value"}, f"not a {{name, value}} object: {item}"
-        settings.append((str(item["name"]).strip("'"), item["value"]))
+    for file, variable_name in SETTINGS_VARIABLES:
+        variable = template.file(file).get("variables", {}).get(variable_name)
+        assert variable is not None, f"{file} has no `{variable_name}` variable: keep its app settings in it"
+        items = variable["value"]
+        assert isinstance(items, list), f"`{variable_name}` must be a list of {{name, value}} objects"
+        for item in items:
+            assert isinstance(item, dict) and set(item) == {"name", "value"}, f"not a {{name, value}} object: {item}"
+            settings.append((unquote(item["name"]), item["value"], file))
     return settings
 
 
-def template_app_setting_names(parsed: dict[str, Any]) -> list[str]:
-    return [name for name, _ in template_app_settings(parsed)]
-
-
-def parameter_defaults(parsed: dict[str, Any]) -> dict[str, Any]:
-    return {name: spec.get("default") for name, spec in parsed.get("parameters", {}).items()}
-
-
-def evaluate_string(expression: Any, parsed: dict[str, Any]) -> str:
-    """Evaluate a pycep string that is a parameter name or interpolates parameters, using their defaults."""
-    defaults = parameter_defaults(parsed)
-    assert isinstance(expression, str), f"cannot evaluate {expression!r}"
-    if expression in defaults:
-        return str(defaults[expression])
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        assert name in defaults, f"{expression!r} uses {name!r}, which is not a parameter"
-        return str(defaults[name])
-
-    return re.sub(r"\$\{(\w+)\}", substitute, expression)
-
-
-def resources_of_type(parsed: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {name: res for name, res in parsed.get("resources", {}).items() if res["type"] == resource_type}
-
-
-def resource_body(resource: dict[str, Any]) -> dict[str, Any]:
-    """The properties block of a resource, looking through `if (...)` and `for` wrappers."""
-    config = resource["config"]
-    while "config" in config and ("condition" in config or "loop_type" in config):
-        config = config["config"]
-    return config
-
-
-def loop_source(resource: dict[str, Any]) -> str | None:
-    loop = resource["config"].get("loop_type")
-    return loop["detail"].get("array_name") if loop else None
+def template_app_setting_names(template: Template) -> list[str]:
+    return [name for name, _, _ in template_app_settings(template)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -271,13 +185,13 @@ def parameter_problems(declared: Setting[Any], parameter: str, spec: dict[str, A
                             TEMPLATE_CHOICES)
     if problem:
         problems.append(problem)
-    decorators = {item["type"]: item["argument"] for item in spec.get("decorators", [])}
+    bounds_of = decorators(spec)
     kind = declared.kind
-    if isinstance(kind, Choice) and set(decorators.get("allowed", [])) != set(kind.choices):
+    if isinstance(kind, Choice) and set(bounds_of.get("allowed") or []) != set(kind.choices):
         problems.append(f"{declared.name}: parameter {parameter} must be @allowed({list(kind.choices)}), "
-                        f"not {decorators.get('allowed')}")
+                        f"not {bounds_of.get('allowed')}")
     if isinstance(kind, Integer):
-        bounds = (decorators.get("min_value"), decorators.get("max_value"))
+        bounds = (bounds_of.get("min_value"), bounds_of.get("max_value"))
         if bounds != (kind.minimum, kind.maximum):
             problems.append(f"{declared.name}: parameter {parameter} must have @minValue({kind.minimum})"
                             + (f" @maxValue({kind.maximum})" if kind.maximum is not None else "")
@@ -285,28 +199,33 @@ def parameter_problems(declared: Setting[Any], parameter: str, spec: dict[str, A
     return problems
 
 
-def template_problems(parsed: dict[str, Any]) -> list[str]:
-    """Where main.bicep's app settings disagree with the declared settings; each problem starts with the name."""
+def template_problems(template: Template) -> list[str]:
+    """Where the template's app settings disagree with the declared settings; each problem starts with the name.
+
+    A value that is one of main.bicep's parameters is checked through the parameter (default, @allowed, bounds);
+    a literal is checked as it is; other expressions (a module's parameters, names, endpoints) are not evaluated.
+    """
     declared = declared_settings()
-    settings = template_app_settings(parsed)
-    parameters = parsed.get("parameters", {})
-    variables = parsed.get("variables", {})
-    names = [name for name, _ in settings]
-    problems = [f"{name}: not in appSettings" for name in sorted(missing_from_template(declared, names))]
-    for name, value in settings:
+    settings = template_app_settings(template)
+    user_parameters = template.main.get("parameters", {})
+    names = [name for name, _, _ in settings]
+    problems = [f"{name}: not in the app settings" for name in sorted(missing_from_template(declared, names))]
+    for name, value, file in settings:
         setting = declared.get(name)
         if setting is None:
             if not is_host_setting(name):
-                problems.append(f"{name}: in appSettings, but neither the app nor the Functions host reads it")
+                problems.append(f"{name}: in the app settings, but neither the app nor the Functions host reads it")
             continue
         if setting.secret:
             if not is_vault_reference(value):
                 problems.append(f"{name}: a secret, so its value must be a Key Vault reference")
             continue
-        parameter = parameter_of(value, parameters)
+        parsed = template.file(file)
+        opaque = set(parsed.get("parameters", {})) | set(parsed.get("variables", {}))
+        parameter = parameter_of(value, user_parameters) if file == "main.bicep" else None
         if parameter is not None:
-            problems += parameter_problems(setting, parameter, parameters[parameter])
-        elif isinstance(value, str) and value not in variables and "${" not in value:
+            problems += parameter_problems(setting, parameter, user_parameters[parameter])
+        elif isinstance(value, str) and value not in opaque and "${" not in value:
             problem = value_problem(setting, value, "its value", TEMPLATE_CHOICES)
             if problem:
                 problems.append(problem)
@@ -386,28 +305,42 @@ def _default_settings() -> Any:
     return Settings(storage=StorageSettings(connection_string="UseDevelopmentStorage=true"))
 
 
-def test_queue_and_table_names_match_the_code(template: dict[str, Any]) -> None:
+def test_queue_and_table_names_match_the_code(template: Template) -> None:
     settings = _default_settings()
-    variables = template["variables"]
-    queues = {evaluate_string(v, template) for v in variables["queueNames"]["value"]}
-    tables = {evaluate_string(v, template) for v in variables["tableNames"]["value"]}
+    variables = template.main["variables"]
+    queues = {evaluate_string(v, template.main) for v in variables["queueNames"]["value"]}
+    tables = {evaluate_string(v, template.main) for v in variables["tableNames"]["value"]}
     assert queues == {settings.queue_name, settings.poison_queue_name}
     assert tables == {settings.communications_table, settings.api_keys_table, settings.outbox_table}
-    # ...and the template really creates them from those lists.
-    [queue_resource] = resources_of_type(template, "Microsoft.Storage/storageAccounts/queueServices/queues").values()
-    [table_resource] = resources_of_type(template, "Microsoft.Storage/storageAccounts/tableServices/tables").values()
-    assert loop_source(queue_resource) == "queueNames"
-    assert loop_source(table_resource) == "tableNames"
+    # ...and the storage module really creates them from those lists.
+    params = template.module("main.bicep", "storage")["params"]
+    assert (params["queueNames"], params["tableNames"]) == ("queueNames", "tableNames")
+    storage = template.file("app/storage.bicep")
+    [(_, queues_resource)] = [(f, r) for f, _, r in template.resources(
+        "Microsoft.Storage/storageAccounts/queueServices/queues")]
+    [(_, tables_resource)] = [(f, r) for f, _, r in template.resources(
+        "Microsoft.Storage/storageAccounts/tableServices/tables")]
+    assert loop_source(queues_resource) == "queueNames" and "queueNames" in storage["parameters"]
+    assert loop_source(tables_resource) == "tableNames" and "tableNames" in storage["parameters"]
 
 
-def test_template_agrees_with_the_declared_settings(template: dict[str, Any]) -> None:
+def test_template_agrees_with_the_declared_settings(template: Template) -> None:
     problems = template_problems(template)
-    assert not problems, "main.bicep's appSettings disagree with the declared settings:\n" + "\n".join(problems)
+    assert not problems, "the template's app settings disagree with the declared settings:\n" + "\n".join(problems)
     names = template_app_setting_names(template)
-    assert len(names) == len(set(names)), "a setting appears twice in appSettings"
+    assert len(names) == len(set(names)), "a setting appears twice in the app settings"
 
 
-def test_template_sets_the_identity_based_storage_settings(template: dict[str, Any]) -> None:
+def test_the_function_app_gets_every_app_setting(template: Template) -> None:
+    """main.bicep's appSettings reach the app: passed to the module and concatenated after the host's."""
+    assert template.module("main.bicep", "functionApp")["params"]["appSettings"] == "appSettings"
+    _, site = template.only_resource("Microsoft.Web/sites")
+    value = resource_body(site)["properties"]["siteConfig"]["appSettings"]
+    assert value["function"]["type"] == "concat", value
+    assert list(value["function"]["parameters"].values()) == ["hostSettings", "appSettings"], value
+
+
+def test_template_sets_the_identity_based_storage_settings(template: Template) -> None:
     names = set(template_app_setting_names(template))
     for suffix in ("accountName", "credential", "clientId", "blobServiceUri", "queueServiceUri", "tableServiceUri"):
         assert f"AzureWebJobsStorage__{suffix}" in names
@@ -421,7 +354,9 @@ def _edit(text: str, old: str, new: str) -> str:
 
 
 def test_the_template_check_catches_each_kind_of_drift(tmp_path: Path) -> None:
-    """The checks must fail when the template drifts: run them against an edited copy."""
+    """The checks must fail when the template drifts: run them against a copy with an edited main.bicep."""
+    copy = tmp_path / "bicep"
+    shutil.copytree(BICEP_DIR, copy)
     text = MAIN_BICEP.read_text()
     entry = re.compile(r"\n  \{\n    name: 'SMS_QUEUE_NAME'\n    value: [^\n]+\n  \}")
     assert len(entry.findall(text)) == 1, "expected one SMS_QUEUE_NAME entry in appSettings"
@@ -435,12 +370,11 @@ def test_the_template_check_catches_each_kind_of_drift(tmp_path: Path) -> None:
     text = re.sub(r"(name: 'TWILIO_AUTH_TOKEN'\n    value: )[^\n]+", r"\1twilioAuthToken", text)  # a secret in plain
     stray = "  {\n    name: 'SMS_RETIRED'\n    value: 'x'\n  }\n"
     text = _edit(text, "var appSettings = [\n", f"var appSettings = [\n{stray}")  # a setting nobody reads
-    edited = tmp_path / "main.bicep"
-    edited.write_text(text)
-    parsed = parse_bicep(edited)[edited]
-    names = template_app_setting_names(parsed)
+    (copy / "main.bicep").write_text(text)
+    edited = Template.load(copy)
+    names = template_app_setting_names(edited)
     assert missing_from_template(declared_settings(), names) == {"SMS_QUEUE_NAME"}
-    problems = template_problems(parsed)
+    problems = template_problems(edited)
     assert sorted(problem.split(":")[0] for problem in problems) == [
         "SMS_MAX_BODY_LENGTH", "SMS_MAX_DELIVERY_ATTEMPTS", "SMS_MAX_RECIPIENTS", "SMS_PROVIDER", "SMS_QUEUE_NAME",
         "SMS_RETIRED", "TWILIO_AUTH_TOKEN"], problems
@@ -461,9 +395,10 @@ def test_the_example_check_catches_each_kind_of_drift() -> None:
         "local.settings.json.example"]
 
 
-def test_python_version_matches(template: dict[str, Any]) -> None:
+def test_python_version_matches(template: Template) -> None:
     local = (ROOT / ".python-version").read_text().strip()
-    [site] = resources_of_type(template, "Microsoft.Web/sites").values()
+    file, site = template.only_resource("Microsoft.Web/sites")
+    assert file == FUNCTION_BICEP
     runtime = resource_body(site)["properties"]["functionAppConfig"]["runtime"]
     assert runtime == {"name": "python", "version": local}
 
@@ -473,66 +408,120 @@ def test_python_version_matches(template: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_function_app_is_flex_consumption_and_locked_down(template: dict[str, Any]) -> None:
-    [plan] = resources_of_type(template, "Microsoft.Web/serverfarms").values()
+def test_function_app_is_flex_consumption_and_locked_down(template: Template) -> None:
+    _, plan = template.only_resource("Microsoft.Web/serverfarms")
     assert resource_body(plan)["sku"] == {"tier": "FlexConsumption", "name": "FC1"}
     assert resource_body(plan)["properties"]["reserved"] is True
-    [site] = resources_of_type(template, "Microsoft.Web/sites").values()
+    _, site = template.only_resource("Microsoft.Web/sites")
     body = resource_body(site)
     assert body["kind"] == "functionapp,linux"
     assert body["identity"]["type"] == "UserAssigned"
     properties = body["properties"]
     assert properties["httpsOnly"] is True
-    assert properties["siteConfig"]["minTlsVersion"] == "1.2"
-    assert properties["siteConfig"]["ftpsState"] == "Disabled"
-    assert properties["siteConfig"]["appSettings"] == "appSettings"
+    assert properties["keyVaultReferenceIdentity"] == "identityId"
+    assert {key: value for key, value in properties["siteConfig"].items() if key != "appSettings"} == {
+        "minTlsVersion": "1.2", "http20Enabled": True}
     deployment = properties["functionAppConfig"]["deployment"]["storage"]
     assert deployment["type"] == "blobContainer"
     assert deployment["authentication"]["type"] == "UserAssignedIdentity"
     scale = properties["functionAppConfig"]["scaleAndConcurrency"]
     assert scale == {"instanceMemoryMB": "instanceMemoryMB", "maximumInstanceCount": "maximumInstanceCount"}
-    assert "'azd-service-name': 'api'" in MAIN_BICEP.read_text()
-    assert parameter_defaults(template)["functionAppName"] == "production-eros-gateway-api-sms-wa"
-    assert set(template["outputs"]) >= {"ENDPOINT_URL", "FUNCTION_APP_NAME", "RESOURCE_GROUP_NAME"}
+    params = template.module("main.bicep", "functionApp")["params"]
+    assert (params["instanceMemoryMB"], params["maximumInstanceCount"]) == ("instanceMemoryMB", "maximumInstanceCount")
+    assert "'azd-service-name': 'api'" in template.texts[FUNCTION_BICEP]
+    assert parameter_defaults(template.main)["functionAppName"] == "production-eros-gateway-api-sms-wa"
+    assert set(template.main["outputs"]) >= {"ENDPOINT_URL", "FUNCTION_APP_NAME", "RESOURCE_GROUP_NAME"}
 
 
-def test_storage_monitoring_and_vault_use_entra_only(template: dict[str, Any]) -> None:
-    [storage] = resources_of_type(template, "Microsoft.Storage/storageAccounts").values()
+def test_the_function_app_starts_after_its_roles_and_secrets(template: Template) -> None:
+    """Module outputs order most of the deployment; the roles and the vault secrets need an explicit dependsOn."""
+    assert set(template.module("main.bicep", "functionApp")["dependsOn"]) >= {"rbac", "keyVault"}
+
+
+def test_storage_monitoring_and_vault_use_entra_only(template: Template) -> None:
+    _, storage = template.only_resource("Microsoft.Storage/storageAccounts")
     props = resource_body(storage)["properties"]
     assert props["allowSharedKeyAccess"] is False
     assert props["allowBlobPublicAccess"] is False
     assert props["minimumTlsVersion"] == "TLS1_2"
     assert props["supportsHttpsTrafficOnly"] is True
-    [insights] = resources_of_type(template, "Microsoft.Insights/components").values()
+    _, insights = template.only_resource("Microsoft.Insights/components")
     assert resource_body(insights)["properties"]["DisableLocalAuth"] is True
-    [vault] = resources_of_type(template, "Microsoft.KeyVault/vaults").values()
+    _, vault = template.only_resource("Microsoft.KeyVault/vaults")
     vault_props = resource_body(vault)["properties"]
     assert vault_props["enableRbacAuthorization"] is True
     assert vault_props["enableSoftDelete"] is True
 
 
-def test_identity_gets_the_roles_it_needs(template: dict[str, Any]) -> None:
-    roles = template["variables"]["roles"]["value"]
+def test_storage_redundancy_defaults_to_what_every_region_offers(template: Template) -> None:
+    """ZRS/GZRS only where the region has zones (tests/infra/flex_rules.py cites the region lists)."""
+    spec = template.main["parameters"]["storageSku"]
+    assert spec["default"] == "Standard_LRS"
+    assert set(decorators(spec)["allowed"]) == {"Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_GZRS"}
+    assert template.module("main.bicep", "storage")["params"]["sku"] == "storageSku"
+
+
+def test_identity_gets_the_roles_it_needs(template: Template) -> None:
+    rbac = template.file("app/rbac.bicep")
+    roles = rbac["variables"]["roles"]["value"]
     assert roles["storageBlobDataOwner"] == "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
     assert roles["storageQueueDataContributor"] == "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
     assert roles["storageTableDataContributor"] == "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
     assert roles["monitoringMetricsPublisher"] == "3913510d-42f4-4e42-8a64-420c390055eb"
     assert roles["keyVaultSecretsUser"] == "4633458b-17de-408a-b874-0445c86b69e6"
     granted = []
-    for assignment in resources_of_type(template, "Microsoft.Authorization/roleAssignments").values():
+    for file, _, assignment in template.resources("Microsoft.Authorization/roleAssignments"):
         body = resource_body(assignment)
-        granted.append((body["scope"], json.dumps(body["properties"])))
+        granted.append((file, body["scope"], json.dumps(body["properties"])))
     for scope, role in [("storage", "storageBlobDataOwner"), ("storage", "storageQueueDataContributor"),
                         ("storage", "storageTableDataContributor"), ("appInsights", "monitoringMetricsPublisher"),
                         ("keyVault", "keyVaultSecretsUser")]:
-        assert any(s == scope and f'"{role}"' in text and '"identity"' in text and "ServicePrincipal" in text
-                   for s, text in granted), (scope, role)
+        assert any(f == "app/rbac.bicep" and s == scope and f'"{role}"' in text and '"principalId": "principalId"'
+                   in text and "ServicePrincipal" in text for f, s, text in granted), (scope, role)
+    principal = json.dumps(template.module("main.bicep", "rbac")["params"]["principalId"])
+    assert '"identity"' in principal and '"principalId"' in principal, principal
+
+
+def test_communication_services_role_is_scoped_to_that_resource(template: Template) -> None:
+    """Contributor on the one resource (app/communication.bicep and docs/deploy.md say why nothing narrower)."""
+    [(file, _, assignment)] = [
+        found for found in template.resources("Microsoft.Authorization/roleAssignments")
+        if found[0] == "app/communication.bicep"]
+    body = resource_body(assignment)
+    assert body["scope"] == "communicationService"
+    assert template.file(file)["variables"]["contributorRoleId"]["value"] == "b24988ac-6180-42a0-ab88-20f7382dd24c"
+    assert "Communication and Email Service Owner" in template.texts[file]
+    assert "Least privilege on Communication Services" in (ROOT / "docs" / "deploy.md").read_text()
+
+
+# Parameters whose environment value azd always has (it asks for the environment and region), or asks for when it
+# is unset because the template gives no default: the provider (provider_choice_problems checks it has none).
+AZD_SETS_OR_ASKS = ("environmentName", "location", "smsProvider")
+_SUBSTITUTION = re.compile(r"^\$\{(?P<variable>\w+)(=(?P<default>[^}]*))?\}$")
+
+
+def test_parameters_file_maps_every_parameter_with_the_template_default() -> None:
+    """azd users can set every parameter from an environment value; unset, the template's default applies."""
+    parameters = json.loads(PARAMETERS_JSON.read_text())["parameters"]
+    main = parse_bicep(MAIN_BICEP)[MAIN_BICEP]
+    specs = main["parameters"]
+    assert set(parameters) <= set(specs), set(parameters) - set(specs)
+    assert set(specs) - set(parameters) == set(UNMAPPED_PARAMETERS), set(specs) - set(parameters)
+    variables = []
+    for name, entry in parameters.items():
+        match = _SUBSTITUTION.match(entry["value"])
+        assert match, f"{name}: {entry['value']!r} is not ${{VARIABLE}} or ${{VARIABLE=default}}"
+        variables.append(match["variable"])
+        default = specs[name].get("default")
+        if match["default"] is not None:
+            assert match["default"] == as_text(default), (name, match["default"], default)
+        elif name not in AZD_SETS_OR_ASKS:
+            assert default == "", f"{name}: unset means '', so the template's default must be '' too, not {default!r}"
+    assert len(variables) == len(set(variables)), "two parameters read the same environment value"
 
 
 def test_parameters_file_and_azure_yaml() -> None:
     parameters = json.loads(PARAMETERS_JSON.read_text())["parameters"]
-    defined = set(parameter_defaults(parse_bicep(MAIN_BICEP)[MAIN_BICEP]))
-    assert set(parameters) <= defined, set(parameters) - defined
     assert parameters["environmentName"]["value"] == "${AZURE_ENV_NAME}"
     azure_yaml = (ROOT / "azure.yaml").read_text()
     for line in ("path: infra/bicep", "  api:", "project: .", "language: python", "host: function"):
@@ -567,9 +556,9 @@ def provider_choice_problems(text: str, parsed: dict[str, Any], parameters_file:
     return problems
 
 
-def test_the_provider_is_chosen_at_deploy_time_and_the_outbox_only_by_name(template: dict[str, Any]) -> None:
+def test_the_provider_is_chosen_at_deploy_time_and_the_outbox_only_by_name(template: Template) -> None:
     parameters = json.loads(PARAMETERS_JSON.read_text())
-    assert provider_choice_problems(MAIN_BICEP.read_text(), template, parameters) == []
+    assert provider_choice_problems(template.texts["main.bicep"], template.main, parameters) == []
 
 
 def test_the_provider_check_fails_on_a_silent_default(tmp_path: Path) -> None:
