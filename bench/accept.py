@@ -2,8 +2,9 @@
 
 Ours: an ``azure.functions.HttpRequest`` handed to the user function of ``sendmessage`` (what
 the Functions worker calls): authenticate (key cached), decode, validate, store the ``comm``
-row in one entity-group transaction, enqueue the CommId. The floor: the same transaction and
-the same base64 queue message written straight with the SDKs. A third series, for diagnosis, is
+row, enqueue the CommId. The floor: the least a durable accept needs, written straight with the
+SDKs: the same ``comm`` entity in one plain insert (an entity-group transaction only when
+recipient rows go with it) and the same base64 queue message. A third series, for diagnosis, is
 the floor plus the one check the API promises and the floor skips: every number parsed and
 validated with phonenumbers and written in E.164. Every request uses numbers not used before in
 the run. Runs alternate in blocks.

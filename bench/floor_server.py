@@ -1,6 +1,6 @@
 """The floor over HTTP: a stdlib server that does nothing but the floor's accept (bench.http's baseline).
 
-``POST`` any path with an SMSSend-shaped JSON body: one entity-group transaction and one queue
+``POST`` any path with an SMSSend-shaped JSON body: one plain entity insert and one queue
 message (bench.common.Floor.accept), answered with a CommId, on a new connection each time
 (``Connection: close``), like the devhost. ``GET`` answers 200 (readiness).
 

@@ -2,7 +2,7 @@
 
 The gateway runs as users run it locally (a ``python -m devhost`` subprocess, queue worker and
 timers off so only accepting is measured) on Azurite; the baseline is ``bench.floor_server``, a
-stdlib threading HTTP server doing only the floor's accept (one transaction, one queue message),
+stdlib threading HTTP server doing only the floor's accept (one entity insert, one queue message),
 also closing every connection as the devhost does. Clients are threads, each with its own
 ``requests.Session``, sending 1-recipient SMS to ``/api/sendmessage``; each level is bounded by a
 request count and a time limit, and levels alternate between ours and the floor. The load

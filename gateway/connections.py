@@ -11,13 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from azure.core.exceptions import ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import ExponentialRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
-from gateway.settings import ConfigError, StorageSettings
+from gateway.settings import WORKER_DEFAULT_THREADS, ConfigError, StorageSettings
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,12 @@ class CallBudget:
     retries: int
     read_retries: int
     backoff: float
+
+    def transport(self, session: requests.Session) -> RequestsTransport:
+        """A transport over the process's shared ``session`` with this budget's time-outs (a transport
+        holds them: a client given one ignores its own ``connection_timeout``/``read_timeout``)."""
+        return RequestsTransport(session=session, session_owner=False, connection_timeout=self.connection_timeout,
+                                 read_timeout=self.read_timeout)
 
     def table_options(self) -> dict[str, Any]:
         return {
@@ -60,6 +70,23 @@ REQUEST_BUDGET = CallBudget(connection_timeout=2, read_timeout=4, retries=1, rea
 """The request path: a client waits for storage a few seconds at most, then gets a 503 that says what is known."""
 WORKER_BUDGET = CallBudget(connection_timeout=5, read_timeout=20, retries=2, read_retries=2, backoff=0.4)
 """The queue worker: nobody waits on it, and a record that gets through spares a reconciliation later."""
+
+
+def pooled_session(connections: int) -> requests.Session:
+    """The one HTTP session every storage client of the process shares, keeping up to ``connections``
+    connections per host (table, queue) for reuse.
+
+    azure-core's own transport keeps urllib3's default of 10: with more threads calling storage at
+    once than that, the extra connections are opened, used once and dropped ("Connection pool is
+    full"), each paying a new TCP and TLS handshake. The adapter's retries are off, as azure-core
+    sets them: the SDKs' retry policies decide what is tried again.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=connections,
+                          max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return session
 
 
 def observer_options(policies: Sequence[SansIOHTTPPolicy]) -> dict[str, Any]:
@@ -108,28 +135,33 @@ def _service_uri(storage: StorageSettings, service: str) -> str:
 class StorageClients:
     """The clients one process shares: table services and queues, for the request path and for the worker.
 
-    The two sides reach the same account with different budgets (``REQUEST_BUDGET``, ``WORKER_BUDGET``).
+    The two sides reach the same account with different budgets (``REQUEST_BUDGET``, ``WORKER_BUDGET``)
+    over one pooled HTTP session (``pooled_session``), sized for the calls the process runs at once.
     """
 
     settings: StorageSettings
     tables: TableServiceClient  # the request path's
     worker_tables: TableServiceClient
+    session: requests.Session
     _credential: Any = None
     _hooks: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, storage: StorageSettings, *, policies: Sequence[SansIOHTTPPolicy] = ()) -> StorageClients:
-        """Clients for ``storage``; ``policies`` see every request they make (benchmarks count them)."""
+    def create(cls, storage: StorageSettings, *, connections: int = WORKER_DEFAULT_THREADS,
+               policies: Sequence[SansIOHTTPPolicy] = ()) -> StorageClients:
+        """Clients for ``storage`` pooling ``connections`` per host (``Settings.concurrent_calls``);
+        ``policies`` see every request they make (benchmarks count them)."""
         hooks = observer_options(policies)
         credential = None if storage.connection_string else _credential(storage)
+        session = pooled_session(connections)
 
         def tables(budget: CallBudget) -> TableServiceClient:
-            options = {**budget.table_options(), **hooks}
+            options = {**budget.table_options(), "transport": budget.transport(session), **hooks}
             if storage.connection_string:
                 return TableServiceClient.from_connection_string(storage.connection_string, **options)
             return TableServiceClient(endpoint=_service_uri(storage, "table"), credential=credential, **options)
 
-        return cls(storage, tables(REQUEST_BUDGET), tables(WORKER_BUDGET), credential, hooks)
+        return cls(storage, tables(REQUEST_BUDGET), tables(WORKER_BUDGET), session, credential, hooks)
 
     def queue(self, name: str, *, worker: bool = False) -> QueueClient:
         """A queue client that writes and reads base64 text, as the Functions queue trigger expects."""
@@ -138,6 +170,7 @@ class StorageClients:
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
             **budget.queue_options(),
+            "transport": budget.transport(self.session),
             **self._hooks,
         }
         if self.settings.connection_string:

@@ -39,7 +39,7 @@ class Gateway:
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
         """Compose the gateway; ``clients`` replaces the storage clients built from settings (benchmarks)."""
-        clients = clients or StorageClients.create(settings.storage)
+        clients = clients or StorageClients.create(settings.storage, connections=settings.concurrent_calls)
         claim_timeout = settings.claim_timeout_seconds
         provider = create_provider(settings, clients.tables)
         request_store = CommunicationStore(clients.tables, settings.communications_table)
@@ -62,8 +62,20 @@ class Gateway:
             delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout),
         )
 
+    @classmethod
+    def start(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
+        """The gateway a process serves with: composed, and its tables and queues created, except in Azure.
+
+        In Azure Bicep created them with the app, so asking again would only cost the first request of every
+        instance four storage round trips (and the app's identity the right to create them).
+        """
+        gateway = cls.create(settings, clients=clients)
+        if not settings.running_in_azure:
+            gateway.ensure_resources()
+        return gateway
+
     def ensure_resources(self) -> None:
-        """Create the tables and queues (Bicep creates them in Azure; Azurite starts empty).
+        """Create the tables and queues (Azurite starts empty; in Azure Bicep creates them, see ``start``).
 
         With the request path's clients: the first request of a process waits for this, whatever it is.
         """
@@ -78,14 +90,12 @@ _gateway: Gateway | None = None
 
 
 def get_gateway() -> Gateway:
-    """The process's Gateway; its storage resources are ensured once, at first use."""
+    """The process's Gateway, started (``Gateway.start``) at first use."""
     global _gateway
     if _gateway is None:
         with _lock:
             if _gateway is None:
-                gateway = Gateway.create(get_settings())
-                gateway.ensure_resources()
-                _gateway = gateway
+                _gateway = Gateway.start(get_settings())
     return _gateway
 
 

@@ -21,11 +21,15 @@ import phonenumbers
 
 from gateway.config import Choice, ConfigError, Integer, Pattern, Setting, SettingsTable, read, setting, settings_of
 from gateway.providers import PROVIDERS
+from gateway.providers.outbox_settings import OutboxSettings
 
 MAX_RECIPIENTS_CEILING = 1000  # what one communication row can hold (docs/storage.md)
 # The longest claim: a delivery run starts no batch after delivery.RUN_SECONDS (120 s), so with a batch's claim it
 # ends inside host.json's functionTimeout (5 minutes), with room to record (tests/unit/test_recovery_bounds.py).
 MAX_CLAIM_TIMEOUT_SECONDS = 150
+WORKER_DEFAULT_THREADS = min(32, (os.cpu_count() or 1) + 4)
+"""The Functions Python worker's threads when ``PYTHON_THREADPOOL_THREAD_COUNT`` is unset: on Python 3.9 and
+later it passes ``max_workers=None`` to its ``ThreadPoolExecutor``, whose default this is."""
 
 
 class Region:
@@ -149,6 +153,16 @@ class Settings:
         default="0 * * * * *",
         description="when the sweep runs (UTC); set it even to the default: the timer trigger reads it too",
     )
+    instance_id: str | None = setting(
+        "WEBSITE_INSTANCE_ID",
+        description="set by Azure on every instance of the app: how the app knows it runs in Azure, where Bicep "
+        "created its tables and queues (elsewhere the first request creates them) and the outbox refuses to run",
+    )
+    worker_threads: int | None = setting(
+        "PYTHON_THREADPOOL_THREAD_COUNT", Integer(),
+        description="the Functions Python worker's threads for function calls (its own setting; unset, Python's "
+        "default of CPUs + 4, at most 32): the storage connection pool is sized to match",
+    )
     provider_concurrency: int | None = setting(
         "SMS_PROVIDER_CONCURRENCY", Integer(maximum=100),
         description="provider calls in flight at once within one batch, each its own pooled connection; unset, the "
@@ -165,6 +179,15 @@ class Settings:
                 f"call, which can take {call_seconds:g} s (its connect and read time-outs): a claim shorter than "
                 "that lets no call start"
             )
+
+    @property
+    def running_in_azure(self) -> bool:
+        return bool(self.instance_id)
+
+    @property
+    def concurrent_calls(self) -> int:
+        """How many function calls one process runs at once: the Python worker's thread count."""
+        return self.worker_threads or WORKER_DEFAULT_THREADS
 
     @property
     def communications_table(self) -> str:
@@ -187,7 +210,10 @@ class Settings:
         """Storage, the gateway's settings, then the settings of the provider ``SMS_PROVIDER`` names."""
         env = os.environ if env is None else env
         settings = read(cls, env, storage=StorageSettings.from_env(env))
-        return replace(settings, provider_settings=PROVIDERS[settings.provider].settings.from_env(env))
+        provider_settings = PROVIDERS[settings.provider].settings.from_env(env)
+        if isinstance(provider_settings, OutboxSettings):
+            provider_settings.check_host(running_in_azure=settings.running_in_azure)
+        return replace(settings, provider_settings=provider_settings)
 
 
 # Every setting the app reads, by group: the README's tables, local.settings.json.example and main.bicep

@@ -465,8 +465,10 @@ class CommunicationStore(TableStore):
         a cut-off accept, replaced on its ETag), so only one request at a time writes the
         partition's recipient rows, and they are upserts: the same request writes the same rows.
         Raises ReferenceTaken when the (licensee, reference) pair or the claim exists, and
-        AcceptOutcomeUnknown when the last transaction got no answer, and TooLargeToStore, having
-        written nothing, if a row would break a Table Storage limit.
+        AcceptOutcomeUnknown when the last write got no answer, and TooLargeToStore, having
+        written nothing, if a row would break a Table Storage limit. A lone header (no recipient
+        rows, no claim) is one plain insert: an entity-group transaction of one operation costs the
+        same storage transaction and more client work (docs/storage.md).
         """
         operations: list[Any] = [_recipient_operation(comm.comm_id, recipient, upsert=claim is not None)
                                  for recipient in recipients]
@@ -486,7 +488,10 @@ class CommunicationStore(TableStore):
                 raise ReferenceTaken(comm.reference) from error
             raise
         try:
-            self._table.submit_transaction(list(final))
+            if len(final) == 1:
+                self._table.create_entity(final[0][1], response_preference="return-no-content")
+            else:
+                self._table.submit_transaction(list(final))
         except ServiceResponseError as error:
             raise AcceptOutcomeUnknown(comm.comm_id.hex) from error
         except HttpResponseError as error:

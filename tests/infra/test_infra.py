@@ -53,6 +53,8 @@ NOT_APP_SETTINGS = {
     "AzureWebJobsStorage": "connection-string form for Azurite and local runs; Azure uses the identity-based "
     "AzureWebJobsStorage__* settings because the account refuses shared keys",
     "WEBSITE_INSTANCE_ID": "set by the platform on every instance",
+    "PYTHON_THREADPOOL_THREAD_COUNT": "the Python worker's own setting, left to its default (CPUs + 4, at most 32), "
+    "which the storage connection pool is sized for",
     "ACS_CA_BUNDLE": "test-only: a CA file to trust a local Communication Services fake; Azure uses public CAs",
 }
 # Top-level modules that never run in Azure: the deployment package must not hold them.

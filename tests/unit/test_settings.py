@@ -122,7 +122,7 @@ def test_defaults() -> None:
     assert (settings.queue_name, settings.poison_queue_name, settings.outbox_table) == (
         "sms-outbound", "sms-outbound-poison", "SmsOutbox")
     assert (settings.provider, settings.max_recipients, settings.json_casing) == ("outbox", 1000, "auto")
-    assert settings.provider_settings == OutboxSettings(allow_in_azure=False, instance_id=None)
+    assert settings.provider_settings == OutboxSettings(allow_in_azure=False)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,8 @@ def test_the_outbox_refuses_azure_unless_allowed() -> None:
     with pytest.raises(ConfigError, match="SMS_ALLOW_OUTBOX_IN_AZURE=true"):
         Settings.from_env(in_azure)
     allowed = Settings.from_env({**in_azure, "SMS_ALLOW_OUTBOX_IN_AZURE": "true"})
-    assert allowed.provider_settings == OutboxSettings(allow_in_azure=True, instance_id="0123abcd")
+    assert allowed.provider_settings == OutboxSettings(allow_in_azure=True)
+    assert allowed.running_in_azure and not Settings.from_env(STORAGE).running_in_azure
 
 
 def test_only_the_chosen_providers_settings_are_read() -> None:
