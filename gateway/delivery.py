@@ -3,7 +3,10 @@
 Each batch is claimed before it is sent (its rows marked Sending in one conditional
 transaction) and recorded after (outcomes plus the communication's counts in another), so
 at-least-once queue delivery never sends a recipient twice: a redelivered message finds
-those recipients Sent or Failed and skips them. docs/delivery.md explains the rules.
+those recipients Sent or Failed and skips them. A communication larger than one batch is
+fanned out: its queue message becomes one message per unit (a batch's worth of recipients),
+which separate instances deliver in parallel, and each unit's run settles the communication's
+counts from its recipient rows. docs/delivery.md explains the rules.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,6 +54,10 @@ ABANDONED = "DeliveryAbandoned"
 # The longest a communication waits in the queue for its next run, whatever a provider asks: hours
 # out of sight only delay the recovery after the provider is well again (and a broken header could ask for a year).
 MAX_RETRY_DELAY_SECONDS = 3600
+# Tries to write the communication's counts on the ETag they were computed from, when other units keep writing it.
+SETTLE_TRIES = 8
+
+FanOut = Callable[[Sequence[range]], None]  # queues one message per unit of a communication
 
 
 def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float) -> int:
@@ -66,7 +73,8 @@ def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float)
 
 
 def hand_to_queue(
-    queue: DeliveryQueue, store: CommunicationStore, comm_id: uuid.UUID, *, delay_seconds: int, attempt: int
+    queue: DeliveryQueue, store: CommunicationStore, comm_id: uuid.UUID, *, delay_seconds: int, attempt: int,
+    unit: range | None = None,
 ) -> None:
     """Queue the communication's next run after ``delay_seconds``, and note when on its row.
 
@@ -74,7 +82,7 @@ def hand_to_queue(
     another worker's claim for lost. Without it (storage refused the note) the sweep may queue it early,
     which costs a run that steps back, never a second SMS.
     """
-    queue.enqueue(comm_id, delay_seconds=delay_seconds, attempt=attempt)
+    queue.enqueue(comm_id, delay_seconds=delay_seconds, attempt=attempt, unit=unit)
     if delay_seconds:
         try:
             store.expect_run(comm_id, utcnow() + timedelta(seconds=delay_seconds))
@@ -153,29 +161,63 @@ class Delivery:
         self._pacer = pacer or NoPacing()
         self._batch_size = self._pacer.batch_size(max(1, min(provider.max_batch_size, TRANSACTION_LIMIT - 1)))
 
-    def deliver(self, comm_id: uuid.UUID) -> DeliveryReport | None:
-        """Send every recipient still due; None when no such communication was accepted.
+    def units(self, count: int) -> list[range]:
+        """The units a communication of ``count`` recipients fans out into: one provider batch each."""
+        return [range(start, min(start + self._batch_size, count)) for start in range(0, count, self._batch_size)]
 
+    def deliver(
+        self, comm_id: uuid.UUID, unit: range | None = None, *, fan_out: FanOut | None = None
+    ) -> DeliveryReport | None:
+        """Send every recipient still due (of ``unit`` when given); None when no such communication was accepted.
+
+        With ``fan_out``, a whole communication larger than one batch is not sent here: its units with
+        recipients still open are handed to ``fan_out`` (the queue), to be delivered in parallel.
         Raises RetryLater when transient failures leave recipients pending, MoreToSend when the run
         used its time, and DeliveryInProgress when another worker is mid-way through the same recipients.
         Each batch is sent under its claim: the provider starts no call that could outlast it.
         """
         started = time.monotonic()
-        snapshot = self._store.load(comm_id)
+        snapshot = self._store.load(comm_id, rows=unit)  # a unit reads the header and its own rows only
         if snapshot is None:
             return None
         comm = snapshot.communication
         recipients = snapshot.all_recipients()
         if comm.status.is_final:
             return self._report(comm, recipients, None)
+        fanned_out = len(recipients) > self._batch_size
+        if fanned_out and unit is None and fan_out is not None:
+            return self._fan_out(comm, recipients, fan_out)
+        scope = recipients if unit is None else [recipients[index] for index in unit if index < len(recipients)]
+        try:
+            return self._deliver(comm, recipients, scope, started, counts=unit is None)
+        finally:
+            if fanned_out:
+                self._settle(comm_id)
 
-        due, maybe_sent, busy_for = self._classify(recipients)
+    def _fan_out(self, comm: Communication, recipients: Sequence[Recipient], fan_out: FanOut) -> DeliveryReport:
+        """Queue a message per unit with recipients still open; with none open, put the counts right."""
+        units = [unit for unit in self.units(len(recipients)) if _open(recipients[index] for index in unit)]
+        if units:
+            fan_out(units)
+            log.info("comm %s: %d recipient(s) fanned out into %d unit(s)", comm.comm_id.hex, len(recipients),
+                     len(units))
+        else:
+            comm.status = self._settle(comm.comm_id) or comm.status
+        return self._report(comm, recipients, None)
+
+    def _deliver(
+        self, comm: Communication, recipients: Sequence[Recipient], scope: Sequence[Recipient], started: float, *,
+        counts: bool,
+    ) -> DeliveryReport:
+        """The run proper: reconcile what may have been sent, then claim, send and record ``scope`` batch by batch."""
+        comm_id = comm.comm_id
+        due, maybe_sent, busy_for = self._classify(scope)
         for start in range(0, len(maybe_sent), self._batch_size):
             batch = maybe_sent[start : start + self._batch_size]
             resend = self._reconcile(comm, batch)
             settled = [recipient for recipient in batch if recipient.status.is_final]
             if settled:
-                self._record(comm, recipients, settled)
+                self._record(comm, recipients, settled, counts=counts)
             due.extend(resend)
         retry_after: float | None = None
         nothing_due = not due
@@ -189,11 +231,11 @@ class Delivery:
                 due, paced_for = batch + due, wait
                 break
             claimed = time.monotonic()
-            self._claim(comm, recipients, batch)
+            self._claim(comm, recipients, batch, counts=counts)
             results = self._send(comm, batch, deadline=claimed + self._claim_timeout)
             self._pacer.slow_down(comm.sender, results)  # a 429 or Retry-After slows the sender everywhere
             retry_after = _longest(retry_after, self._apply(batch, results))
-            self._record(comm, recipients, batch)
+            self._record(comm, recipients, batch, counts=counts)
             unsent = [recipient for recipient in batch if recipient.error_code == OUT_OF_TIME]
             if len(unsent) < len(batch):
                 due = unsent + due  # their claim ran out before their turn: a fresh claim takes them
@@ -202,31 +244,70 @@ class Delivery:
         report = self._report(comm, recipients, _longest(_longest(retry_after, busy_for), paced_for or None))
         if due and not (paced_for and retry_after is not None):  # paced after a failure: a failed run, counted
             raise MoreToSend(report, len(due), wait_seconds=paced_for)
-        if report.pending:
+        if _open(scope):
             raise RetryLater(report)
         return report
 
-    def give_up(self, comm_id: uuid.UUID, reason: str) -> DeliveryReport | None:
-        """Mark every recipient not yet Sent or Failed as Failed, so the communication ends.
+    def _settle(self, comm_id: uuid.UUID) -> CommStatus | None:
+        """Write the communication's counts and status as its recipient rows say, on the ETag read with them.
+
+        A unit writes only its own rows (its record leaves the header's counts alone); this puts the
+        counts right. The write is conditional: when another unit wrote the header since it was read, read
+        again, so the last write always follows every recorded outcome. Rows only move towards final, so
+        no count ever shows a communication final too early. Returns the status it leaves.
+        """
+        for _ in range(SETTLE_TRIES):
+            tally = self._store.tally(comm_id)
+            if tally is None:
+                return None
+            sent, failed, pending = tally.rows
+            status = aggregate_status(sent, failed, pending) if sent + failed or not pending else tally.status
+            if (tally.sent_count, tally.failed_count, tally.status) == (sent, failed, status):
+                return status
+            try:
+                self._store.save_counts(comm_id, tally, status, self._clock())
+            except ConcurrentUpdate:
+                continue
+            if status.is_final:
+                log.info("comm %s %s: %d sent, %d failed", comm_id.hex, status, sent, failed)
+            return status
+        log.warning("comm %s: counts not settled after %d tries; the next unit or the sweep settles them",
+                    comm_id.hex, SETTLE_TRIES)
+        return None
+
+    def give_up(self, comm_id: uuid.UUID, reason: str, unit: range | None = None) -> DeliveryReport | None:
+        """Mark every recipient (of ``unit`` when given) not yet Sent or Failed as Failed, so the communication ends.
 
         Used when the retry budget is spent (the poison queue) or the sweep sees no progress: nothing
         stays Pending or Sending forever. Conditional writes make it step back if a worker is mid-way;
         a communication whose recipients are all final already gets its final status, and no "abandoned".
         """
-        snapshot = self._store.load(comm_id)
+        snapshot = self._store.load(comm_id, rows=unit)
         if snapshot is None:
             return None
         comm = snapshot.communication
         recipients = snapshot.all_recipients()
+        try:
+            return self._give_up(comm, recipients, reason, unit)
+        finally:
+            if len(recipients) > self._batch_size:
+                self._settle(comm_id)
+
+    def _give_up(
+        self, comm: Communication, recipients: Sequence[Recipient], reason: str, unit: range | None
+    ) -> DeliveryReport:
+        comm_id = comm.comm_id
         now = self._clock()
-        open_recipients = [recipient for recipient in recipients if not recipient.status.is_final]
+        scope = recipients if unit is None else [recipients[index] for index in unit if index < len(recipients)]
+        open_recipients = [recipient for recipient in scope if not recipient.status.is_final]
         if not open_recipients:
             # Nothing to abandon (a worker finished first): the header only takes the final state of its rows.
-            sent, failed, pending = count_recipients(recipients)
-            comm.sent_count, comm.failed_count = sent, failed
-            comm.status = aggregate_status(sent, failed, pending)
-            comm.updated_at = now
-            self._store.save(comm, [])
+            if unit is None:
+                sent, failed, pending = count_recipients(recipients)
+                comm.sent_count, comm.failed_count = sent, failed
+                comm.status = aggregate_status(sent, failed, pending)
+                comm.updated_at = now
+                self._store.save(comm, [])
             return self._report(comm, recipients, None)
         for recipient in open_recipients:
             detail = f" (last error {recipient.error_code}: {recipient.error_message})" if recipient.error_code else ""
@@ -242,7 +323,7 @@ class Delivery:
             comm.status = aggregate_status(sent, failed, pending)
             comm.updated_at = now
             try:
-                self._store.save(comm, batch, claim=True)
+                self._store.save(comm, batch, claim=True, counts=unit is None)
             except ConcurrentUpdate as error:
                 raise DeliveryInProgress(comm_id.hex) from error
         log.warning("comm %s abandoned: %s", comm_id.hex, reason)
@@ -343,7 +424,9 @@ class Delivery:
         first = recipient.first_attempt_at or recipient.claimed_at or now
         return (now - first).total_seconds() < window
 
-    def _claim(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
+    def _claim(
+        self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient], *, counts: bool
+    ) -> None:
         now = self._clock()
         for recipient in batch:
             recipient.status = RecipientState.SENDING
@@ -354,7 +437,7 @@ class Delivery:
         comm.status = CommStatus.SENDING
         comm.updated_at = now
         try:
-            self._store.save(comm, batch, claim=True)
+            self._store.save(comm, batch, claim=True, counts=counts)
         except ConcurrentUpdate as error:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
         comm.recipient_rows_written = all(recipient.etag is not None for recipient in recipients)
@@ -404,7 +487,9 @@ class Delivery:
                 retry_after = _longest(retry_after, result.retry_after_seconds)
         return retry_after
 
-    def _record(self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient]) -> None:
+    def _record(
+        self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient], *, counts: bool
+    ) -> None:
         sent, failed, pending = count_recipients(recipients)
         comm.sent_count, comm.failed_count = sent, failed
         comm.status = aggregate_status(sent, failed, pending)
@@ -412,8 +497,8 @@ class Delivery:
         if errors:
             comm.last_error = errors[-1][:1000]
         comm.updated_at = self._clock()
-        self._store.save(comm, batch)
-        if comm.status.is_final:
+        self._store.save(comm, batch, counts=counts)
+        if counts and comm.status.is_final:
             log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
 
     def _report(
@@ -430,6 +515,10 @@ class Delivery:
             retry_after_seconds=retry_after,
             last_error=comm.last_error,
         )
+
+
+def _open(recipients: Iterable[Recipient]) -> bool:
+    return any(not recipient.status.is_final for recipient in recipients)
 
 
 def _longest(current: float | None, candidate: float | None) -> float | None:

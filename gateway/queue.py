@@ -1,9 +1,12 @@
-"""The delivery queue: messages carry a CommId (and a retry count); the table is the source of truth.
+"""The delivery queue: messages carry a CommId (maybe a unit of its recipients, and a retry count); the table is
+the source of truth.
 
 Messages are base64 text (the client's encode policy), which is what the Functions queue
 trigger decodes by default. ``Attempt`` counts the delivery runs before this message, so a
 retry re-queued with a delay (to honour a provider's Retry-After) keeps its place in the
-retry budget.
+retry budget. ``Start`` and ``Stop`` name a unit: the recipients with those indexes (Stop
+excluded), one provider batch of a larger communication (docs/delivery.md, fan-out); a
+message without them (as accept and the sweep write) means the whole communication.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ class BadQueueMessage(ValueError):
 class DeliveryMessage:
     comm_id: uuid.UUID
     attempt: int = 0  # delivery runs before this message was written
+    unit: range | None = None  # the recipients' indexes this message delivers; None: the whole communication
 
 
-def encode_message(comm_id: uuid.UUID, attempt: int = 0) -> str:
+def encode_message(comm_id: uuid.UUID, attempt: int = 0, unit: range | None = None) -> str:
     fields: dict[str, object] = {"CommId": comm_id.hex}
+    if unit is not None:
+        fields["Start"], fields["Stop"] = unit.start, unit.stop
     if attempt:
         fields["Attempt"] = attempt
     return json.dumps(fields, separators=(",", ":"))
@@ -39,7 +45,12 @@ def decode_message(body: bytes | str) -> DeliveryMessage:
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         fields = json.loads(text)
-        return DeliveryMessage(uuid.UUID(fields["CommId"]), max(0, int(fields.get("Attempt", 0))))
+        unit = None
+        if "Start" in fields or "Stop" in fields:
+            unit = range(int(fields["Start"]), int(fields["Stop"]))
+            if unit.start < 0 or not unit:
+                raise ValueError(f"an empty unit {unit.start}..{unit.stop}")
+        return DeliveryMessage(uuid.UUID(fields["CommId"]), max(0, int(fields.get("Attempt", 0))), unit)
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise BadQueueMessage(f"not a delivery message: {error}") from error
 
@@ -56,8 +67,10 @@ class DeliveryQueue:
         """Raise unless the queue answers within ``seconds``, tried once (the health check's probe)."""
         self._client.get_queue_properties(connection_timeout=seconds, read_timeout=seconds, retry_total=0)
 
-    def enqueue(self, comm_id: uuid.UUID, *, delay_seconds: int = 0, attempt: int = 0) -> None:
-        self._client.send_message(encode_message(comm_id, attempt), visibility_timeout=delay_seconds or None)
+    def enqueue(
+        self, comm_id: uuid.UUID, *, delay_seconds: int = 0, attempt: int = 0, unit: range | None = None
+    ) -> None:
+        self._client.send_message(encode_message(comm_id, attempt, unit), visibility_timeout=delay_seconds or None)
 
     def oldest_waiting(self) -> datetime | None:
         """When the message at the head of the queue was written, if one is waiting to be taken (a backlog)."""

@@ -181,6 +181,12 @@ class Settings:
         description="messages per second per sender number or sender id, held across all instances "
         "([docs/delivery.md](docs/delivery.md#pacing)); unset, no pacing",
     )
+    provider_concurrency: int | None = setting(
+        "SMS_PROVIDER_CONCURRENCY", Integer(maximum=100),
+        description="provider calls in flight at once within one batch, each its own pooled connection; unset, the "
+        "provider's default: twilio 10 (a request per recipient), acs 1 (a request carries the batch), outbox 1 "
+        "(a table transaction carries the batch)",
+    )
     provider_settings: SettingsTable | None = None  # the chosen provider's, as PROVIDERS declares them
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ how long a crash can leave a message waiting.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import azure.functions as func
@@ -38,19 +39,27 @@ def _decode(message: func.QueueMessage) -> DeliveryMessage | None:
 
 
 def handle_delivery_message(message: func.QueueMessage) -> None:
-    """One delivery run for the CommId in a queue message; a run left pending is re-queued with a delay."""
+    """One delivery run for the CommId (or one unit of it) in a queue message; a run left pending is re-queued
+    with a delay. A whole communication larger than one batch is fanned out: a message per unit, each with its
+    own retry budget."""
     envelope = _decode(message)
     if envelope is None:
         return
     gateway = get_gateway()
+    comm_id, unit = envelope.comm_id, envelope.unit
     attempt = envelope.attempt + max(1, getattr(message, "dequeue_count", None) or 1)
+
+    def fan_out(units: Sequence[range]) -> None:
+        for each in units:
+            gateway.queue.enqueue(comm_id, unit=each)
+
     try:
-        report = gateway.delivery.deliver(envelope.comm_id)
+        report = gateway.delivery.deliver(comm_id, unit, fan_out=fan_out)
     except MoreToSend as more:
-        log.info("comm %s: %s; going on in a fresh message", envelope.comm_id.hex, more)
+        log.info("comm %s%s: %s; going on in a fresh message", comm_id.hex, _named(unit), more)
         # Not a failed run: no attempt spent. A paced message waits for its sender's window (capped as any retry).
         delay = retry_delay(0, more.wait_seconds, base_seconds=0)
-        hand_to_queue(gateway.queue, gateway.store, envelope.comm_id, delay_seconds=delay, attempt=attempt - 1)
+        hand_to_queue(gateway.queue, gateway.store, comm_id, delay_seconds=delay, attempt=attempt - 1, unit=unit)
         return
     except RetryLater as later:
         reason, wait, base = str(later), later.report.retry_after_seconds, gateway.settings.retry_base_seconds
@@ -58,25 +67,29 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
         reason, wait, base = str(busy), busy.retry_in_seconds, 0  # nothing failed: no back-off, just the wait
     else:
         if report is None:
-            log.warning("queue message for unknown comm %s dropped", envelope.comm_id.hex)
+            log.warning("queue message for unknown comm %s dropped", comm_id.hex)
         return
     if attempt >= gateway.settings.max_delivery_attempts:
-        log.warning("comm %s: giving up after %d attempts: %s", envelope.comm_id.hex, attempt, brief(reason))
-        gateway.poison_queue.enqueue(envelope.comm_id, attempt=attempt)
+        log.warning("comm %s%s: giving up after %d attempts: %s", comm_id.hex, _named(unit), attempt, brief(reason))
+        gateway.poison_queue.enqueue(comm_id, attempt=attempt, unit=unit)
         return
     delay = retry_delay(attempt, wait, base_seconds=base)
-    log.info("comm %s: %s; attempt %d in %d s", envelope.comm_id.hex, brief(reason), attempt + 1, delay)
-    hand_to_queue(gateway.queue, gateway.store, envelope.comm_id, delay_seconds=delay, attempt=attempt)
+    log.info("comm %s%s: %s; attempt %d in %d s", comm_id.hex, _named(unit), brief(reason), attempt + 1, delay)
+    hand_to_queue(gateway.queue, gateway.store, comm_id, delay_seconds=delay, attempt=attempt, unit=unit)
+
+
+def _named(unit: range | None) -> str:
+    return "" if unit is None else f" unit {unit.start}..{unit.stop - 1}"
 
 
 def handle_poison_message(message: func.QueueMessage) -> None:
-    """A poison message: end its communication, every recipient still open marked Failed."""
+    """A poison message: end its communication (or its unit), every recipient still open marked Failed."""
     envelope = _decode(message)
     if envelope is None:
         return
     gateway = get_gateway()
     attempts = envelope.attempt or gateway.settings.max_delivery_attempts
-    gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts")
+    gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts", envelope.unit)
 
 
 def sweep(now: datetime | None = None) -> int:

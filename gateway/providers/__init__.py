@@ -44,13 +44,13 @@ def _outbox(settings: Settings, tables: TableServiceClient) -> SmsProvider:
 def _twilio(settings: Settings, tables: TableServiceClient) -> SmsProvider:
     from gateway.providers import twilio
 
-    return twilio.create(settings.provider_settings)  # type: ignore[arg-type]  # twilio.create checks the type
+    return twilio.create(settings.provider_settings, settings.provider_concurrency)  # type: ignore[arg-type]  # twilio.create checks the type
 
 
 def _acs(settings: Settings, tables: TableServiceClient) -> SmsProvider:
     from gateway.providers import acs
 
-    return acs.create(settings.provider_settings)  # type: ignore[arg-type]  # acs.create checks the type
+    return acs.create(settings.provider_settings, settings.provider_concurrency)  # type: ignore[arg-type]  # acs.create checks the type
 
 
 PROVIDERS: dict[str, ProviderEntry] = {

@@ -116,6 +116,11 @@ class RepeatabilityPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
         http_request.set_json_body(body)
 
 
+# SDK calls in flight per batch when SMS_PROVIDER_CONCURRENCY is unset: one call carries up to 100 recipients, so a
+# batch is one call unless its recipients need different senders or bodies.
+DEFAULT_CONCURRENCY = 1
+
+
 class AcsProvider:
     """Sends through ACS, one SDK call per (communication, sender, body) group of up to 100 recipients."""
 
@@ -130,14 +135,16 @@ class AcsProvider:
         *,
         credential: TokenCredential | None = None,
         clock: Callable[[], datetime] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self._client = _build_client(settings, credential)
+        self._concurrency = concurrency
         self._call_seconds = settings.call_seconds
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         results = send_in_turn(messages, _plan_calls(messages), self._send_call, deadline=deadline,
-                               call_seconds=self._call_seconds)
+                               call_seconds=self._call_seconds, concurrency=self._concurrency)
         log_summary(log, "acs", results)
         return results
 
@@ -286,8 +293,8 @@ def _identity(client_id: str | None) -> TokenCredential:
 
 
 
-def create(settings: AcsSettings) -> AcsProvider:
-    """The registry's factory: a provider from already-read settings."""
+def create(settings: AcsSettings, concurrency: int | None = None) -> AcsProvider:
+    """The registry's factory: a provider from already-read settings (``SMS_PROVIDER_CONCURRENCY``, when set)."""
     if not isinstance(settings, AcsSettings):
         raise TypeError(f"the acs provider needs AcsSettings, not {type(settings).__name__}")
-    return AcsProvider(settings)
+    return AcsProvider(settings, concurrency=concurrency or DEFAULT_CONCURRENCY)

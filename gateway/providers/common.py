@@ -1,5 +1,5 @@
-"""Small helpers the real providers share: reading Retry-After, sending a batch call by call until the
-service itself fails, one summary log line per batch (masking for logs is ``gateway.redact``).
+"""Small helpers the real providers share: reading Retry-After, sending a batch's calls (up to a bound at once)
+until the service itself fails, one summary log line per batch (masking for logs is ``gateway.redact``).
 
 Kept free of any SDK import, so importing it costs nothing at cold start.
 """
@@ -9,8 +9,10 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from gateway.providers.base import OutboundSms, Outcome, SendResult
@@ -57,33 +59,71 @@ def send_in_turn(
     *,
     deadline: float | None = None,
     call_seconds: float = 0.0,
+    concurrency: int = 1,
 ) -> list[SendResult]:
     """One result per message, in the messages' order, from one ``send`` per call (a call: indexes into ``messages``).
 
-    ``send`` answers a result per message of its call, and True when the failure speaks for the whole
-    service (429, 503, no connection, a time-out): the rest of the batch is then not attempted now, but
-    answered ``Retry`` with ``NotAttempted`` and that failure's Retry-After. A call that could not end
-    (``call_seconds``, its time-outs) before ``deadline`` (``time.monotonic()``) is not started: its messages,
-    and the rest, are answered ``Retry`` with ``OutOfTime``.
+    Up to ``concurrency`` calls are in flight at once (threads sharing the provider's pooled session), started
+    in the calls' order. ``send`` answers a result per message of its call, and True when the failure speaks
+    for the whole service (429, 503, no connection, a time-out): no call starts after that answer, and the
+    rest of the batch is answered ``Retry`` with ``NotAttempted`` and that failure's Retry-After (calls
+    already in flight then end as they end). A call that could not end (``call_seconds``, its time-outs)
+    before ``deadline`` (``time.monotonic()``) is not started: its messages, and the rest, are answered
+    ``Retry`` with ``OutOfTime``.
     """
-    results: list[SendResult | None] = [None] * len(messages)
-    halted_by: SendResult | None = None
-    out_of_time = False
-    for call in calls:
-        batch = [messages[index] for index in call]
-        if halted_by is None and deadline is not None and time.monotonic() + call_seconds > deadline:
-            out_of_time = True
-        if out_of_time:
-            answers = [_out_of_time(message) for message in batch]
-        elif halted_by is not None:
-            answers = [_not_attempted(message, halted_by) for message in batch]
-        else:
-            answers, service_wide = send(batch)
-            if service_wide:
-                halted_by = answers[0]
-        for index, result in zip(call, answers, strict=True):
-            results[index] = result
-    return [result for result in results if result is not None]
+    turn = _Turn(messages, iter(calls), send, deadline, call_seconds)
+    workers = max(1, concurrency)
+    if workers == 1:
+        turn.work()
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provider-call") as pool:
+            for future in [pool.submit(turn.work) for _ in range(workers)]:
+                future.result()
+    return [result for result in turn.results if result is not None]
+
+
+class _Turn:
+    """The calls of one batch, taken in order by however many workers send them."""
+
+    def __init__(
+        self,
+        messages: Sequence[OutboundSms],
+        calls: Iterator[Sequence[int]],
+        send: Callable[[Sequence[OutboundSms]], tuple[list[SendResult], bool]],
+        deadline: float | None,
+        call_seconds: float,
+    ) -> None:
+        self._messages, self._calls, self._send = messages, calls, send
+        self._deadline, self._call_seconds = deadline, call_seconds
+        self._lock = threading.Lock()
+        self._halted_by: SendResult | None = None
+        self._out_of_time = False
+        self.results: list[SendResult | None] = [None] * len(messages)
+
+    def work(self) -> None:
+        """Take the next call and send it, or answer it unsent, until no call is left."""
+        while True:
+            with self._lock:
+                call = next(self._calls, None)
+                if call is None:
+                    return
+                batch = [self._messages[index] for index in call]
+                halted_by = self._halted_by
+                if halted_by is None and self._deadline is not None \
+                        and time.monotonic() + self._call_seconds > self._deadline:
+                    self._out_of_time = True
+                out_of_time = self._out_of_time
+            if out_of_time:
+                answers = [_out_of_time(message) for message in batch]
+            elif halted_by is not None:
+                answers = [_not_attempted(message, halted_by) for message in batch]
+            else:
+                answers, service_wide = self._send(batch)
+                if service_wide:
+                    with self._lock:
+                        self._halted_by = self._halted_by or answers[0]
+            for index, result in zip(call, answers, strict=True):
+                self.results[index] = result
 
 
 def _out_of_time(message: OutboundSms) -> SendResult:

@@ -41,11 +41,11 @@ log = logging.getLogger(__name__)
 API_VERSION = "2010-04-01"
 # Answers that speak for the whole service, not the one message: the rest of the batch is not tried now.
 SERVICE_WIDE_STATUSES = frozenset({429, 503})
-POOL_SIZE = 10
 # 21611: the sender's queue at Twilio is full (it holds 10 hours of the sender's rate). Not the message's fault:
 # retried once the queue has drained for a while, the rest of the batch halted, the sender paced (docs/providers.md).
 QUEUE_FULL = "21611"
 QUEUE_FULL_RETRY_SECONDS = 600.0
+DEFAULT_CONCURRENCY = 10  # requests in flight per batch when SMS_PROVIDER_CONCURRENCY is unset; the pool matches
 # Reconciliation: a Message counts as an earlier attempt's when Twilio created it no earlier than this before
 # the recipient's first attempt (clocks differ). More pages than this for one recipient and sender: cannot tell.
 CLOCK_SKEW = timedelta(minutes=2)
@@ -68,15 +68,17 @@ class TwilioProvider(ReconcilingProvider):
     resend_is_safe = False  # no idempotency key: a resend after a lost answer can reach the phone twice
     resend_window_seconds: float | None = 0.0
 
-    def __init__(self, settings: TwilioSettings, *, session: requests.Session | None = None) -> None:
+    def __init__(self, settings: TwilioSettings, *, session: requests.Session | None = None,
+                 concurrency: int = 1) -> None:
         self._settings = settings
         self._url = f"{settings.base_url}/{API_VERSION}/Accounts/{settings.account_sid}/Messages.json"
-        self._session = session if session is not None else _new_session(settings)
+        self._concurrency = concurrency
+        self._session = session if session is not None else _new_session(settings, concurrency)
 
     def send(self, messages: Sequence[OutboundSms], deadline: float | None = None) -> list[SendResult]:
         calls = ([index] for index in range(len(messages)))
         results = send_in_turn(messages, calls, self._send_call, deadline=deadline,
-                               call_seconds=self._settings.call_seconds)
+                               call_seconds=self._settings.call_seconds, concurrency=self._concurrency)
         log_summary(log, "twilio", results)
         return results
 
@@ -238,12 +240,13 @@ class TwilioProvider(ReconcilingProvider):
         return SendResult(message.recipient_id, Outcome.FAILED, error_code=code, error_message=text), False
 
 
-def _new_session(settings: TwilioSettings) -> requests.Session:
-    """One pooled, authenticated session per provider; urllib3's own retries are off (delivery retries)."""
+def _new_session(settings: TwilioSettings, concurrency: int) -> requests.Session:
+    """One pooled, authenticated session per provider, a connection per concurrent request; urllib3's own retries
+    are off (delivery retries)."""
     session = requests.Session()
     session.auth = settings.basic_auth
     session.headers.update({"Accept": "application/json", "User-Agent": "sms-gateway (twilio provider)"})
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -287,8 +290,8 @@ def _rfc2822(value: object) -> datetime | None:
 
 
 
-def create(settings: TwilioSettings) -> TwilioProvider:
-    """The registry's factory: a provider from already-read settings."""
+def create(settings: TwilioSettings, concurrency: int | None = None) -> TwilioProvider:
+    """The registry's factory: a provider from already-read settings (``SMS_PROVIDER_CONCURRENCY``, when set)."""
     if not isinstance(settings, TwilioSettings):
         raise TypeError(f"the twilio provider needs TwilioSettings, not {type(settings).__name__}")
-    return TwilioProvider(settings)
+    return TwilioProvider(settings, concurrency=concurrency or DEFAULT_CONCURRENCY)

@@ -322,6 +322,11 @@ var appSettings = [
     value: '60'
   }
   {
+    // Empty: the provider's default (twilio 10 requests in flight per batch, acs 1, outbox 1).
+    name: 'SMS_PROVIDER_CONCURRENCY'
+    value: ''
+  }
+  {
     // Read by the sweep's timer trigger (function_app.py binds its schedule to it) as well as the app.
     name: 'SMS_SWEEP_SCHEDULE'
     value: '0 * * * * *'

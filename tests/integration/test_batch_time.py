@@ -83,13 +83,16 @@ def test_a_run_that_used_its_time_hands_the_rest_on_without_spending_an_attempt(
 
     use_gateway(gateway)
     try:
-        # The communication's third run (two before this message); it too uses its time after one batch.
-        message = TriggerMessage(id="m", body=encode_message(comm.comm_id, attempt=2).encode(), dequeue_count=1)
+        # The third run of the unit holding the 15 left (two before this message); it too uses its time after
+        # one batch. (A whole-communication message would fan out into batch-sized units instead.)
+        rest = range(10, 25)
+        message = TriggerMessage(id="m", body=encode_message(comm.comm_id, attempt=2, unit=rest).encode(),
+                                 dequeue_count=1)
         worker.handle_delivery_message(message)
     finally:
         use_gateway(None)
 
     [queued] = gateway.clients.queue(gateway.settings.queue_name).peek_messages()  # visible at once
     envelope = decode_message(queued.content)
-    assert (envelope.comm_id, envelope.attempt) == (comm.comm_id, 2)  # the next run is the third again
+    assert (envelope.comm_id, envelope.attempt, envelope.unit) == (comm.comm_id, 2, rest)  # the third again
     assert gateway.store.load_header(comm.comm_id).next_run_at is None  # no delay to wait for

@@ -30,8 +30,8 @@ class LoadThen:
         self._store = store
         self._meanwhile: Callable[[], object] | None = meanwhile
 
-    def load(self, comm_id: uuid.UUID) -> Snapshot | None:
-        snapshot = self._store.load(comm_id)
+    def load(self, comm_id: uuid.UUID, rows: range | None = None) -> Snapshot | None:
+        snapshot = self._store.load(comm_id, rows=rows)
         meanwhile, self._meanwhile = self._meanwhile, None
         if meanwhile is not None:
             meanwhile()

@@ -167,7 +167,7 @@ def test_the_worker_queues_a_paced_message_for_its_senders_window_without_spendi
     gateway.queue = RecordingQueue(gateway.clients.queue(gateway.settings.queue_name))
     gateway.delivery = make_delivery(gateway.store, ScriptedProvider(), pacer=pacer_of(gateway, 1))
     pacer_of(gateway, 1).slow_down(SENDER, [SendResult(uuid.uuid4(), Outcome.RETRY, retry_after_seconds=40)])
-    comm = stored(gateway.store, 2)
+    comm = stored(gateway.store, 1)  # one paced batch at 1/s: no fan-out, the run itself waits for the window
     use_gateway(gateway)
     try:
         worker.handle_delivery_message(func.QueueMessage(id="m", body=encode_message(comm.comm_id).encode()))

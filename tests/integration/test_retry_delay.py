@@ -34,8 +34,9 @@ class RecordingQueue(DeliveryQueue):
         super().__init__(client)
         self.enqueued: list[tuple[int, int]] = []
 
-    def enqueue(self, comm_id: uuid.UUID, *, delay_seconds: int = 0, attempt: int = 0) -> None:
-        super().enqueue(comm_id, delay_seconds=delay_seconds, attempt=attempt)
+    def enqueue(self, comm_id: uuid.UUID, *, delay_seconds: int = 0, attempt: int = 0,
+                unit: range | None = None) -> None:
+        super().enqueue(comm_id, delay_seconds=delay_seconds, attempt=attempt, unit=unit)
         self.enqueued.append((delay_seconds, attempt))
 
 
