@@ -162,26 +162,6 @@ class Integer:
 
 
 @dataclass(frozen=True)
-class Seconds:
-    """A number of seconds, fractions allowed: more than 0 and at most ``maximum``."""
-
-    maximum: float
-
-    @property
-    def accepts(self) -> str:
-        return f"a number of seconds, more than 0 and at most {self.maximum:g}"
-
-    def parse(self, text: str) -> float:
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"must be {self.accepts}") from None
-        if not 0 < number <= self.maximum:  # also refuses nan
-            raise ValueError(f"must be {self.accepts}")
-        return number
-
-
-@dataclass(frozen=True)
 class Number:
     """A number, fractions allowed: more than 0 and at most ``maximum`` (a rate: 0.5 is one every 2 s)."""
 
@@ -199,6 +179,15 @@ class Number:
         if not 0 < number <= self.maximum:  # also refuses nan
             raise ValueError(f"must be {self.accepts}")
         return number
+
+
+@dataclass(frozen=True)
+class Seconds(Number):
+    """A number of seconds, fractions allowed: more than 0 and at most ``maximum``."""
+
+    @property
+    def accepts(self) -> str:
+        return f"a number of seconds, more than 0 and at most {self.maximum:g}"
 
 
 @dataclass(frozen=True)
