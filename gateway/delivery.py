@@ -455,6 +455,7 @@ class Delivery:
                 sender=comm.sender,
                 body=comm.body,
                 first_attempt_at=recipient.first_attempt_at,
+                index=recipient.index,
             )
             for recipient in batch
         ]

@@ -27,6 +27,7 @@ from gateway.config import (
     Pattern,
     Setting,
     SettingsTable,
+    Url,
     read,
     setting,
     settings_of,
@@ -186,6 +187,17 @@ class Settings:
         description="provider calls in flight at once within one batch, each its own pooled connection; unset, the "
         "provider's default: twilio 10 (a request per recipient), acs 1 (a request carries the batch), outbox 1 "
         "(a table transaction carries the batch)",
+    )
+    public_base_url: str | None = setting(
+        "SMS_PUBLIC_BASE_URL", Url(base=True),
+        description="the gateway's public URL, such as `https://<app>.azurewebsites.net`: the base of every URL given "
+        "to a provider (Twilio's `StatusCallback`) and the URL Twilio's signatures are checked against; unset, "
+        "providers are given no callback URL",
+    )
+    eventgrid_key: str | None = setting(
+        "SMS_EVENTGRID_KEY", Pattern(r"[A-Za-z0-9_-]{32,}", "at least 32 letters, digits, - or _"), secret=True,
+        description="the `key` Event Grid must give in the query of `/api/providers/acs/events` (a Key Vault "
+        "reference in Azure); unset, that route answers 404",
     )
     provider_settings: SettingsTable | None = None  # the chosen provider's, as PROVIDERS declares them
 

@@ -34,6 +34,7 @@ class OutboundSms:
     sender: str
     body: str
     first_attempt_at: datetime | None = None  # stable across retries, for providers that de-duplicate
+    index: int | None = None  # the recipient's position in its communication: callbacks name it to find the row
 
 
 @dataclass(frozen=True)

@@ -249,10 +249,12 @@ var secretNames = {
   twilioAuthToken: 'twilio-auth-token'
   twilioApiKeySecret: 'twilio-api-key-secret'
   acsConnectionString: 'acs-connection-string'
+  eventGridKey: 'sms-eventgrid-key'
 }
 var useTwilioAuthToken = !empty(twilioAuthToken) || contains(existingSecretNames, secretNames.twilioAuthToken)
 var useTwilioApiKeySecret = !empty(twilioApiKeySecret) || contains(existingSecretNames, secretNames.twilioApiKeySecret)
 var useAcsConnectionString = !empty(acsConnectionString) || contains(existingSecretNames, secretNames.acsConnectionString)
+var useEventGridKey = contains(existingSecretNames, secretNames.eventGridKey)
 var vaultSecretsUri = 'https://${vaultName}${environment().suffixes.keyvaultDns}/secrets'
 // The app takes a connection string or an endpoint, not both: a configured connection string wins.
 var acsIdentityEndpoint = createCommunicationService ? communication.outputs.endpoint : acsEndpoint
@@ -338,6 +340,14 @@ var appSettings = [
   {
     name: 'SMS_SENDER_RATE_PER_SECOND'
     value: smsSenderRatePerSecond
+  }
+  {
+    name: 'SMS_PUBLIC_BASE_URL'
+    value: ''
+  }
+  {
+    name: 'SMS_EVENTGRID_KEY'
+    value: useEventGridKey ? '@Microsoft.KeyVault(SecretUri=${vaultSecretsUri}/${secretNames.eventGridKey})' : ''
   }
   // Twilio.
   {
