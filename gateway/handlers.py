@@ -53,9 +53,15 @@ class Call:
 
 @dataclass(frozen=True)
 class Document:
-    """An answer that is not a DTO, sent as it is in the operation's ``media_type``."""
+    """An answer that is not a DTO, sent as it is: in the operation's ``media_type`` unless it names its own.
+
+    Provider callbacks answer this way too (an empty 204, TwiML, Event Grid's handshake): they are not
+    ServiceStack clients, so they get no negotiated format.
+    """
 
     text: str
+    status: int = 200
+    media_type: str | None = None
 
 
 def send(call: Call) -> CommResponse:

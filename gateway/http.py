@@ -66,7 +66,8 @@ def serve(route: Route, req: func.HttpRequest) -> func.HttpResponse:
         principal = get_gateway().authenticator.authenticate(req.headers) if operation.authenticated else None
         result = operation.handler(Call(route, values, req.headers, req.params, req.get_body(), req.url, principal))
         if isinstance(result, Document):
-            return func.HttpResponse(result.text, status_code=200, mimetype=operation.media_type, charset="utf-8")
+            return func.HttpResponse(result.text or None, status_code=result.status,
+                                     mimetype=result.media_type or operation.media_type, charset="utf-8")
         return respond(200, result.to_wire(), negotiated)
     except ApiError as error:
         return error_response(error, negotiated)

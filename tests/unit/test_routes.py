@@ -19,8 +19,7 @@ def answer(call: Call) -> HealthResponse:
     ("fields", "complaint"),
     [
         ({"errors": (400, 401)}, "every operation can answer 500"),
-        ({"errors": (500,)}, "401 is declared exactly when"),
-        ({"errors": (401, 500), "authenticated": False}, "401 is declared exactly when"),
+        ({"errors": (500,)}, "takes an API key answers 401"),
         ({"errors": (401, 500), "response": None}, "either a DTO or a Document"),
         ({"errors": (401, 500), "media_type": "text/html"}, "either a DTO or a Document"),
         ({"errors": (401, 406, 500), "response": None, "media_type": "text/html"}, "406 is for DTO answers"),
