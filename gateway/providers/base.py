@@ -17,7 +17,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from gateway.receipts import Receipt
 
 
 class Outcome(enum.StrEnum):
@@ -71,3 +74,17 @@ class ReconcilingProvider(SmsProvider, Protocol):
     """
 
     def find_sent(self, messages: Sequence[OutboundSms]) -> dict[uuid.UUID, str] | None: ...
+
+
+@runtime_checkable
+class ReceiptSource(Protocol):
+    """A provider that can be asked what became of a message, for receipts that never came (docs/delivery.md).
+
+    ``look_up`` returns the provider's current word on ``message_id`` as a ``Receipt`` (its ``state`` None while
+    the status is not final), or None when it cannot tell now (the message is unknown to it, the call failed);
+    it may also raise, which means the same. The missing-receipt check asks it again later.
+    """
+
+    name: str
+
+    def look_up(self, message_id: str) -> Receipt | None: ...
