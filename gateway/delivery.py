@@ -166,6 +166,8 @@ class Delivery:
         self._follow_up = follow_up or ReceiptFollowUp()
         # Receipts can reach this provider's messages (the outbox says it sends none): a final record settles them.
         self._receipts = bool(getattr(provider, "sends_receipts", True))
+        # Every receipt names CommId and index (the callback URL the provider was given carries them): no index.
+        self._named_by_callbacks = bool(getattr(provider, "receipts_name_the_recipient", False))
         self._claim_timeout = claim_timeout_seconds
         self._run_seconds = run_seconds
         self._clock = clock
@@ -533,7 +535,7 @@ class Delivery:
         A write that fails is logged and skipped (``MessageIndex.record``): the outcomes are recorded anyway.
         """
         index = self._follow_up.index
-        if index is None or not self._receipts or not accepted:
+        if index is None or not self._receipts or not accepted or self._named_by_callbacks:
             return
         entries = [IndexEntry(r.provider_message_id or "", comm.comm_id, r.index) for r in accepted]
         index.record(self._provider.name, entries, concurrency=self._follow_up.concurrency)

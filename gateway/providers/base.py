@@ -8,6 +8,11 @@ A provider never raises for something that went wrong with a message or the prov
 it reports ``RETRY`` (transient: rate limits, 5xx, time-outs, refused connections) or ``FAILED``
 (permanent: the provider will never take this message) per message, so delivery can record each
 recipient's fate.
+
+Two optional attributes tell delivery what receipts need (docs/delivery.md, "Receipts"): ``sends_receipts``
+(default True; the outbox says False) and ``receipts_name_the_recipient`` (default False: a receipt may name only
+the provider's message id, so delivery writes the message-id index, one row per message accepted; True when every
+message's callback URL carries its CommId and index, and the index would never be read).
 """
 
 from __future__ import annotations

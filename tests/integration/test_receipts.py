@@ -326,6 +326,22 @@ def test_the_index_maps_every_accepted_message_and_nothing_else(parts: Parts) ->
     assert parts.index.find("other", "p-1") is None
 
 
+class NamingProvider(ScriptedProvider):
+    receipts_name_the_recipient = True  # its callbacks carry CommId and index
+
+
+class SilentProvider(ScriptedProvider):
+    sends_receipts = False  # the outbox: nothing is sent, no receipt comes
+
+
+@pytest.mark.parametrize("provider", [NamingProvider, SilentProvider])
+def test_no_index_is_written_where_it_would_never_be_read(parts: Parts, provider) -> None:
+    comm = stored(parts.store, 2)
+    parts.delivery(provider()).deliver(comm.comm_id)
+    assert parts.index.find("scripted", "p-1") is None and parts.index.find("scripted", "p-2") is None
+    assert parts.store.load_header(comm.comm_id).status is CommStatus.SENT
+
+
 def test_what_one_receipt_costs_in_storage_transactions(storage_env: dict[str, str]) -> None:
     """The figure docs/delivery.md gives: a query and a write, plus a point read to find the recipient when the
     receipt names only the message id (or, ACS, the CommId and number)."""
