@@ -50,6 +50,11 @@ GUARDS: dict[str, list[str]] = {
         "tests/unit/test_validation.py", "tests/integration/test_http_guarantees.py",
         "tests/integration/test_http_input.py", "tests/integration/test_http_storage_limits.py",
     ],
+    "gateway/receipts.py": [
+        "tests/unit/test_receipts.py", "tests/integration/test_receipts.py",
+        "tests/integration/test_receipt_checks.py",
+    ],
+    "gateway/receipt_checks.py": ["tests/unit/test_receipts.py", "tests/integration/test_receipt_checks.py"],
     "gateway/storage.py": [
         "tests/integration/test_storage.py", "tests/integration/test_guarantees.py",
         "tests/integration/test_delivery.py", "tests/integration/test_idempotency.py",
