@@ -127,6 +127,8 @@ def test_counts_and_overall_status_with_mixed_outcomes(parts: Parts) -> None:
     assert [r.ErrorCode for r in status.Recipients] == [None, "30005", "30008", "E1"]
     assert (status.SentCount, status.FailedCount, status.PendingCount) == (3, 1, 0)  # as before receipts
     assert (status.DeliveredCount, status.UndeliveredCount) == (1, 1)
+    header = parts.store.header_counts(comm.comm_id)
+    assert header is not None and header.receipts == (1, 1, 1)
 
 
 def test_all_undelivered_is_undelivered_and_all_delivered_is_delivered(parts: Parts) -> None:
@@ -143,8 +145,12 @@ def test_an_unknown_message_id_is_unknown_and_writes_nothing(parts: Parts) -> No
     # named by a query string, but the recipient's recorded message is another: not this recipient's receipt
     assert parts.book.apply(receipt("SM-other", "delivered", DELIVERED, comm_id=comm.comm_id, index=0)) \
         is ReceiptOutcome.UNKNOWN
-    assert parts.book.apply(receipt("p-1", "delivered", DELIVERED, comm_id=comm.comm_id, index=7)) \
-        is ReceiptOutcome.UNKNOWN
+    assert parts.book.apply(receipt("p-1", "delivered", DELIVERED, comm_id=comm.comm_id, index=1)) \
+        is ReceiptOutcome.UNKNOWN  # one past the last recipient
+    assert ReceiptBook(parts.store).apply(receipt("p-1", "delivered", DELIVERED)) is ReceiptOutcome.UNKNOWN  # no index
+    assert parts.book.apply(receipt("SM-x", "delivered", DELIVERED, comm_id=comm.comm_id)) is ReceiptOutcome.UNKNOWN
+    assert parts.book.apply(receipt("SM-x", "delivered", DELIVERED, to=comm.recipients_spec[0].phone_number)) \
+        is ReceiptOutcome.UNKNOWN  # a number without its communication names nobody
     assert parts.book.apply(receipt("p-1", "delivered", DELIVERED, comm_id=uuid.uuid4(), index=0)) \
         is ReceiptOutcome.UNKNOWN
     assert partition_rows(parts.store, comm.comm_id).keys() == before.keys()
