@@ -26,6 +26,7 @@ from gateway.settings import Settings
 from gateway.status import describe
 from gateway.storage import CommStatus, CommunicationStore, ReceiptView, RecipientState
 from tests.integration.test_delivery import ScriptedProvider, make_delivery, stored
+from tests.integration.test_fan_out import units_of
 
 SENT, DELIVERED, UNDELIVERED, FAILED = (ReceiptState.SENT, ReceiptState.DELIVERED, ReceiptState.UNDELIVERED,
                                         ReceiptState.FAILED)
@@ -282,8 +283,7 @@ def test_a_fanned_out_communication_counts_receipts_from_units_and_receipts_in_a
     comm = stored(parts.store, 250)
     provider = ScriptedProvider({comm.recipients_spec[5].phone_number: [Outcome.FAILED]})
     delivery = parts.delivery(provider)
-    units: list[range] = []
-    delivery.deliver(comm.comm_id, fan_out=units.extend)
+    units = units_of(delivery, comm.comm_id)
     delivery.deliver(comm.comm_id, units[0])
     for n in range(1, 100):  # the first unit's receipts, before the other units ran
         parts.book.apply(receipt(f"p-{n}", "delivered", DELIVERED))
@@ -299,7 +299,7 @@ def test_a_fanned_out_communication_counts_receipts_from_units_and_receipts_in_a
     header = parts.store.header_counts(comm.comm_id)
     assert header is not None and (header.status, header.receipts.delivered) == (CommStatus.PARTIALLY_DELIVERED, 249)
     delivery.deliver(comm.comm_id, units[1])  # a redelivered unit's settle keeps the receipts' status
-    delivery.deliver(comm.comm_id, fan_out=units.extend)
+    assert units_of(delivery, comm.comm_id) == []  # the whole message: nothing open, it settles
     assert parts.store.load_header(comm.comm_id).status is CommStatus.PARTIALLY_DELIVERED
 
 
