@@ -177,7 +177,9 @@ class RecipientStatus(WireModel):
     Attempts: int = Field(0, description="How many times delivery to this recipient was attempted")
     UpdatedAt: datetime | None = Field(None, description="When this recipient's delivery state last changed (UTC)")
     ReceiptAt: datetime | None = Field(
-        None, description="When the delivery receipt that set its status arrived (UTC); empty before one did"
+        None, description="When the provider's delivery receipt that moved it last arrived (UTC): the one that set a "
+                          "Delivered, Undelivered or Failed status, or a `sent` one, which leaves it Sent; empty "
+                          "before one came"
     )
 
 
