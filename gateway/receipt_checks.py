@@ -89,8 +89,7 @@ class ReceiptChecks(TableStore):
 
     def watch(self, watches: Sequence[Watch]) -> None:
         """Insert (or overwrite) watch rows, one transaction per 100: a delivery batch is one transaction."""
-        operations = [("upsert", watch_entity(watch), {"mode": UpdateMode.REPLACE}) for watch in watches]
-        self._submit(operations)
+        self._submit([[_upsert(watch)] for watch in watches])
 
     def due(self, now: datetime, limit: int) -> list[Watch]:
         """The watch rows due at ``now``, oldest first, at most ``limit``: one page of one range query."""
@@ -99,20 +98,26 @@ class ReceiptChecks(TableStore):
         return [watch_from_entity(entity) for entity in next(pages, [])][:limit]
 
     def move(self, done: Sequence[Watch], later: Sequence[tuple[Watch, Watch]]) -> None:
-        """Delete ``done`` and move each (old, new) of ``later`` to its new due time, 100 operations a transaction."""
-        operations: list[Any] = [("delete", watch_entity(watch)) for watch in done]
-        for old, new in later:
-            operations += [("delete", watch_entity(old)), ("upsert", watch_entity(new), {"mode": UpdateMode.REPLACE})]
-        self._submit(operations)
+        """Delete ``done`` and move each (old, new) of ``later`` to its new due time; a move's delete and insert
+        go in the same transaction, so a row is never lost nor doubled half-way."""
+        groups = [[("delete", watch_entity(watch))] for watch in done]
+        groups += [[("delete", watch_entity(old)), _upsert(new)] for old, new in later]
+        self._submit(groups)
 
-    def _submit(self, operations: list[Any]) -> None:
-        start = 0
-        while start < len(operations):
-            stop = min(start + TRANSACTION_LIMIT, len(operations))
-            if operations[stop - 1][0] == "delete" and stop < len(operations) and operations[stop][0] == "upsert":
-                stop -= 1  # a move's delete and insert stay in one transaction
-            self._table.submit_transaction(operations[start:stop])
-            start = stop
+    def _submit(self, groups: list[list[Any]]) -> None:
+        """Entity-group transactions of at most 100 operations, never splitting a group."""
+        batch: list[Any] = []
+        for group in groups:
+            if len(batch) + len(group) > TRANSACTION_LIMIT:
+                self._table.submit_transaction(batch)
+                batch = []
+            batch += group
+        if batch:
+            self._table.submit_transaction(batch)
+
+
+def _upsert(watch: Watch) -> tuple[Any, ...]:
+    return ("upsert", watch_entity(watch), {"mode": UpdateMode.REPLACE})
 
 
 @dataclass(frozen=True)
@@ -154,8 +159,11 @@ class ReceiptChecker:
                          watch.comm_id.hex, watch.index, watch.provider, self._policy.give_up.total_seconds() // 3600)
                 done.append(watch)
                 given_up += 1
+            elif (moved := replace(watch, due_at=next_at, checks=watch.checks + 1)).row_key in {
+                    new.row_key for _, new in later}:
+                done.append(watch)  # a second row for one recipient: one transaction cannot write a row twice
             else:
-                later.append((watch, replace(watch, due_at=next_at, checks=watch.checks + 1)))
+                later.append((watch, moved))
         self._checks.move(done, later)
         report = CheckReport(len(due), answered, already, len(later), given_up)
         if due:

@@ -4,13 +4,15 @@ provider says, asks again later with growing waits, and after the give-up wait l
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
 
 from gateway.delivery import ReceiptFollowUp
 from gateway.message_index import MessageIndex
-from gateway.providers.base import ReceiptSource
+from gateway.providers.base import Outcome, ReceiptSource
 from gateway.receipt_checks import CheckPolicy, CheckReport, ReceiptChecker, ReceiptChecks, Watch
 from gateway.receipts import Receipt, ReceiptBook, ReceiptOutcome, ReceiptState
 from gateway.runtime import Gateway
@@ -161,3 +163,80 @@ def test_the_local_host_runs_the_check_on_its_schedule(storage_connection: str) 
     finally:
         server.stop()
     assert "check_receipts" in server.log_text()
+
+
+def test_rows_of_gone_or_failed_recipients_are_dropped_without_asking(setup) -> None:
+    gateway, clock, provider, delivery, _, checker, checks = setup
+    comm = stored(gateway.store, 2)
+    provider.script = {comm.recipients_spec[1].phone_number: [Outcome.FAILED]}
+    delivery.deliver(comm.comm_id)
+    sent = clock.now
+    checks.watch([Watch(comm.comm_id, 1, "p-2", "scripted", sent, sent),  # delivery recorded it Failed
+                  Watch(uuid.uuid4(), 0, "p-9", "scripted", sent, sent)])  # its communication is gone
+    at(clock, sent, minutes=1)
+    assert checker.run() == CheckReport(taken=2, already=2) and provider.asked == []
+
+
+class FailingBook(ReceiptBook):
+    def apply(self, receipt: Receipt) -> ReceiptOutcome:
+        raise ServiceRequestError("storage unreachable")
+
+
+def test_what_cannot_be_asked_or_recorded_is_asked_again_later(setup) -> None:
+    gateway, clock, provider, _, book, _, checks = setup
+    comm = stored(gateway.store, 2)
+    make_delivery(gateway.store, provider, clock=clock).deliver(comm.comm_id)  # p-1, p-2; watched by hand below
+    sent = clock.now
+    checks.watch([Watch(comm.comm_id, 0, "p-1", "scripted", sent, sent),
+                  Watch(comm.comm_id, 1, "p-2", "another-provider", sent, sent)])  # sent before a provider switch
+    provider.answers = {"p-1": [said("p-1", "delivered", ReceiptState.DELIVERED)] * 2}
+    at(clock, sent, minutes=1)
+    failing = ReceiptChecker(checks, gateway.store, FailingBook(gateway.store), provider, POLICY, clock=clock)
+    assert failing.run() == CheckReport(taken=2, again=2)
+    assert provider.asked == ["p-1"]  # its answer could not be recorded: asked again later; p-2's provider is gone
+    at(clock, sent, hours=2)
+    checker = ReceiptChecker(checks, gateway.store, book, provider, POLICY, clock=clock)
+    assert checker.run() == CheckReport(taken=2, answered=1, again=1)
+    assert provider.asked == ["p-1", "p-1"]
+
+
+def test_moves_of_more_than_one_transaction_keep_every_row_once(setup) -> None:
+    _, clock, _, _, _, _, checks = setup
+    sent = clock.now
+    comm_id = uuid.uuid4()
+    rows = [Watch(comm_id, n, f"m-{n}", "scripted", sent, sent) for n in range(151)]
+    checks.watch(rows)
+    assert len(watched(checks)) == 151
+    counting = TransactionCounter(checks._table)
+    checks._table = counting
+    later = [(row, Watch(comm_id, row.index, row.message_id, "scripted", sent, sent + timedelta(hours=1), 1))
+             for row in rows[1:]]
+    checks.move(rows[:1], later)  # 1 delete and 150 delete-insert pairs: 301 operations
+    assert counting.sizes == [99, 100, 100, 2]  # a pair is never split across two transactions
+    assert [(message, count) for message, count, _ in watched(checks)] == sorted((f"m-{n}", 1) for n in range(1, 151))
+
+
+class TransactionCounter:
+    def __init__(self, table) -> None:
+        self._table = table
+        self.sizes: list[int] = []
+
+    def submit_transaction(self, operations):
+        self.sizes.append(len(operations))
+        return self._table.submit_transaction(operations)
+
+    def __getattr__(self, name: str):
+        return getattr(self._table, name)
+
+
+def test_two_rows_for_one_recipient_become_one(setup) -> None:
+    """Two watch rows of one recipient (written twice) would move to the same RowKey: the run keeps one."""
+    gateway, clock, provider, _, _, checker, checks = setup
+    comm = stored(gateway.store, 1)
+    make_delivery(gateway.store, provider, clock=clock).deliver(comm.comm_id)
+    sent = clock.now
+    checks.watch([Watch(comm.comm_id, 0, "p-1", "scripted", sent, sent),
+                  Watch(comm.comm_id, 0, "p-1", "scripted", sent, sent + timedelta(seconds=5))])
+    at(clock, sent, minutes=1)
+    assert checker.run() == CheckReport(taken=2, again=1)
+    assert [(message, count) for message, count, _ in watched(checks)] == [("p-1", 1)]
