@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -330,6 +330,20 @@ def test_the_index_maps_every_accepted_message_and_nothing_else(parts: Parts) ->
     assert parts.index.find("scripted", "p-1") == (comm.comm_id, 0)
     assert parts.index.find("scripted", "p-2") is None and parts.index.find("scripted", "p-3") is None
     assert parts.index.find("other", "p-1") is None
+
+
+class NamelessProvider(ScriptedProvider):
+    """Accepts every message without saying its id."""
+
+    def send(self, messages, deadline=None):
+        return [replace(result, provider_message_id=None) for result in super().send(messages, deadline)]
+
+
+def test_a_message_accepted_without_an_id_is_not_indexed(parts: Parts) -> None:
+    comm = stored(parts.store, 2)
+    parts.delivery(NamelessProvider()).deliver(comm.comm_id)
+    assert list(parts.index._table.list_entities()) == []
+    assert parts.store.load_header(comm.comm_id).status is CommStatus.SENT
 
 
 class NamingProvider(ScriptedProvider):
