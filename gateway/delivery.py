@@ -196,6 +196,8 @@ class Delivery:
         comm = snapshot.communication
         recipients = snapshot.all_recipients()
         if comm.status.is_final:
+            if comm.status in {CommStatus.SENT, CommStatus.PARTIALLY_SENT}:
+                self._settle_receipts(comm)  # a run that failed after its final record is redelivered: settle now
             return self._report(comm, recipients, None)
         fanned_out = len(recipients) > self._batch_size
         if fanned_out and unit is None and fan_out is not None:

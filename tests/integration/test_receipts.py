@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
 
 from bench.common import CountingPolicy
 from gateway.connections import StorageClients
@@ -213,6 +214,28 @@ def test_a_receipt_before_the_record_is_kept_counted_and_not_overwritten(parts: 
     assert status.Status == state.value  # settled once delivery's record made it final
     header = parts.store.header_counts(comm.comm_id)
     assert header is not None and header.receipts.final == 1 and header.status.value == state.value
+
+
+class SettleFailsOnce(ReceiptDuringRecord):
+    """As ReceiptDuringRecord, and storage fails the settle's read once, after the final record."""
+
+    failed = False
+
+    def header_counts(self, comm_id: uuid.UUID):
+        if not self.failed:
+            self.failed = True
+            raise ServiceRequestError("storage unreachable")
+        return self._store.header_counts(comm_id)
+
+
+def test_a_settle_storage_refused_is_done_by_the_redelivered_message(parts: Parts) -> None:
+    comm = stored(parts.store, 1)
+    racing = SettleFailsOnce(parts.store, lambda: parts.book.apply(receipt("p-1", "delivered", DELIVERED)))
+    with pytest.raises(ServiceRequestError):  # the run raises: the host redelivers its message
+        parts.delivery(ScriptedProvider(), store=racing).deliver(comm.comm_id)
+    assert parts.store.load_header(comm.comm_id).status is CommStatus.SENT
+    parts.delivery(ScriptedProvider()).deliver(comm.comm_id)
+    assert parts.store.load_header(comm.comm_id).status is CommStatus.DELIVERED
 
 
 class RaceOnRead:
