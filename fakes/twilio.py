@@ -667,7 +667,7 @@ DEV_SENDER = "+15005550006"  # Twilio's test "From" that always works
 
 
 class _ConsoleTwilioFake(TwilioFake):
-    """The fake with a console: a line per Message created and per refused request."""
+    """The fake with a console: a line per Message created, per status callback and per refused request."""
 
     def record_request(self, seen: SeenRequest) -> None:
         super().record_request(seen)
@@ -680,15 +680,34 @@ def _print_message(message: ReceivedMessage) -> None:
     say(f"{stamp()} received {message.sid} to {message.to} from {sender}: {message.body!r}")
 
 
+def _print_callback(posted: PostedCallback) -> None:
+    answer = posted.error or f"HTTP {posted.answered}"
+    say(f"{stamp()} status callback {posted.sid} {posted.status}: {answer}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fakes.twilio", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
     parser.add_argument("--account-sid", default=DEV_ACCOUNT_SID, help="Account SID it answers to (AC + 32 hex)")
     parser.add_argument("--auth-token", default=DEV_AUTH_TOKEN, help="that account's Auth Token")
     parser.add_argument("--sender", default=DEV_SENDER, help="the SMS_DEFAULT_SENDER to print")
+    parser.add_argument("--undelivered", action="append", default=[], metavar="NUMBER",
+                        help="messages to this number end undelivered with 30003 (repeatable)")
+    parser.add_argument("--failed", action="append", default=[], metavar="NUMBER",
+                        help="messages to this number end failed with 30008 (repeatable)")
+    parser.add_argument("--order", choices=["in order", "reversed", "shuffled"], default="in order",
+                        help="the order a message's status callbacks are posted in")
+    parser.add_argument("--duplicates", type=int, default=0, help="post every status callback this many more times")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds before each status callback (1)")
     args = parser.parse_args(argv)
     fake = _ConsoleTwilioFake(account_sid=args.account_sid, auth_token=args.auth_token)
     fake.on_create = _print_message
+    fake.on_callback = _print_callback
+    fake.callback_plan = CallbackPlan(order=args.order, duplicates=args.duplicates, interval=args.interval)
+    for number in args.undelivered:
+        fake.fate(number, Fate.undelivered())
+    for number in args.failed:
+        fake.fate(number, Fate.failed())
 
     def describe(running: TwilioFake) -> str:
         env = {
