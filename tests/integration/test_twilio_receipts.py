@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import requests
@@ -17,8 +18,12 @@ from twilio.request_validator import RequestValidator
 
 from devhost.azurite import free_port
 from fakes.twilio import CallbackPlan, Fate, TwilioFake
+from gateway.receipt_checks import CheckPolicy, ReceiptChecker, ReceiptChecks
 from gateway.runtime import Gateway
+from gateway.status import describe
+from gateway.storage import utcnow
 from tests.http_fixtures import LICENSEE
+from tests.integration.test_delivery import stored
 from tests.server import GatewayServer, server_env
 from tests.waiting import wait_until
 
@@ -251,3 +256,35 @@ def test_callbacks_are_refused_when_the_gateway_has_no_auth_token(storage_connec
     finally:
         server.stop()
     assert "TWILIO_AUTH_TOKEN is not" in server.log_text()  # said at start-up
+
+
+# --- no callback came: the missing-receipt check asks the fake ------------------------------------------------------
+
+
+def test_a_message_no_callback_reached_is_looked_up_at_the_fake(make_gateway, twilio: TwilioFake) -> None:
+    """Without SMS_PUBLIC_BASE_URL nothing calls back; the check's look-up (GET .../Messages/{sid}.json) learns it."""
+    gateway = make_gateway(SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=twilio.account_sid,
+                           TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_BASE_URL=twilio.base_url)
+    comm = stored(gateway.store, 3)
+    delivered, undelivered, silent = (spec.phone_number for spec in comm.recipients_spec)
+    twilio.fate(delivered, Fate())
+    twilio.fate(undelivered, Fate.undelivered(30005))
+    twilio.fate(silent, Fate(("sending", "sent")))  # no carrier receipt: asked again later
+    gateway.delivery.deliver(comm.comm_id)
+    assert all(message.status_callback is None for message in twilio.messages[-3:])
+    policy = CheckPolicy(after=timedelta(minutes=30), give_up=timedelta(hours=72), per_run=10)
+    checks = ReceiptChecks(gateway.clients.worker_tables, gateway.settings.receipt_checks_table)
+    checker = ReceiptChecker(checks, gateway.store, gateway.receipts, gateway.provider, policy,
+                             clock=lambda: utcnow() + timedelta(minutes=31))
+
+    report = checker.run()
+
+    assert (report.taken, report.answered, report.again) == (3, 2, 1)
+    asked = [seen.path for seen in twilio.requests if seen.method == "GET" and "/Messages/SM" in seen.path]
+    assert len(asked) == 3
+    view = describe(gateway.store.load(comm.comm_id))
+    by_number = {r.PhoneNumber: r for r in view.Recipients}
+    assert (by_number[delivered].Status, by_number[delivered].ErrorCode) == ("Delivered", None)
+    assert (by_number[undelivered].Status, by_number[undelivered].ErrorCode) == ("Undelivered", "30005")
+    assert by_number[undelivered].ErrorMessage == "Unknown destination handset"
+    assert by_number[silent].Status == "Sent"
