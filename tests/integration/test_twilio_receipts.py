@@ -214,6 +214,19 @@ def test_a_signed_callback_about_an_unknown_message_is_acknowledged_and_ignored(
     assert (answer.status_code, answer.text) == (204, "")
 
 
+def test_the_query_is_checked_exactly_as_sent(server: GatewayServer, twilio: TwilioFake) -> None:
+    """The local host hands the adapter the raw request target (as the Functions host does the query string):
+    an escaped or unusual query signs and checks as Twilio sent it."""
+    url = f"{server.url}{ROUTE}?CommId={uuid.uuid4().hex}&Index=0&note=a%20b%2Bc&empty="
+    form = callback_form(twilio, "SM" + uuid.uuid4().hex, number(), "sent")
+    answer = post_callback(server, url, form, RequestValidator(twilio.auth_token).compute_signature(url, form))
+    assert answer.status_code == 204, answer.text
+    unescaped = url.replace("a%20b%2Bc", "a b+c")
+    refused = post_callback(server, url, form,
+                            RequestValidator(twilio.auth_token).compute_signature(unescaped, form))
+    assert refused.status_code == 403
+
+
 def test_a_signed_callback_without_a_message_sid_is_400(server: GatewayServer, twilio: TwilioFake) -> None:
     url = f"{server.url}{ROUTE}"
     form = {"MessageStatus": "delivered", "AccountSid": twilio.account_sid}
