@@ -19,7 +19,7 @@ from gateway.auth import Principal
 from gateway.errors import ApiError, FieldError, forbidden, service_unavailable
 from gateway.idempotency import read_key
 from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
-from gateway.redact import describe
+from gateway.redact import brief, describe
 from gateway.runtime import get_gateway
 from gateway.storage import TooLargeToStore
 from gateway.validation import too_large_to_store
@@ -132,7 +132,8 @@ def twilio_status(call: Call) -> Document:
         raise ApiError.validation([FieldError(malformed.field, "NotEmpty", f"'{malformed.field}' must not be empty.")]
                                   ) from None
     outcome = gateway.receipts.apply(receipt)
-    log.info("twilio status callback: %s %s -> %s", receipt.message_id, receipt.provider_status, outcome)
+    log.info("twilio status callback: %s %s -> %s", brief(receipt.message_id, 40), brief(receipt.provider_status, 40),
+             outcome)
     return Document("", status=204)
 
 
