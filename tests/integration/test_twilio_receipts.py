@@ -98,7 +98,8 @@ def sid_of(twilio: TwilioFake, number: str) -> str:
 
 def number() -> str:
     """A US mobile-looking number no other test uses (the fake's fates are per number)."""
-    return f"+1415{uuid.uuid4().int % 10**7:07d}"
+    n = uuid.uuid4().int
+    return f"+1415{2 + n % 8}{n // 8 % 10**6:06d}"  # a US exchange starts with 2-9
 
 
 # --- the fake's callbacks end a message Delivered -----------------------------------------------------------------
