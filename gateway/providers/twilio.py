@@ -82,6 +82,9 @@ class TwilioProvider(ReconcilingProvider):
         self._url = f"{settings.base_url}/{API_VERSION}/Accounts/{settings.account_sid}/Messages.json"
         # Callbacks are asked for only when they can be checked: Twilio signs them with the Auth Token.
         self._callback_base = public_base_url if settings.auth_token else None
+        # Every create then names the gateway's own URL with CommId and Index, and Twilio calls that URL rather than
+        # a Messaging Service's: delivery needs no message-id index to find what a callback is about.
+        self.receipts_name_the_recipient = bool(self._callback_base) and not settings.status_callback_url
         self._concurrency = concurrency
         self._session = session if session is not None else _new_session(settings, concurrency)
 

@@ -129,6 +129,15 @@ def test_a_message_ends_delivered_after_the_fakes_callbacks_in_any_order(
         f"{server.url}{ROUTE}?CommId={uuid.UUID(comm_id).hex}&Index=0")
 
 
+def test_the_gateways_own_callback_urls_need_no_message_index(server: GatewayServer, key: str, gateway: Gateway,
+                                                            twilio: TwilioFake) -> None:
+    """Each callback names CommId and Index, so delivery writes no message-id row (one write per recipient saved)."""
+    to = number()
+    settled(server, key, send(server, key, to), "Delivered")
+    index = gateway.clients.tables.get_table_client(gateway.settings.message_index_table)
+    assert list(index.query_entities("PartitionKey eq @sid", parameters={"sid": sid_of(twilio, to)})) == []
+
+
 def test_undelivered_and_failed_receipts_show_their_error_codes(server: GatewayServer, key: str,
                                                                  twilio: TwilioFake) -> None:
     delivered, undelivered, failed = number(), number(), number()

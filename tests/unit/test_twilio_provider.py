@@ -365,10 +365,19 @@ def test_look_up_is_none_when_twilio_cannot_say(fake: TwilioFake, trouble: str) 
 
 
 def test_the_provider_is_a_receipt_source(fake: TwilioFake) -> None:
-    """The missing-receipt check asks providers that are; Twilio's callbacks may lack our query, so it is indexed."""
-    provider = create(settings_for(fake))
-    assert isinstance(provider, ReceiptSource)
-    assert not getattr(provider, "receipts_name_the_recipient", False)
+    """The missing-receipt check asks providers that are."""
+    assert isinstance(create(settings_for(fake)), ReceiptSource)
+
+
+def test_only_the_gateways_own_callback_url_makes_the_message_index_needless(fake: TwilioFake) -> None:
+    """Delivery writes no message-id index when every callback names its recipient; a Messaging Service's URL or
+    one of the operator's own may not."""
+    assert create(settings_for(fake), public_base_url=PUBLIC).receipts_name_the_recipient
+    assert not create(settings_for(fake)).receipts_name_the_recipient
+    explicit = settings_for(fake, status_callback_url="http://127.0.0.1:9/mine")
+    assert not create(explicit, public_base_url=PUBLIC).receipts_name_the_recipient
+    keys_only = settings_for(fake, auth_token=None, api_key_sid=fake.api_key_sid, api_key_secret=fake.api_key_secret)
+    assert not create(keys_only, public_base_url=PUBLIC).receipts_name_the_recipient
 
 
 # --- settings -----------------------------------------------------------------------------------------------------
