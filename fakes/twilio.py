@@ -27,6 +27,20 @@ any other way gets 400 with code 70002 ("Bad request"). Deliberately stricter th
 parameters the description does not name are refused, so a misspelt parameter fails a test
 instead of being ignored.
 
+Status callbacks, as Twilio sends them: a create with a ``StatusCallback`` (checked as Twilio checks it: an
+absolute http(s) URL with a host name without underscores, at most 4000 characters, else 400 with code 21609)
+gets, from a background thread once the create is answered, one signed form POST per status its recipient's
+``Fate`` lists (by default ``sending``, ``sent``, ``delivered``; ``fate`` marks a number ``undelivered`` with
+30003 or ``failed`` with 30008, say). Each carries Twilio's fields (``MessageSid``, ``SmsSid``,
+``MessageStatus``, ``SmsStatus``, ``AccountSid``, ``From``, ``To``, ``ApiVersion``, ``ErrorCode`` on a failure,
+``RawDlrDoneDate`` on a final carrier status, ``MessagingServiceSid`` with a service) and an
+``X-Twilio-Signature`` computed by Twilio's own ``twilio`` package over the URL exactly as given.
+``callback_plan`` reorders them, repeats them, spaces them, or posts them before the create is answered (a
+receipt that arrives before the gateway recorded the sid). A callback that fails is logged and recorded in
+``callbacks``, never retried, as Twilio does. A fetch (``GET .../Messages/{Sid}.json``) reads the Message's
+current status: the furthest its posted callbacks got, or its fate's last status when no callback was asked for
+and its number has a fate of its own.
+
 From a shell, ``python -m fakes.twilio [--port 8081]`` runs it until Ctrl-C and prints the
 settings that point the gateway at it (``main`` below).
 """
@@ -37,8 +51,12 @@ import argparse
 import base64
 import binascii
 import hmac
+import logging
+import random
 import re
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +65,9 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+
+import requests
+from twilio.request_validator import RequestValidator
 
 from fakes.cli import banner, say, serve, stamp
 from fakes.openapi import MethodNotAllowed, OpenApiDescription, Operation, RequestProblem, RouteNotFound
@@ -61,6 +82,12 @@ DATE_FILTERS = ("DateSent", "DateSent<", "DateSent>")
 LIST_KEYS = ("To", "From", *DATE_FILTERS, "PageSize")  # the filters a page's URIs repeat, in Twilio's order
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 CHANNEL_ADDRESS = re.compile(r"^[a-z]+:\+[1-9]\d{1,14}$")
+MAX_CALLBACK_URL = 4000
+CALLBACK_TIMEOUT_SECONDS = 15.0  # Twilio's default webhook time-out
+# How far along its life a status is: a Message's current status never goes back to an earlier one.
+PROGRESS = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4, "failed": 4}
+
+log = logging.getLogger(__name__)
 
 # Twilio's test credentials answer these To numbers with these errors; the fake does the same by default.
 MAGIC_NUMBERS: dict[str, tuple[int, str]] = {
@@ -101,6 +128,53 @@ class ReceivedMessage:
     status_callback: str | None
     auth_user: str
     params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Fate:
+    """What becomes of a Message: the statuses its callbacks report, in the order they happen, and the error
+    code the failing one carries."""
+
+    statuses: tuple[str, ...] = ("sending", "sent", "delivered")
+    error_code: int | None = None
+
+    @classmethod
+    def undelivered(cls, error_code: int = 30003) -> Fate:
+        """The carrier could not deliver it (30003: the handset is unreachable)."""
+        return cls(("sending", "sent", "undelivered"), error_code)
+
+    @classmethod
+    def failed(cls, error_code: int = 30008) -> Fate:
+        """Twilio could not send it at all (30008: unknown error)."""
+        return cls(("sending", "failed"), error_code)
+
+
+@dataclass(frozen=True)
+class CallbackPlan:
+    """How a Message's callbacks are posted: the order, repeats, spacing, and whether before its create is
+    answered (from the background thread all the same; the create's answer waits for them)."""
+
+    order: str = "in order"  # or "reversed", or "shuffled"
+    duplicates: int = 0  # every callback is posted this many more times
+    interval: float = 0.0  # seconds before each callback
+    before_answer: bool = False
+    seed: int | None = None  # for "shuffled": the same seed, the same order
+
+    def __post_init__(self) -> None:
+        if self.order not in ("in order", "reversed", "shuffled"):
+            raise ValueError(f"order is 'in order', 'reversed' or 'shuffled', not {self.order!r}")
+
+
+@dataclass(frozen=True)
+class PostedCallback:
+    """One status callback the fake posted, and what became of it: the status answered, or the error."""
+
+    sid: str
+    status: str
+    url: str
+    form: dict[str, str]
+    answered: int | None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +274,8 @@ class _TwilioHandler(FakeHandler):
         except RequestProblem as problem:
             if problem.kind == "required" and problem.parameter == "To":
                 return self._fail(400, 21604, "A 'To' phone number is required.")
+            if problem.parameter == "StatusCallback":
+                return self._fail(400, 21609, INVALID_CALLBACK)
             return self._fail(400, 70002, problem.message)
         for group in fake.description.conditional_groups(operation):
             if not any(params.get(name) not in (None, "", []) for name in group):
@@ -213,6 +289,9 @@ class _TwilioHandler(FakeHandler):
             return self._fail(rejection.status, rejection.code, rejection.message)
         resource = fake.create(params, auth_user or "")
         fake.description.check_response(operation, 201, resource)
+        callbacks = fake.start_callbacks(resource["sid"])
+        if callbacks is not None and fake.callback_plan.before_answer:
+            callbacks.join()
         self.send_json(201, resource, {"Twilio-Request-Id": "RQ" + uuid.uuid4().hex})
         return 201
 
@@ -272,6 +351,27 @@ class TwilioFake(FakeService):
         self._rejections: dict[str, _Rejection] = {
             number: _Rejection(code, message) for number, (code, message) in MAGIC_NUMBERS.items()
         }
+        self.default_fate = Fate()
+        self._fates: dict[str, Fate] = {}
+        self.callback_plan = CallbackPlan()
+        self.callbacks: list[PostedCallback] = []  # every status callback posted, in the order they were answered
+        self.on_callback: Callable[[PostedCallback], None] | None = None  # told of every callback posted
+        self._posting: list[threading.Thread] = []
+
+    def fate(self, number: str, fate: Fate) -> None:
+        """What becomes of every Message to ``number`` from now on."""
+        with self.lock:
+            self._fates[number] = fate
+
+    def wait_for_callbacks(self, timeout: float = 30.0) -> None:
+        """Until every callback planned so far has been posted (and answered, or failed)."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            threads = list(self._posting)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                raise TimeoutError(f"status callbacks still being posted after {timeout} s")
 
     def reject(self, number: str, code: int, message: str, status: int = 400) -> None:
         """Answer any Message to ``number`` with this Twilio error."""
@@ -305,6 +405,9 @@ class TwilioFake(FakeService):
             )
         if len(str(params.get("Body") or "")) > MAX_BODY:
             return _Rejection(21617, "The concatenated message body exceeds the 1600 character limit.")
+        callback = params.get("StatusCallback")
+        if callback is not None and not _valid_callback(str(callback)):
+            return _Rejection(21609, INVALID_CALLBACK)
         return None
 
     def create(self, params: dict[str, Any], auth_user: str) -> dict[str, Any]:
@@ -352,11 +455,88 @@ class TwilioFake(FakeService):
         # as Twilio's does). ListMessage's DateSent filters work on date_sent, so a sent date is what they see.
         sent = {**resource, "status": "sent", "date_sent": now, "date_updated": now}
         with self.lock:
+            fate = self._fates.get(message.to)
+            if fate is not None and message.status_callback is None:
+                sent = _settled(sent, fate, fate.statuses[-1])  # no callbacks to wait for: its fate is known now
             self.messages.append(message)
             self.resources[sid] = sent
         if self.on_create is not None:
             self.on_create(message)
         return resource
+
+    def start_callbacks(self, sid: str) -> threading.Thread | None:
+        """Start posting the status callbacks of a Message just created, in a thread of their own (returned);
+        None when its create gave no ``StatusCallback``."""
+        with self.lock:
+            message = next(message for message in reversed(self.messages) if message.sid == sid)
+            fate = self._fates.get(message.to, self.default_fate)
+            plan = self.callback_plan
+        if message.status_callback is None:
+            return None
+        thread = threading.Thread(target=self._post_callbacks, args=(message, fate, plan),
+                                  name=f"twilio-callbacks-{sid}", daemon=True)
+        with self.lock:
+            self._posting.append(thread)
+        thread.start()
+        return thread
+
+    def _post_callbacks(self, message: ReceivedMessage, fate: Fate, plan: CallbackPlan) -> None:
+        """Post the Message's callbacks as the plan says; each failure logged and recorded, none retried."""
+        statuses = [status for status in fate.statuses for _ in range(1 + plan.duplicates)]
+        if plan.order == "reversed":
+            statuses.reverse()
+        elif plan.order == "shuffled":
+            random.Random(plan.seed).shuffle(statuses)
+        url = str(message.status_callback)
+        with requests.Session() as session:
+            for status in statuses:
+                if plan.interval and self._stopping(plan.interval):
+                    return
+                form = self.callback_form(message, status, fate)
+                signature = RequestValidator(self.auth_token).compute_signature(url, form)
+                headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1",
+                           "I-Twilio-Idempotency-Token": str(uuid.uuid4())}
+                try:
+                    answer = session.post(url, data=form, headers=headers, timeout=CALLBACK_TIMEOUT_SECONDS,
+                                          allow_redirects=False)
+                    posted = PostedCallback(message.sid, status, url, form, answer.status_code)
+                except requests.RequestException as error:
+                    posted = PostedCallback(message.sid, status, url, form, None, type(error).__name__)
+                if posted.answered is None or posted.answered >= 400:
+                    log.warning("twilio fake: the %s callback for %s failed (%s); not retried", status, message.sid,
+                                posted.error or f"HTTP {posted.answered}")
+                with self.lock:
+                    self.callbacks.append(posted)
+                    resource = self.resources[message.sid]
+                    if PROGRESS.get(status, 0) > PROGRESS.get(resource["status"], 0):
+                        self.resources[message.sid] = _settled(resource, fate, status)
+                if self.on_callback is not None:
+                    self.on_callback(posted)
+
+    def callback_form(self, message: ReceivedMessage, status: str, fate: Fate) -> dict[str, str]:
+        """The fields Twilio posts to a StatusCallback for this status."""
+        form = {
+            "ApiVersion": "2010-04-01",
+            "AccountSid": self.account_sid,
+            "MessageSid": message.sid,
+            "SmsSid": message.sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": message.to,
+            "From": message.from_ or DEV_SENDER,  # with a Messaging Service, the sender it picked
+        }
+        if message.messaging_service_sid:
+            form["MessagingServiceSid"] = message.messaging_service_sid
+        if status in ("undelivered", "failed") and fate.error_code is not None:
+            form["ErrorCode"] = str(fate.error_code)
+        if status in ("delivered", "undelivered"):
+            form["RawDlrDoneDate"] = datetime.now(UTC).strftime("%y%m%d%H%M")
+        return form
+
+    def _stopping(self, seconds: float) -> bool:
+        """Wait ``seconds``; True when the fake stopped meanwhile (its callbacks stop too)."""
+        server = self._server
+        return server is None or server.stopping.wait(seconds)
 
     def page(self, query: dict[str, Any], filters: dict[str, _DateFilter]) -> dict[str, Any] | None:
         """One ListMessage page as Twilio shapes it; None when the PageToken names no Message in the list."""
@@ -412,6 +592,32 @@ class TwilioFake(FakeService):
         return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
 
+INVALID_CALLBACK = "The StatusCallback URL is not a valid URL."
+# The error_message a Message reads with each error code (Twilio's error dictionary).
+ERROR_MESSAGES = {30003: "Unreachable destination handset", 30005: "Unknown destination handset",
+                  30006: "Landline or unreachable carrier", 30007: "Message filtered", 30008: "Unknown error"}
+
+
+def _valid_callback(url: str) -> bool:
+    """As Twilio checks a StatusCallback: absolute http(s), a host without underscores, at most 4000 characters."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    return (parts.scheme.lower() in ("http", "https") and bool(host) and "_" not in host
+            and len(url) <= MAX_CALLBACK_URL and not any(c.isspace() for c in url))
+
+
+def _settled(resource: dict[str, Any], fate: Fate, status: str) -> dict[str, Any]:
+    """The Message at ``status``: the fate's error code once it failed."""
+    failing = status in ("undelivered", "failed") and fate.error_code is not None
+    return {**resource, "status": status, "date_updated": format_datetime(datetime.now(UTC)),
+            "error_code": fate.error_code if failing else None,
+            "error_message": ERROR_MESSAGES.get(fate.error_code or 0, "Unknown error") if failing else None}
+
+
 @dataclass(frozen=True)
 class _DateFilter:
     value: date | datetime  # a day (YYYY-MM-DD) compares with the day a Message was sent, a time with the time
@@ -461,7 +667,7 @@ DEV_SENDER = "+15005550006"  # Twilio's test "From" that always works
 
 
 class _ConsoleTwilioFake(TwilioFake):
-    """The fake with a console: a line per Message created and per refused request."""
+    """The fake with a console: a line per Message created, per status callback and per refused request."""
 
     def record_request(self, seen: SeenRequest) -> None:
         super().record_request(seen)
@@ -474,15 +680,34 @@ def _print_message(message: ReceivedMessage) -> None:
     say(f"{stamp()} received {message.sid} to {message.to} from {sender}: {message.body!r}")
 
 
+def _print_callback(posted: PostedCallback) -> None:
+    answer = posted.error or f"HTTP {posted.answered}"
+    say(f"{stamp()} status callback {posted.sid} {posted.status}: {answer}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fakes.twilio", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
     parser.add_argument("--account-sid", default=DEV_ACCOUNT_SID, help="Account SID it answers to (AC + 32 hex)")
     parser.add_argument("--auth-token", default=DEV_AUTH_TOKEN, help="that account's Auth Token")
     parser.add_argument("--sender", default=DEV_SENDER, help="the SMS_DEFAULT_SENDER to print")
+    parser.add_argument("--undelivered", action="append", default=[], metavar="NUMBER",
+                        help="messages to this number end undelivered with 30003 (repeatable)")
+    parser.add_argument("--failed", action="append", default=[], metavar="NUMBER",
+                        help="messages to this number end failed with 30008 (repeatable)")
+    parser.add_argument("--order", choices=["in order", "reversed", "shuffled"], default="in order",
+                        help="the order a message's status callbacks are posted in")
+    parser.add_argument("--duplicates", type=int, default=0, help="post every status callback this many more times")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds before each status callback (1)")
     args = parser.parse_args(argv)
     fake = _ConsoleTwilioFake(account_sid=args.account_sid, auth_token=args.auth_token)
     fake.on_create = _print_message
+    fake.on_callback = _print_callback
+    fake.callback_plan = CallbackPlan(order=args.order, duplicates=args.duplicates, interval=args.interval)
+    for number in args.undelivered:
+        fake.fate(number, Fate.undelivered())
+    for number in args.failed:
+        fake.fate(number, Fate.failed())
 
     def describe(running: TwilioFake) -> str:
         env = {

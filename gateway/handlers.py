@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from gateway.auth import Principal
-from gateway.errors import ApiError, FieldError, service_unavailable
+from gateway.errors import ApiError, FieldError, forbidden, service_unavailable
 from gateway.idempotency import read_key
 from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
-from gateway.redact import describe
+from gateway.redact import brief, describe
 from gateway.runtime import get_gateway
 from gateway.storage import TooLargeToStore
 from gateway.validation import too_large_to_store
@@ -105,6 +105,36 @@ def openapi_spec(call: Call) -> Document:
 
     parts = urlsplit(call.url)
     return Document(openapi_json(f"{parts.scheme}://{parts.netloc}"))
+
+
+def twilio_status(call: Call) -> Document:
+    """A Twilio status callback: checked, stored as a receipt, then answered 204 (Twilio does not retry).
+
+    Forged or unsigned: 403 and nothing read. Signed but without a MessageSid or MessageStatus: 400. Anything
+    else, an unknown sid included, is handed to the receipt book and answered 204 once it is stored.
+    """
+    from gateway.providers import twilio_callbacks, twilio_signature
+    from gateway.providers.twilio_settings import TwilioSettings
+
+    gateway = get_gateway()
+    twilio = gateway.settings.provider_settings
+    try:
+        receipt = twilio_callbacks.read_callback(
+            request_url=call.url, public_base_url=gateway.settings.public_base_url,
+            auth_token=twilio.auth_token if isinstance(twilio, TwilioSettings) else None,
+            signature=call.headers.get(twilio_signature.HEADER.lower()), body=call.body,
+        )
+    except twilio_callbacks.ForgedCallback as refused:
+        log.warning("twilio status callback refused: %s", refused)
+        raise forbidden("The X-Twilio-Signature is not this account's for this URL and body") from None
+    except twilio_callbacks.MalformedCallback as malformed:
+        log.warning("twilio status callback without %s ignored", malformed.field)
+        raise ApiError.validation([FieldError(malformed.field, "NotEmpty", f"'{malformed.field}' must not be empty.")]
+                                  ) from None
+    outcome = gateway.receipts.apply(receipt)
+    log.info("twilio status callback: %s %s -> %s", brief(receipt.message_id, 40), brief(receipt.provider_status, 40),
+             outcome)
+    return Document("", status=204)
 
 
 def parse_dto(model: type[WireModel], data: dict[str, Any]) -> Any:

@@ -71,6 +71,7 @@ class Operation:
     path_parameters: tuple[PathParameter, ...] = ()
     parameters: tuple[RequestParameter, ...] = ()
     authenticated: bool = True
+    success: int = 200  # the status a success answers: a provider callback's empty acknowledgement is 204
 
     def __post_init__(self) -> None:
         """The declared errors must be what the adapter does, or the documents would say otherwise."""
@@ -189,6 +190,22 @@ OPENAPI = Operation(
     handlers.openapi_spec, errors=(500,), media_type="application/json", authenticated=False,
 )
 
+TWILIO_STATUS = Operation(
+    "TwilioStatusCallback",
+    "For Twilio, not for clients: Twilio's status callback for a message the gateway sent (a form, signed with "
+    "the account's Auth Token in X-Twilio-Signature over SMS_PUBLIC_BASE_URL plus this path and query). Every "
+    "create names this URL when SMS_PUBLIC_BASE_URL is set. Answers 204 once the receipt is stored, also for a "
+    "message the gateway does not know; 403 when the signature is not Twilio's (or TWILIO_AUTH_TOKEN is unset); "
+    "400 when a signed callback has no MessageSid or MessageStatus.",
+    handlers.twilio_status, errors=(400, 403, 500, 503), media_type="text/plain", authenticated=False, success=204,
+    parameters=(
+        RequestParameter("X-Twilio-Signature", "header",
+                         "Base64 HMAC-SHA1 of the URL and the sorted form parameters, keyed with the Auth Token"),
+        RequestParameter("CommId", "query", "The communication the message belongs to, as the gateway gave it"),
+        RequestParameter("Index", "query", "The recipient's position in it, as the gateway gave it"),
+    ),
+)
+
 
 def _send_routes() -> list[Route]:
     routes: list[Route] = []
@@ -225,4 +242,6 @@ ROUTES: tuple[Route, ...] = (
     Route("metadata", "metadata", ("GET",), METADATA,
           summary="This service's operations, routes and DTOs, for people"),
     Route("openapi", "openapi.json", ("GET",), OPENAPI, summary="An OpenAPI 3.1 description of every route"),
+    Route("twilio_status", "api/providers/twilio/status", ("POST",), TWILIO_STATUS,
+          summary="Twilio's delivery receipts (status callbacks), signed by Twilio; not for clients"),
 )

@@ -43,6 +43,12 @@ if [ ! -s "$key_file" ]; then
 fi
 key=$(cat "$key_file")
 port=${PORT:-7071}
+# Providers call back on SMS_PUBLIC_BASE_URL (the Twilio fake's status callbacks): unless the environment or
+# local.settings.json names one (a tunnel, say), it is this host's own URL.
+if [ -z "${SMS_PUBLIC_BASE_URL:-}" ]; then
+  configured=$(.venv/bin/python -c 'import json; print(json.load(open("local.settings.json"))["Values"].get("SMS_PUBLIC_BASE_URL") or "")')
+  export SMS_PUBLIC_BASE_URL=${configured:-http://127.0.0.1:$port}
+fi
 if [ "${SMS_PROVIDER:-outbox}" = outbox ]; then
   delivered_by="delivered to the outbox table, nothing leaves this machine"
   look_up="See what would have been sent:  .venv/bin/python -m gateway outbox"

@@ -23,8 +23,9 @@ class GatewayServer:
     process: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls, env: dict[str, str], *args: str) -> GatewayServer:
-        port = free_port()
+    def start(cls, env: dict[str, str], *args: str, port: int | None = None) -> GatewayServer:
+        """``python -m devhost`` on ``port`` (a free one when None: a test that must know the URL first picks it)."""
+        port = port or free_port()
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         settings = "tests/empty.settings.json"  # the environment alone configures the host
         command = [sys.executable, "-m", "devhost", "--port", str(port), "--settings", settings, *args]

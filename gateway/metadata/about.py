@@ -11,7 +11,8 @@ CONTENT_TYPE_NOTE = (
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "The request is malformed or invalid: every offending field is listed in Errors",
     401: "No API key, or an unknown or revoked one",
-    403: "The API key may not act for the licensee the request names",
+    403: "The API key may not act for the licensee the request names (Twilio's callbacks: the X-Twilio-Signature "
+         "is not Twilio's)",
     404: "No such resource for this licensee",
     405: "The path exists but does not answer this method",
     406: "None of the formats the Accept header names can be produced (json and jsv can)",

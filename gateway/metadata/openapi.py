@@ -112,7 +112,7 @@ def _operation_object(route: Route) -> dict[str, Any]:
     }
     if op.request is not None:
         operation["requestBody"] = _request_body(op.request, route)
-    operation["responses"] = {"200": _success_response(route)} | {
+    operation["responses"] = {str(op.success): _success_response(route)} | {
         str(code): {"$ref": f"#/components/responses/{code}"} for code in sorted(op.errors)
     }
     operation["security"] = SECURITY if op.authenticated else []
@@ -230,6 +230,8 @@ def _request_body(model: type[BaseModel], route: Route) -> dict[str, Any]:
 
 def _success_response(route: Route) -> dict[str, Any]:
     op = route.operation
+    if op.success == 204:
+        return {"description": "Done; no content"}
     if op.response is None:
         return {"description": op.description, "content": {str(op.media_type): {"schema": _document_schema(route)}}}
     return {"description": op.response.__name__, "content": _dto_content(op.response)}

@@ -44,7 +44,8 @@ def _outbox(settings: Settings, tables: TableServiceClient) -> SmsProvider:
 def _twilio(settings: Settings, tables: TableServiceClient) -> SmsProvider:
     from gateway.providers import twilio
 
-    return twilio.create(settings.provider_settings, settings.provider_concurrency)  # type: ignore[arg-type]  # twilio.create checks the type
+    return twilio.create(settings.provider_settings, settings.provider_concurrency,  # type: ignore[arg-type]  # twilio.create checks the type
+                         public_base_url=settings.public_base_url)
 
 
 def _acs(settings: Settings, tables: TableServiceClient) -> SmsProvider:

@@ -9,12 +9,17 @@ certainly does not (``ConnectFailed``, ``NotAttempted``, or an HTTP 429/5xx answ
 When delivery does not know whether an earlier attempt reached Twilio, ``find_sent`` asks Twilio's
 ListMessage (``GET .../Messages.json``, filtered by To, From and the sent date) for a Message with the
 same body created since that attempt, so the recipient can be recorded as sent instead of sent twice.
+
+With ``SMS_PUBLIC_BASE_URL`` set (and the Auth Token that checks what Twilio signs), every create names the
+gateway's status-callback route for its recipient (``twilio_callbacks``); ``look_up`` asks Twilio for a message's
+current status (``GET .../Messages/{sid}.json``) when no callback came.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +29,7 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
+from gateway.providers import twilio_callbacks
 from gateway.providers.base import OutboundSms, Outcome, ReconcilingProvider, SendResult
 from gateway.providers.common import (
     CONNECT_FAILED,
@@ -34,6 +40,7 @@ from gateway.providers.common import (
     send_in_turn,
 )
 from gateway.providers.twilio_settings import TwilioSettings
+from gateway.receipts import Receipt
 from gateway.redact import brief, mask_phone
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,7 @@ DEFAULT_CONCURRENCY = 10  # requests in flight per batch when SMS_PROVIDER_CONCU
 CLOCK_SKEW = timedelta(minutes=2)
 LIST_PAGE_SIZE = 50
 LIST_MAX_PAGES = 4
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")  # a Message's sid; anything else is never put in a URL
 
 
 class _CannotTell(Exception):
@@ -69,9 +77,14 @@ class TwilioProvider(ReconcilingProvider):
     resend_window_seconds: float | None = 0.0
 
     def __init__(self, settings: TwilioSettings, *, session: requests.Session | None = None,
-                 concurrency: int = 1) -> None:
+                 concurrency: int = 1, public_base_url: str | None = None) -> None:
         self._settings = settings
         self._url = f"{settings.base_url}/{API_VERSION}/Accounts/{settings.account_sid}/Messages.json"
+        # Callbacks are asked for only when they can be checked: Twilio signs them with the Auth Token.
+        self._callback_base = public_base_url if settings.auth_token else None
+        # Every create then names the gateway's own URL with CommId and Index, and Twilio calls that URL rather than
+        # a Messaging Service's: delivery needs no message-id index to find what a callback is about.
+        self.receipts_name_the_recipient = bool(self._callback_base) and not settings.status_callback_url
         self._concurrency = concurrency
         self._session = session if session is not None else _new_session(settings, concurrency)
 
@@ -184,9 +197,55 @@ class TwilioProvider(ReconcilingProvider):
             form["MessagingServiceSid"] = self._settings.messaging_service_sid
         else:
             form["From"] = message.sender
-        if self._settings.status_callback_url:
-            form["StatusCallback"] = self._settings.status_callback_url
+        callback = self._status_callback(message)
+        if callback:
+            form["StatusCallback"] = callback
         return form
+
+    def _status_callback(self, message: OutboundSms) -> str | None:
+        """``TWILIO_STATUS_CALLBACK_URL`` when set (a receiver of the operator's own), else the gateway's route."""
+        if self._settings.status_callback_url:
+            return self._settings.status_callback_url
+        if self._callback_base:
+            return twilio_callbacks.callback_url(self._callback_base, message.comm_id, message.index)
+        return None
+
+    def look_up(self, message_id: str) -> Receipt | None:
+        """What Twilio says of a message now (``GET .../Messages/{sid}.json``), mapped as a callback's status is.
+
+        None when Twilio cannot say: a transport failure, a 429 or 5xx, refused credentials, an answer that is not
+        a Message, or a 404 (Twilio has no such message: deleted, or sent from another account), so the recipient
+        keeps waiting for a receipt until the final wait calls it "no receipt". Never raises.
+        """
+        if not MESSAGE_SID.fullmatch(message_id):
+            log.warning("twilio: cannot look up %r: not a Message sid", brief(message_id, 40))
+            return None
+        url = self._url.removesuffix(".json") + f"/{message_id}.json"
+        try:
+            response = self._session.get(url, timeout=self._settings.timeout_seconds, allow_redirects=False)
+        except requests.RequestException as error:
+            log.warning("twilio: look-up of %s failed: %s", message_id, type(error).__name__)
+            return None
+        payload = _json_object(response)
+        if response.status_code != 200:
+            log.warning("twilio: look-up of %s: HTTP %s (code %s)", message_id, response.status_code,
+                        payload.get("code"))
+            return None
+        status = payload.get("status")
+        if payload.get("sid") != message_id or not isinstance(status, str) or not status:
+            log.warning("twilio: look-up of %s: the answer is not that Message", message_id)
+            return None
+        error_code = payload.get("error_code")
+        error_message = payload.get("error_message")
+        return Receipt(
+            provider="twilio",
+            message_id=message_id,
+            provider_status=status.lower(),
+            state=twilio_callbacks.state_of(status),
+            error_code=str(error_code) if error_code not in (None, "") else None,
+            error_message=error_message if isinstance(error_message, str) and error_message else None,
+            occurred_at=_rfc2822(payload.get("date_updated")),
+        )
 
     def _send_one(self, message: OutboundSms) -> tuple[SendResult, bool]:
         """One Message create; the flag is True when the answer means the service itself is unwell."""
@@ -290,8 +349,16 @@ def _rfc2822(value: object) -> datetime | None:
 
 
 
-def create(settings: TwilioSettings, concurrency: int | None = None) -> TwilioProvider:
-    """The registry's factory: a provider from already-read settings (``SMS_PROVIDER_CONCURRENCY``, when set)."""
+def create(settings: TwilioSettings, concurrency: int | None = None,
+           public_base_url: str | None = None) -> TwilioProvider:
+    """The registry's factory: a provider from already-read settings (``SMS_PROVIDER_CONCURRENCY`` and
+    ``SMS_PUBLIC_BASE_URL``, when set)."""
     if not isinstance(settings, TwilioSettings):
         raise TypeError(f"the twilio provider needs TwilioSettings, not {type(settings).__name__}")
-    return TwilioProvider(settings, concurrency=concurrency or DEFAULT_CONCURRENCY)
+    if public_base_url and not settings.auth_token and not settings.status_callback_url:
+        log.warning(
+            "twilio: SMS_PUBLIC_BASE_URL is set but TWILIO_AUTH_TOKEN is not, so Twilio's status callbacks could "
+            "not be checked: none are asked for, any that arrive answer 403, and receipts come only from looking "
+            "messages up"
+        )
+    return TwilioProvider(settings, concurrency=concurrency or DEFAULT_CONCURRENCY, public_base_url=public_base_url)

@@ -1,7 +1,9 @@
 """Twilio's settings, read only when ``SMS_PROVIDER=twilio``; ``twilio.py`` (and ``requests``) loads later.
 
-An Account SID plus either its Auth Token or an API key pair; SIDs are checked for their form so a
-typo stops start-up with the setting's name instead of failing every send.
+An Account SID plus its Auth Token, an API key pair, or both: REST calls use the API key pair when there is one,
+else the Auth Token; Twilio signs its status callbacks with the Auth Token whatever the REST calls use, so the
+gateway needs the token to accept them. SIDs are checked for their form so a typo stops start-up with the
+setting's name instead of failing every send.
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ def _sid(prefix: str) -> Pattern:
 
 @dataclass(frozen=True)
 class TwilioSettings(SettingsTable):
-    """Twilio Programmable Messaging: an Account SID plus either its Auth Token or an API key pair."""
+    """Twilio Programmable Messaging: an Account SID plus its Auth Token, an API key pair, or both."""
 
     account_sid: str | None = setting(
         "TWILIO_ACCOUNT_SID", _sid("AC"), description="the account; always the account in the API's URLs"
     )
     auth_token: str | None = setting(
         "TWILIO_AUTH_TOKEN", secret=True,
-        description="the account's Auth Token (a Key Vault reference in Azure); or the API key pair below",
+        description="the account's Auth Token (a Key Vault reference in Azure): authenticates REST calls unless the "
+        "API key pair below is set, and checks the signature of Twilio's status callbacks (without it they answer "
+        "403)",
     )
     api_key_sid: str | None = setting(
-        "TWILIO_API_KEY_SID", _sid("SK"), description="an API key, instead of the Auth Token"
+        "TWILIO_API_KEY_SID", _sid("SK"),
+        description="an API key for the REST calls, instead of the Auth Token (which still checks callbacks)",
     )
     api_key_secret: str | None = setting(
         "TWILIO_API_KEY_SECRET", secret=True, description="that API key's secret (a Key Vault reference in Azure)"
@@ -38,7 +43,9 @@ class TwilioSettings(SettingsTable):
         description="send through a Messaging Service, which picks the sender, instead of a `From` number",
     )
     status_callback_url: str | None = setting(
-        "TWILIO_STATUS_CALLBACK_URL", Url(), description="sent as `StatusCallback` with every message"
+        "TWILIO_STATUS_CALLBACK_URL", Url(),
+        description="sent as `StatusCallback` with every message instead of the gateway's own callback URL "
+        "(`SMS_PUBLIC_BASE_URL`), for a receiver of your own",
     )
     base_url: str = setting(
         "TWILIO_BASE_URL", Url(base=True), default="https://api.twilio.com",
@@ -56,11 +63,6 @@ class TwilioSettings(SettingsTable):
             raise ConfigError("TWILIO_API_KEY_SECRET is not set: it is required with TWILIO_API_KEY_SID")
         if self.api_key_secret and not self.api_key_sid:
             raise ConfigError("TWILIO_API_KEY_SID is not set: it is required with TWILIO_API_KEY_SECRET")
-        if self.auth_token and self.api_key_sid:
-            raise ConfigError(
-                "TWILIO_AUTH_TOKEN and TWILIO_API_KEY_SID are both set: "
-                "give the Auth Token or an API key pair, not both"
-            )
         if not self.auth_token and not self.api_key_sid:
             raise ConfigError(
                 "TWILIO_AUTH_TOKEN is not set: give the Auth Token, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET"

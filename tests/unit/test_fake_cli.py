@@ -30,9 +30,9 @@ def free_port() -> int:
 
 
 class RunningFake:
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(free_port())],
+            [sys.executable, "-m", module, "--port", str(free_port()), *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -69,8 +69,8 @@ class RunningFake:
 def run_fake() -> Iterator:
     started: list[RunningFake] = []
 
-    def start(module: str) -> RunningFake:
-        started.append(RunningFake(module))
+    def start(module: str, *args: str) -> RunningFake:
+        started.append(RunningFake(module, *args))
         return started[-1]
 
     yield start
@@ -96,6 +96,22 @@ def test_twilio_fake_from_a_shell(run_fake) -> None:
     assert result.outcome is Outcome.ACCEPTED
     assert f"received {result.provider_message_id} to +14155550100" in fake.read_until("received")
     assert provider.find_sent([message]) == {message.recipient_id: result.provider_message_id}
+    assert fake.stop() == 0
+
+
+def test_twilio_fake_from_a_shell_calls_back_and_ends_a_marked_number_undelivered(run_fake) -> None:
+    fake = run_fake("fakes.twilio", "--undelivered", "+14155550199", "--interval", "0")
+    env = fake.environment()
+    # Nothing listens on port 9: each callback fails, is printed, and is not retried.
+    provider = TwilioProvider(TwilioSettings.from_env(env), public_base_url="http://127.0.0.1:9")
+
+    [result] = provider.send([sms("+14155550199", env["SMS_DEFAULT_SENDER"])])
+
+    for status in ("sending", "sent", "undelivered"):
+        assert f"status callback {result.provider_message_id} {status}: ConnectionError" in fake.read_until(
+            "status callback")
+    receipt = provider.look_up(str(result.provider_message_id))
+    assert receipt is not None and (receipt.provider_status, receipt.error_code) == ("undelivered", "30003")
     assert fake.stop() == 0
 
 

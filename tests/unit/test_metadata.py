@@ -183,6 +183,9 @@ def test_post_bodies_accept_json_jsv_and_forms(document: dict[str, Any]) -> None
         if method != "post":
             assert "requestBody" not in operation
             continue
+        if path.startswith("/api/providers/"):  # a provider's callback: its body is the provider's, not a DTO
+            assert "requestBody" not in operation
+            continue
         content = operation["requestBody"]["content"]
         assert set(content) == {"application/json", "application/jsv", "application/x-www-form-urlencoded",
                                 "multipart/form-data"}, path
@@ -199,6 +202,9 @@ def test_success_responses_name_the_right_dto(document: dict[str, Any]) -> None:
                 "SMSStatusByReference": "SMSStatusResponse", "Health": "HealthResponse"}
     by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
     for route in ROUTES:
+        if route.operation.name == "TwilioStatusCallback":  # Twilio is answered an empty 204
+            assert by_id[route.name]["responses"]["204"] == {"description": "Done; no content"}
+            continue
         ok = by_id[route.name]["responses"]["200"]["content"]
         if route.operation.name in expected:
             assert ok["application/json"]["schema"] == {
@@ -224,7 +230,8 @@ def test_each_operation_lists_exactly_the_errors_its_table_entry_declares(docume
     by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
     for route in ROUTES:
         listed = by_id[route.name]["responses"]
-        assert {int(code) for code in listed if code != "200"} == set(route.operation.errors), route.name
+        success = str(route.operation.success)
+        assert {int(code) for code in listed if code != success} == set(route.operation.errors), route.name
         for code in route.operation.errors:
             assert listed[str(code)] == {"$ref": f"#/components/responses/{code}"}
     codes = {route.operation.name: {int(code) for code in by_id[route.name]["responses"]} for route in ROUTES}
@@ -232,6 +239,7 @@ def test_each_operation_lists_exactly_the_errors_its_table_entry_declares(docume
     assert codes["SMSSend"] == {200, 400, 401, 403, 406, 409, 413, 415, 422, 500, 503}
     assert codes["SMSStatus"] == codes["SMSStatusByReference"] == {200, 401, 404, 406, 500, 503}
     assert codes["Metadata"] == codes["OpenApi"] == {200, 500}
+    assert codes["TwilioStatusCallback"] == {204, 400, 403, 500, 503}  # 403: Twilio's signature, not an API key
 
 
 def test_authenticated_routes_take_any_of_the_three_key_schemes(document: dict[str, Any]) -> None:

@@ -17,12 +17,13 @@ import pytest
 import requests
 
 from fakes.server import Fault
-from fakes.twilio import MAGIC_NUMBERS, TwilioFake
+from fakes.twilio import MAGIC_NUMBERS, Fate, TwilioFake
 from gateway.config import ConfigError
-from gateway.providers.base import OutboundSms, Outcome
+from gateway.providers.base import OutboundSms, Outcome, ReceiptSource
 from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, OUT_OF_TIME, TIMEOUT
 from gateway.providers.twilio import QUEUE_FULL_RETRY_SECONDS, TwilioProvider, create
 from gateway.providers.twilio_settings import TwilioSettings
+from gateway.receipts import ReceiptState
 
 ROOT = Path(__file__).resolve().parents[2]
 SENDER = "+15017122661"
@@ -77,7 +78,7 @@ def test_api_key_authenticates_while_the_url_keeps_the_account_sid(fake: TwilioF
 
 def test_messaging_service_replaces_from_and_status_callback_is_sent(fake: TwilioFake) -> None:
     settings = settings_for(
-        fake, messaging_service_sid=SERVICE_SID, status_callback_url="https://gateway.example/twilio/status"
+        fake, messaging_service_sid=SERVICE_SID, status_callback_url="http://127.0.0.1:9/twilio/status"
     )
     [result] = TwilioProvider(settings).send([sms("+14155550100")])
 
@@ -85,7 +86,7 @@ def test_messaging_service_replaces_from_and_status_callback_is_sent(fake: Twili
     [received] = fake.messages
     assert received.messaging_service_sid == SERVICE_SID
     assert received.from_ is None and "From" not in received.params
-    assert received.status_callback == "https://gateway.example/twilio/status"
+    assert received.status_callback == "http://127.0.0.1:9/twilio/status"
 
 
 def test_a_full_batch_is_one_request_per_recipient_over_a_pooled_session(fake: TwilioFake) -> None:
@@ -267,6 +268,118 @@ def test_a_deadline_already_too_close_sends_nothing(fake: TwilioFake) -> None:
     assert fake.requests == []
 
 
+# --- status callbacks and look-ups -------------------------------------------------------------------------------
+
+PUBLIC = "http://127.0.0.1:9"  # nothing listens there: the fake's callbacks fail, logged, as Twilio's would
+
+
+def test_with_a_public_base_url_each_create_names_the_callback_route_with_its_row(fake: TwilioFake) -> None:
+    provider = create(settings_for(fake), concurrency=1, public_base_url=PUBLIC)
+    first, second = sms("+14155550100"), sms("+14155550101")
+    messages = [replace(first, index=0), replace(second, index=4)]
+
+    provider.send(messages)
+
+    assert [m.status_callback for m in fake.messages] == [
+        f"{PUBLIC}/api/providers/twilio/status?CommId={m.comm_id.hex}&Index={m.index}" for m in messages]
+
+
+def test_without_a_public_base_url_no_callback_is_asked_for(fake: TwilioFake) -> None:
+    create(settings_for(fake)).send([sms("+14155550100")])
+    assert fake.messages[0].status_callback is None and "StatusCallback" not in fake.messages[0].params
+
+
+def test_an_explicit_status_callback_url_wins(fake: TwilioFake) -> None:
+    explicit = "http://127.0.0.1:9/my/own/receiver"
+    create(settings_for(fake, status_callback_url=explicit), public_base_url=PUBLIC).send([sms("+14155550100")])
+    assert fake.messages[0].status_callback == explicit
+
+
+def test_without_the_auth_token_no_callback_is_asked_for_and_start_up_warns(
+    fake: TwilioFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(fake, auth_token=None, api_key_sid=fake.api_key_sid, api_key_secret=fake.api_key_secret)
+    with caplog.at_level(logging.WARNING, logger="gateway.providers.twilio"):
+        provider = create(settings, public_base_url=PUBLIC)
+    assert "TWILIO_AUTH_TOKEN is not" in caplog.text and "403" in caplog.text
+    provider.send([sms("+14155550100")])
+    assert fake.messages[0].status_callback is None
+    assert fake.messages[0].auth_user == fake.api_key_sid
+
+
+def test_the_api_key_pair_signs_rest_calls_while_the_token_asks_for_callbacks(fake: TwilioFake) -> None:
+    settings = settings_for(fake, api_key_sid=fake.api_key_sid, api_key_secret=fake.api_key_secret)
+    create(settings, public_base_url=PUBLIC).send([sms("+14155550100")])
+    assert fake.messages[0].auth_user == fake.api_key_sid
+    assert fake.messages[0].status_callback is not None
+
+
+@pytest.mark.parametrize(("fate", "status", "state", "code"), [
+    (Fate(), "delivered", ReceiptState.DELIVERED, None),
+    (Fate.undelivered(), "undelivered", ReceiptState.UNDELIVERED, "30003"),
+    (Fate.failed(), "failed", ReceiptState.FAILED, "30008"),
+    (Fate(("sending", "sent")), "sent", ReceiptState.SENT, None),
+    (Fate(("sending",)), "sending", None, None),  # stuck at Twilio: recorded, not shown
+])
+def test_look_up_maps_twilios_status_as_a_callback_would(fake: TwilioFake, fate: Fate, status: str,
+                                                         state: ReceiptState, code: str | None) -> None:
+    fake.fate("+14155550100", fate)
+    provider = create(settings_for(fake))
+    [sent] = provider.send([sms("+14155550100")])
+
+    receipt = provider.look_up(sent.provider_message_id)
+
+    assert receipt is not None
+    assert (receipt.provider, receipt.message_id) == ("twilio", sent.provider_message_id)
+    assert (receipt.provider_status, receipt.state, receipt.error_code) == (status, state, code)
+    assert (receipt.error_message is not None) == (code is not None)
+    assert receipt.occurred_at is not None and receipt.occurred_at.tzinfo is not None
+
+
+def test_look_up_reads_a_status_recorded_but_not_shown(fake: TwilioFake) -> None:
+    provider = create(settings_for(fake))
+    [sent] = provider.send([sms("+14155550100")])
+    fake.resources[sent.provider_message_id]["status"] = "scheduled"
+    receipt = provider.look_up(sent.provider_message_id)
+    assert receipt is not None and (receipt.provider_status, receipt.state) == ("scheduled", None)
+
+
+@pytest.mark.parametrize("trouble", ["unknown sid", "not a sid", "500", "429", "401", "refused", "not json"])
+def test_look_up_is_none_when_twilio_cannot_say(fake: TwilioFake, trouble: str) -> None:
+    provider = create(settings_for(fake, timeout_seconds=1.0))
+    [sent] = provider.send([sms("+14155550100")])
+    sid = str(sent.provider_message_id)
+    if trouble == "unknown sid":
+        sid = "SM" + "0" * 32  # a 404: Twilio has no such Message
+    elif trouble == "not a sid":
+        sid = "../Messages"
+    elif trouble in ("500", "429"):
+        fake.push_fault(Fault(status=int(trouble)))
+    elif trouble == "401":
+        provider = create(settings_for(fake, auth_token="wrong"))
+    elif trouble == "refused":
+        fake.stop()
+    elif trouble == "not json":
+        fake.push_fault(Fault(status=200, body="<html>"))
+    assert provider.look_up(sid) is None
+
+
+def test_the_provider_is_a_receipt_source(fake: TwilioFake) -> None:
+    """The missing-receipt check asks providers that are."""
+    assert isinstance(create(settings_for(fake)), ReceiptSource)
+
+
+def test_only_the_gateways_own_callback_url_makes_the_message_index_needless(fake: TwilioFake) -> None:
+    """Delivery writes no message-id index when every callback names its recipient; a Messaging Service's URL or
+    one of the operator's own may not."""
+    assert create(settings_for(fake), public_base_url=PUBLIC).receipts_name_the_recipient
+    assert not create(settings_for(fake)).receipts_name_the_recipient
+    explicit = settings_for(fake, status_callback_url="http://127.0.0.1:9/mine")
+    assert not create(explicit, public_base_url=PUBLIC).receipts_name_the_recipient
+    keys_only = settings_for(fake, auth_token=None, api_key_sid=fake.api_key_sid, api_key_secret=fake.api_key_secret)
+    assert not create(keys_only, public_base_url=PUBLIC).receipts_name_the_recipient
+
+
 # --- settings -----------------------------------------------------------------------------------------------------
 
 ACCOUNT = "AC" + "a" * 32
@@ -285,6 +398,7 @@ def test_settings_from_env_with_everything() -> None:
     settings = TwilioSettings.from_env(
         {
             "TWILIO_ACCOUNT_SID": ACCOUNT,
+            "TWILIO_AUTH_TOKEN": "tok",  # with an API key pair too: the pair for REST, the token for callbacks
             "TWILIO_API_KEY_SID": KEY,
             "TWILIO_API_KEY_SECRET": "sec",
             "TWILIO_MESSAGING_SERVICE_SID": SERVICE_SID,
@@ -293,7 +407,7 @@ def test_settings_from_env_with_everything() -> None:
             "TWILIO_TIMEOUT_SECONDS": "2.5",
         }
     )
-    assert settings.basic_auth == (KEY, "sec")
+    assert settings.basic_auth == (KEY, "sec") and settings.auth_token == "tok"
     assert settings.base_url == "http://127.0.0.1:9999"
     assert settings.timeout_seconds == 2.5
     assert settings.messaging_service_sid == SERVICE_SID
@@ -309,8 +423,6 @@ def test_settings_from_env_with_everything() -> None:
         ({"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_API_KEY_SECRET": "s"}, "TWILIO_API_KEY_SID"),
         ({"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_API_KEY_SID": "AC" + "b" * 32, "TWILIO_API_KEY_SECRET": "s"},
          "TWILIO_API_KEY_SID"),
-        ({"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": "t", "TWILIO_API_KEY_SID": KEY,
-          "TWILIO_API_KEY_SECRET": "s"}, "TWILIO_AUTH_TOKEN"),
         ({"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": "t", "TWILIO_MESSAGING_SERVICE_SID": "MG1"},
          "TWILIO_MESSAGING_SERVICE_SID"),
         ({"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": "t", "TWILIO_STATUS_CALLBACK_URL": "gw/status"},
