@@ -118,7 +118,7 @@ param smsQueueName string = 'sms-outbound'
 
 @minLength(1)
 @maxLength(40)
-@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing.')
+@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks.')
 param smsTablePrefix string = 'Sms'
 
 @allowed([
@@ -247,8 +247,8 @@ var frontDoorEndpointName = 'api-${resourceToken}'
 var acsEventsTopicName = 'evgt-acs-${resourceToken}'
 var acsEventsDeadLetterContainerName = createCommunicationService ? 'acs-events-deadletter' : ''
 
-// The gateway's storage: the names must match gateway/settings.py (Settings.queue_name, poison_queue_name,
-// communications_table, api_keys_table, outbox_table, sender_pacing_table); tests/test_infra.py checks it.
+// The gateway's storage: the names must match gateway/settings.py (Settings.queue_name, poison_queue_name and
+// every *_table property); tests/infra/test_infra.py checks it.
 var queueNames = [
   smsQueueName
   '${smsQueueName}-poison'
@@ -258,6 +258,8 @@ var tableNames = [
   '${smsTablePrefix}ApiKeys'
   '${smsTablePrefix}Outbox'
   '${smsTablePrefix}SenderPacing'
+  '${smsTablePrefix}MessageIndex'
+  '${smsTablePrefix}ReceiptChecks'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.
