@@ -42,8 +42,8 @@ if ($baseUrl -cnotmatch '^https://[A-Za-z0-9.:_-]+(/[A-Za-z0-9._-]+)*$') {
 if ("$topic$account$container" -cmatch '[^A-Za-z0-9_-]') { Fail 'unexpected characters in the topic, account or container name' }
 if ($env:SMS_EVENTGRID_KEY_IN_VAULT -eq 'false') {
     Fail ("the deployment set no Event Grid key on the app, so Event Grid's validation would be refused.`n" +
-        "Provision again with the key (azd: azd env get-value SMS_EVENTGRID_KEY shows it; azd older than 1.21 read the`n" +
-        'parameters before the preprovision hook had set it, Azure/azure-dev#6064), then run this again.')
+        "Provision again with the key (azd: azd env get-value SMS_EVENTGRID_KEY shows it; azd releases before`n" +
+        'Azure/azure-dev#6064 read the parameters before the preprovision hook had set it), then run this again.')
 }
 if (-not (Get-Command az -ErrorAction SilentlyContinue)) { Fail 'the Azure CLI (az) is not installed' }
 

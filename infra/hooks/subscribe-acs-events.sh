@@ -66,8 +66,8 @@ case $topic$account$container in
 esac
 case ${SMS_EVENTGRID_KEY_IN_VAULT:-} in
   false | False) fail "the deployment set no Event Grid key on the app, so Event Grid's validation would be refused.
-Provision again with the key (azd: azd env get-value SMS_EVENTGRID_KEY shows it; azd older than 1.21 read the
-parameters before the preprovision hook had set it, Azure/azure-dev#6064), then run this again." ;;
+Provision again with the key (azd: azd env get-value SMS_EVENTGRID_KEY shows it; azd releases before
+Azure/azure-dev#6064 read the parameters before the preprovision hook had set it), then run this again." ;;
 esac
 command -v az >/dev/null 2>&1 || fail "the Azure CLI (az) is not installed"
 
