@@ -510,10 +510,14 @@ module acsEvents 'app/acs-events.bicep' = if (createCommunicationService) {
   params: {
     name: acsEventsTopicName
     tags: tags
-    communicationServiceName: communication.outputs.name
+    communicationServiceName: communicationServiceName
     storageAccountName: storage.outputs.name
     deadLetterContainerName: acsEventsDeadLetterContainerName
   }
+  // The resource's name is known beforehand; the resource itself must exist first.
+  dependsOn: [
+    communication
+  ]
 }
 
 module functionApp 'app/function.bicep' = {

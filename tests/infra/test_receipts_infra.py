@@ -209,7 +209,9 @@ resource early 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' 
 def test_the_topic_publishes_the_created_acs_resources_events(template: Template) -> None:
     module = template.main["modules"]["acsEvents"]
     assert module["config"]["condition"] == "createCommunicationService"
-    assert resource_body(module)["params"]["communicationServiceName"] == accessor("communication", "outputs", "name")
+    assert resource_body(module)["params"]["communicationServiceName"] == "communicationServiceName"
+    assert resource_body(module)["dependsOn"] == ["communication"]
+    assert resource_body(template.main["modules"]["communication"])["params"]["name"] == "communicationServiceName"
     file, topic = template.only_resource("Microsoft.EventGrid/systemTopics")
     assert file == TOPIC_BICEP
     body = resource_body(topic)

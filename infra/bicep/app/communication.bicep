@@ -51,5 +51,4 @@ resource senderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-output name string = communicationService.name
 output endpoint string = 'https://${communicationService.properties.hostName}'
