@@ -1,6 +1,7 @@
 // Key Vault in RBAC mode for the provider secrets and the Event Grid key, and the secrets given as parameters on
 // this deployment. A secret is written only when a value is given, so a redeployment without it never empties or
-// overwrites the secret already in the vault. The app reads them through Key Vault references (main.bicep's appSettings).
+// overwrites the secret already in the vault. The app reads them through Key Vault references (main.bicep's
+// appSettings).
 
 @description('Vault name.')
 param name string
