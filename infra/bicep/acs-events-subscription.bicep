@@ -11,8 +11,9 @@
 // Shapes from the ARM reference, Microsoft.EventGrid systemTopics/eventSubscriptions, API version 2025-02-15
 // (Azure/bicep-types-az, generated/eventgrid/microsoft.eventgrid/2025-02-15/types.md): WebHook destination
 // (endpointUrl is {sensitive}: it is never shown back, only endpointBaseUrl is), EventSubscriptionFilter
-// includedEventTypes, RetryPolicy, DeadLetterWithResourceIdentity with a StorageBlob destination. Event types
-// from "Azure Communication Services - SMS events" (articles/event-grid/communication-services-telephony-sms-events.md).
+// includedEventTypes, RetryPolicy, DeadLetterWithResourceIdentity with a StorageBlob destination. Event types from
+// "Azure Communication Services - SMS events" (MicrosoftDocs/azure-docs,
+// articles/event-grid/communication-services-telephony-sms-events.md).
 
 @description('The Communication Services system topic (main.bicep\'s output ACS_EVENTS_SYSTEM_TOPIC).')
 param systemTopicName string
