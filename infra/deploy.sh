@@ -21,13 +21,16 @@
 #                                 reference (twilio-auth-token, twilio-api-key-secret, acs-connection-string). Unset:
 #                                 on a redeployment, the provider secrets found in the vault; set it (even empty) to
 #                                 choose yourself.
+#   SMS_EVENTGRID_KEY*            the key Event Grid gives the ACS events route (at least 32 letters, digits, - or _),
+#                                 to rotate it. Unset: the one in the vault of the earlier deployment, else a new one.
 #   SMS_GRANT_DEPLOYER            false to skip granting you Table Data Contributor and Key Vault Secrets Officer
 #   SMS_VAULT_REFERENCE_WAIT_SECONDS  how long to wait for the Key Vault references to resolve (default 900)
 # (* stored in Key Vault; passed to the deployment in a private temporary file, never on a command line.)
 #
 # The checks azd runs as hooks run here too, from infra/hooks/: before anything is created, that the app name is
 # free or this environment's own (else it prints the cut-over steps and stops); after the infrastructure, that the
-# app's Key Vault references resolve, then it restarts the app.
+# app's Key Vault references resolve, then it restarts the app; after the code, the ACS events subscription (when
+# the template created a Communication Services resource), which Event Grid validates against the running code.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -163,22 +166,37 @@ publish() {
   die "publishing $package to $app failed five times; the last error is above"
 }
 
-# Provider secrets already in the vault of an earlier deployment, comma-separated (nothing on a first deployment).
+# The names of the secrets in the vault of an earlier deployment, one a line (nothing on a first deployment).
 secrets_in_vault() {
-  local vault names name found=()
+  local vault names
   vault=$(az deployment group show --resource-group "$RESOURCE_GROUP" --name "$DEPLOYMENT_NAME" \
     --query "properties.outputs.KEY_VAULT_NAME.value" -o tsv 2>/dev/null) || return 0
   [[ -n $vault ]] || return 0
   if ! names=$(az keyvault secret list --vault-name "$vault" --query "[].name" -o tsv 2>/dev/null); then
-    echo "warning: cannot list the secrets in $vault; set SMS_EXISTING_SECRETS to keep referencing them" >&2
+    echo "warning: cannot list the secrets in $vault: set SMS_EXISTING_SECRETS to keep referencing the provider" \
+      "secrets; the Event Grid key will be a new one" >&2
     return 0
   fi
-  for name in $names; do
+  echo "$names"
+}
+
+# The provider secrets among the vault's secret names, comma-separated.
+provider_secrets() {
+  local name found=()
+  for name in $1; do
     case $name in
       twilio-auth-token | twilio-api-key-secret | acs-connection-string) found+=("$name") ;;
     esac
   done
   (IFS=,; echo "${found[*]}")
+}
+
+# A new Event Grid key: 32 random bytes as 64 hex digits, as infra/hooks/eventgrid-key.sh makes it for azd.
+new_eventgrid_key() {
+  local key
+  key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+  [[ ${#key} -eq 64 ]] || die "could not read 32 random bytes from /dev/urandom"
+  echo "$key"
 }
 
 output() {
@@ -245,13 +263,29 @@ main() {
   add_param_from_env acsEndpoint ACS_ENDPOINT
   add_param_from_env acsConnectionString ACS_CONNECTION_STRING
   add_bool_param_from_env createCommunicationService SMS_CREATE_ACS
-  local existing_secrets
+  local existing_secrets vault_secrets
+  vault_secrets=$(secrets_in_vault)
   if [[ -n "${SMS_EXISTING_SECRETS+set}" ]]; then
     existing_secrets=$SMS_EXISTING_SECRETS
   else
-    existing_secrets=$(secrets_in_vault)
+    existing_secrets=$(provider_secrets "$vault_secrets")
     [[ -n $existing_secrets ]] && echo "==> Keeping the app settings that reference vault secrets: $existing_secrets"
   fi
+  # The Event Grid key, whatever the provider (ACS's reports for earlier sends still arrive after a switch): a key
+  # given to rotate it, else the vault's as it is (the subscription step reads it there), else a new one. The
+  # template stores a given key as sms-eventgrid-key and the app setting references it.
+  EVENTGRID_KEY=${SMS_EVENTGRID_KEY:-}
+  if [[ -n $EVENTGRID_KEY ]]; then
+    [[ $EVENTGRID_KEY =~ ^[A-Za-z0-9_-]{32,}$ ]] || die "SMS_EVENTGRID_KEY must be at least 32 letters, digits, - or _"
+    echo "==> Event Grid key: the one in SMS_EVENTGRID_KEY"
+  elif grep -qx 'sms-eventgrid-key' <<<"$vault_secrets"; then
+    existing_secrets="${existing_secrets:+$existing_secrets,}sms-eventgrid-key"
+    echo "==> Event Grid key: the one in the vault"
+  else
+    EVENTGRID_KEY=$(new_eventgrid_key)
+    echo "==> Event Grid key: a new one, stored in the vault as sms-eventgrid-key"
+  fi
+  [[ -n $EVENTGRID_KEY ]] && add_param_json eventGridKey "$(json_string "$EVENTGRID_KEY")"
   if [[ -n $existing_secrets ]]; then
     local names=() name
     IFS=',' read -r -a names <<<"$existing_secrets"
@@ -315,6 +349,12 @@ main() {
   build_package "$package"
   publish "$RESOURCE_GROUP" "$app" "$package"
 
+  ACS_EVENTS_SYSTEM_TOPIC=$(output ACS_EVENTS_SYSTEM_TOPIC) AZURE_RESOURCE_GROUP=$RESOURCE_GROUP \
+    SMS_PUBLIC_BASE_URL=$(output SMS_PUBLIC_BASE_URL) STORAGE_ACCOUNT_NAME=$account KEY_VAULT_NAME=$vault \
+    ACS_EVENTS_DEAD_LETTER_CONTAINER=$(output ACS_EVENTS_DEAD_LETTER_CONTAINER) \
+    SMS_EVENTGRID_KEY_IN_VAULT=$(output SMS_EVENTGRID_KEY_IN_VAULT) SMS_EVENTGRID_KEY=$EVENTGRID_KEY \
+    sh "$HOOKS/subscribe-acs-events.sh"
+
   cat <<EOF
 
 Deployed.
@@ -324,6 +364,10 @@ Deployed.
   Storage account: $account
   Key Vault:       $vault
   SMS provider:    $provider
+
+Delivery receipts (docs/providers.md, "Wiring delivery receipts"): the gateway gives Twilio its status callback
+with every message; for a Twilio Messaging Service, paste this as its status callback URL:
+  $(output TWILIO_MESSAGING_SERVICE_CALLBACK_URL)
 
 EOF
   if [[ -n "${SMS_CUSTOM_DOMAIN:-}" ]]; then

@@ -2,7 +2,9 @@
 
 Run as ``python fake_az.py <az arguments>`` with ``FAKE_AZ_DIR`` naming a folder that holds ``world.json``
 (what Azure looks like: the subscription, whether the app name is free, the apps that exist, how the Key Vault
-references resolve, the deployment's outputs). Each call is appended to ``calls.jsonl`` there. Answers are the
+references resolve, the deployment's outputs, the vault's secrets, how often Event Grid fails to validate a webhook).
+Each call is appended to ``calls.jsonl`` there; each deployment's parameters file is kept there, named after its
+template (``parameters.json`` for main.bicep, ``<template>.parameters.json`` for any other). Answers are the
 REST API's shapes, and ``--query`` / ``-o`` are applied the way the real CLI does (JMESPath; knack's tsv rows:
 a list is one row per item, a lone boolean is lower case, null is ``None``), so the scripts' queries are tested
 too. A command this fake does not know fails loudly, as a mistyped az command would.
@@ -49,6 +51,22 @@ def references(url: str) -> dict[str, Any]:
     return {"value": value}
 
 
+def deploy(args: list[str]) -> Any:
+    """az deployment group create: keep the parameters file; a webhook subscription's deployment fails while Event
+    Grid's validation handshake does (``validation_failures`` times), with the error ARM reports for it."""
+    template = Path(option(args, "--template-file") or "")
+    assert template.is_file(), f"no template at {template}"
+    parameters = Path((option(args, "--parameters") or "@")[1:])
+    name = "parameters.json" if template.name == "main.bicep" else f"{template.stem}.parameters.json"
+    shutil.copy(parameters, STATE / name)
+    if template.name == "acs-events-subscription.bicep" and counter("validation", bump=True) <= WORLD.get(
+            "validation_failures", 0):
+        raise SystemExit("ERROR: (Url validation) Webhook validation handshake failed for https://app-test."
+                         "azurewebsites.net/api/providers/acs/events. Http POST request failed with response code "
+                         "Unknown.")
+    return {}
+
+
 def rest(args: list[str]) -> Any:
     method, url = (option(args, "--method") or "get").lower(), option(args, "--url") or ""
     if method == "post" and re.search(r"/subscriptions/[^/]+/providers/Microsoft\.Web/checknameavailability\?", url):
@@ -80,8 +98,7 @@ def answer(args: list[str]) -> Any:
         case ["group", "create", *_]:
             return {}
         case ["deployment", "group", "create"]:
-            shutil.copy((option(args, "--parameters") or "@")[1:], STATE / "parameters.json")
-            return {}
+            return deploy(args)
         case ["deployment", "group", "show"]:
             if not (STATE / "parameters.json").exists():
                 raise SystemExit("Deployment not found")
@@ -89,6 +106,13 @@ def answer(args: list[str]) -> Any:
                                                for name, value in outputs.items()}}}
         case ["keyvault", "secret", "list"]:
             return [{"name": name} for name in WORLD.get("vault_secrets", [])]
+        case ["keyvault", "secret", "show"]:
+            name = option(args, "--name")
+            values = WORLD.get("vault_values", {})
+            if name not in values:
+                raise SystemExit(f"ERROR: (SecretNotFound) A secret with (name/id) {name} was not found in this "
+                                 "key vault.")
+            return {"name": name, "value": values[name]}
         case ["resource", "list", *_]:
             name, kind = option(args, "--name"), option(args, "--resource-type")
             return [{"name": site["name"], "resourceGroup": site["resourceGroup"], "type": kind,

@@ -32,7 +32,9 @@ PRODUCTION_NAME = "production-eros-gateway-api-sms-wa"
 SUBSCRIPTION = "0b1c2d3e-0000-4000-8000-00000000000a"
 OUTPUTS = {"FUNCTION_APP_NAME": "app-test", "ENDPOINT_URL": "https://app-test.azurewebsites.net",
            "STORAGE_ACCOUNT_NAME": "sttest", "KEY_VAULT_NAME": "kv-test", "SMS_PROVIDER": "twilio",
-           "RESOURCE_GROUP_NAME": "rg-sms-gateway-test"}
+           "RESOURCE_GROUP_NAME": "rg-sms-gateway-test", "SMS_PUBLIC_BASE_URL": "https://app-test.azurewebsites.net",
+           "TWILIO_MESSAGING_SERVICE_CALLBACK_URL": "https://app-test.azurewebsites.net/api/providers/twilio/status",
+           "ACS_EVENTS_SYSTEM_TOPIC": "", "ACS_EVENTS_DEAD_LETTER_CONTAINER": "", "SMS_EVENTGRID_KEY_IN_VAULT": True}
 
 
 class Azure:
@@ -316,23 +318,38 @@ def test_deploy_stops_with_the_message_when_a_reference_never_resolves(tmp_path:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_azure_yaml_runs_the_checks_as_provision_hooks() -> None:
+# What azd runs, in order, at each event (azure.yaml): the name check before the key, so that a taken name stops
+# the deploy before anything is kept; the subscription after the code, whose validation the code must answer.
+AZD_HOOKS = {
+    "preprovision": ("check-app-name", "eventgrid-key"),
+    "postprovision": ("resolve-vault-references",),
+    "postdeploy": ("subscribe-acs-events",),
+}
+
+
+def test_azure_yaml_runs_the_hooks_in_order() -> None:
     """azd runs a POSIX hook as an executable file (so it needs its exec bit and #!) and a Windows one with pwsh;
-    interactive, so the steps and messages reach the terminal instead of azd's eight-line preview."""
+    interactive, so the steps and messages reach the terminal instead of azd's eight-line preview. An event with
+    several hooks lists them (schemas/v1.0/azure.yaml.json, definitions.hooks: a hook or a list of hooks)."""
     hooks = yaml.safe_load((ROOT / "azure.yaml").read_text())["hooks"]
-    for event, script in (("preprovision", "check-app-name"), ("postprovision", "resolve-vault-references")):
-        assert hooks[event] == {
+    assert set(hooks) == set(AZD_HOOKS)
+    for event, scripts in AZD_HOOKS.items():
+        expected = [{
             "posix": {"shell": "sh", "run": f"infra/hooks/{script}.sh", "interactive": True},
             "windows": {"shell": "pwsh", "run": f"infra/hooks/{script}.ps1", "interactive": True},
-        }, event
-        path = HOOKS / f"{script}.sh"
-        assert path.read_text().startswith("#!/bin/sh\n")
-        assert os.access(path, os.X_OK), f"{path} is not executable"
-        assert (HOOKS / f"{script}.ps1").is_file()
+        } for script in scripts]
+        assert hooks[event] == (expected if len(expected) > 1 else expected[0]), event
+        for script in scripts:
+            path = HOOKS / f"{script}.sh"
+            assert path.read_text().startswith("#!/bin/sh\n")
+            assert os.access(path, os.X_OK), f"{path} is not executable"
+            assert (HOOKS / f"{script}.ps1").is_file()
 
 
 def test_the_hooks_pass_shellcheck() -> None:
-    completed = subprocess.run([str(iac_tool("shellcheck")), str(CHECK_NAME), str(RESOLVE_REFERENCES)],
+    scripts = sorted(HOOKS.glob("*.sh"))
+    assert {path.stem for path in scripts} == {script for names in AZD_HOOKS.values() for script in names}
+    completed = subprocess.run([str(iac_tool("shellcheck")), *map(str, scripts)],
                                capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
@@ -365,7 +382,7 @@ def powershell_syntax_errors(*paths: Path) -> list[str]:
 def test_the_windows_twins_parse_as_powershell(tmp_path: Path) -> None:
     """The .ps1 twins cannot run here; at least they parse, and the parse would show a slip."""
     twins = sorted(HOOKS.glob("*.ps1"))
-    assert [path.stem for path in twins] == ["check-app-name", "resolve-vault-references"]
+    assert [path.stem for path in twins] == sorted(script for names in AZD_HOOKS.values() for script in names)
     assert powershell_syntax_errors(*twins) == []
     broken = tmp_path / "broken.ps1"
     broken.write_text(twins[0].read_text().replace("foreach ($site in", "foreach ($site in {", 1))

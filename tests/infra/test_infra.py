@@ -313,8 +313,8 @@ def test_queue_and_table_names_match_the_code(template: Template) -> None:
     queues = {evaluate_string(v, template.main) for v in variables["queueNames"]["value"]}
     tables = {evaluate_string(v, template.main) for v in variables["tableNames"]["value"]}
     assert queues == {settings.queue_name, settings.poison_queue_name}
-    assert tables == {settings.communications_table, settings.api_keys_table, settings.outbox_table,
-                      settings.sender_pacing_table}
+    # Every table the app names (each a Settings property ending in _table), and no other.
+    assert tables == {getattr(settings, name) for name in dir(type(settings)) if name.endswith("_table")}, tables
     # ...and the storage module really creates them from those lists.
     params = template.module("main.bicep", "storage")["params"]
     assert (params["queueNames"], params["tableNames"]) == ("queueNames", "tableNames")
@@ -612,7 +612,10 @@ with open(os.path.join(state, "calls.jsonl"), "a") as log:
     log.write(json.dumps(args) + "\n")
 joined = " ".join(args)
 outputs = {{"FUNCTION_APP_NAME": "app-test", "ENDPOINT_URL": "https://app-test.azurewebsites.net",
-           "STORAGE_ACCOUNT_NAME": "sttest", "KEY_VAULT_NAME": "kv-test"}}
+           "STORAGE_ACCOUNT_NAME": "sttest", "KEY_VAULT_NAME": "kv-test",
+           "SMS_PUBLIC_BASE_URL": "https://app-test.azurewebsites.net", "ACS_EVENTS_SYSTEM_TOPIC": "",
+           "ACS_EVENTS_DEAD_LETTER_CONTAINER": "", "SMS_EVENTGRID_KEY_IN_VAULT": "true",
+           "TWILIO_MESSAGING_SERVICE_CALLBACK_URL": "https://app-test.azurewebsites.net/api/providers/twilio/status"}}
 if args[:2] == ["account", "show"]:
     if "user.type" in joined:
         print("user")
@@ -749,6 +752,12 @@ def test_deploy_script_runs_end_to_end_against_a_fake_az(tmp_path: Path) -> None
     assert parameters["deployerPrincipalId"]["value"] == "11111111-2222-3333-4444-555555555555"
     assert parameters["deployerPrincipalType"]["value"] == "User"
     assert parameters["environmentName"]["value"] == "test"
+    # A first deployment makes the Event Grid key (the vault has none yet) and passes it like the other secrets.
+    key = parameters["eventGridKey"]["value"]
+    assert re.fullmatch(r"[0-9a-f]{64}", key), key
+    assert not any(key in arg for call in calls for arg in call), "the Event Grid key reached an az command line"
+    assert key not in completed.stdout + completed.stderr
+    assert "https://app-test.azurewebsites.net/api/providers/twilio/status" in completed.stdout
 
     publish = next(call for call in calls if call[:4] == ["functionapp", "deployment", "source", "config-zip"])
     assert publish[publish.index("--build-remote") + 1] == "true"

@@ -1,6 +1,7 @@
-// Key Vault in RBAC mode for the provider secrets, and the secrets given as parameters on this deployment.
-// A secret is written only when a value is given, so a redeployment without it never empties or overwrites the
-// secret already in the vault. The app reads them through Key Vault references (main.bicep's appSettings).
+// Key Vault in RBAC mode for the provider secrets and the Event Grid key, and the secrets given as parameters on
+// this deployment. A secret is written only when a value is given, so a redeployment without it never empties or
+// overwrites the secret already in the vault. The app reads them through Key Vault references (main.bicep's
+// appSettings).
 
 @description('Vault name.')
 param name string
@@ -19,7 +20,7 @@ param purgeProtection bool
 @description('Days a deleted vault or secret can be recovered.')
 param softDeleteRetentionDays int
 
-@description('Vault secret names, by the setting they hold: twilioAuthToken, twilioApiKeySecret, acsConnectionString.')
+@description('Vault secret names, by the setting they hold: twilioAuthToken, twilioApiKeySecret, acsConnectionString, eventGridKey.')
 param secretNames object
 
 @secure()
@@ -33,6 +34,10 @@ param twilioApiKeySecret string
 @secure()
 @description('Communication Services connection string; empty leaves the vault as it is.')
 param acsConnectionString string
+
+@secure()
+@description('Key Event Grid gives the ACS events route; empty leaves the vault as it is.')
+param eventGridKey string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_109:The platform resolves the app's Key Vault references over the public endpoint (no virtual network); every request needs an Entra token authorised by RBAC.
@@ -90,6 +95,17 @@ resource acsConnectionStringSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01
   name: secretNames.acsConnectionString
   properties: {
     value: acsConnectionString
+    contentType: 'text/plain'
+  }
+}
+
+resource eventGridKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(eventGridKey)) {
+  // checkov:skip=CKV_AZURE_41:The Event Grid key changes only when it is rotated on purpose (docs/providers.md); an expiry date would make the app's Key Vault reference stop resolving and every ACS event answer 401.
+  // checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not read the properties of a resource declared with if (...).
+  parent: vault
+  name: secretNames.eventGridKey
+  properties: {
+    value: eventGridKey
     contentType: 'text/plain'
   }
 }

@@ -25,10 +25,13 @@ param sku string
 @description('Blob container Flex Consumption deploys the app package from.')
 param deploymentContainerName string
 
+@description('Blob container Event Grid writes the ACS events it could not deliver to; empty creates none.')
+param deadLetterContainerName string
+
 @description('Queues to create: the delivery queue and its poison queue.')
 param queueNames array
 
-@description('Tables to create: communications, API keys and the outbox.')
+@description('Tables to create: main.bicep\'s tableNames.')
 param tableNames array
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -77,6 +80,16 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Read with az storage blob list/download (docs/providers.md, "Wiring delivery receipts"); written only by the ACS
+// events topic's identity (app/acs-events.bicep).
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = if (!empty(deadLetterContainerName)) {
+  parent: blobService
+  name: deadLetterContainerName
   properties: {
     publicAccess: 'None'
   }
