@@ -19,6 +19,7 @@ from functools import cached_property
 from gateway import handlers, idempotency
 from gateway.handlers import Call, Document
 from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.providers import acs_events
 from gateway.wire import Format
 
 SEND_PATHS = ("api/sendmessage", "api/send", "api/sms/send")
@@ -189,6 +190,18 @@ OPENAPI = Operation(
     handlers.openapi_spec, errors=(500,), media_type="application/json", authenticated=False,
 )
 
+ACS_EVENTS = Operation(
+    "AcsEvents",
+    "Azure Event Grid delivers Azure Communication Services SMS events here: the subscription's validation "
+    "handshake, answered {\"validationResponse\": …}, and delivery reports, each applied to its recipient "
+    "(idempotently: a repeated or late report changes nothing more). Other event types are accepted and ignored. "
+    "Needs no API key but the key query parameter; answers 404 while SMS_EVENTGRID_KEY is unset.",
+    handlers.acs_events_delivery, errors=(400, 401, 404, 413, 500, 503), media_type="application/json",
+    parameters=(RequestParameter(acs_events.KEY_PARAMETER, "query",
+                                 "SMS_EVENTGRID_KEY, as the Event Grid subscription's endpoint URL carries it"),),
+    authenticated=False,
+)
+
 
 def _send_routes() -> list[Route]:
     routes: list[Route] = []
@@ -225,4 +238,6 @@ ROUTES: tuple[Route, ...] = (
     Route("metadata", "metadata", ("GET",), METADATA,
           summary="This service's operations, routes and DTOs, for people"),
     Route("openapi", "openapi.json", ("GET",), OPENAPI, summary="An OpenAPI 3.1 description of every route"),
+    Route("acs_events", "api/providers/acs/events", ("POST",), ACS_EVENTS,
+          summary="Event Grid's deliveries of ACS SMS events: the validation handshake and delivery reports"),
 )
