@@ -1,0 +1,143 @@
+"""ACS delivery reports through Event Grid, over real HTTP on the local host (``python -m devhost``) and Azurite.
+
+The ACS fake's Event Grid (fakes/eventgrid.py) runs the validation handshake against the gateway's
+``/api/providers/acs/events?key=…`` and delivers the reports the fake makes for each SMS it sends; other
+events are built with azure-eventgrid and POSTed as Event Grid delivers them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+
+import pytest
+import requests
+from azure.eventgrid import EventGridEvent
+
+from fakes.eventgrid import EventGridSubscription, validation_event, wire_batch
+from fakes.twilio import TwilioFake
+from gateway.providers.acs_events import DELIVERY_REPORT_EVENT
+from tests.server import GatewayServer, server_env
+
+EVENTS = "/api/providers/acs/events"
+KEY = secrets.token_urlsafe(32)
+
+
+def post_events(server: GatewayServer, events: list[EventGridEvent] | bytes, *, key: str | None = KEY,
+                kind: str = "Notification") -> requests.Response:
+    """A POST as Event Grid makes it: a JSON array, its headers, the key in the query."""
+    body = events if isinstance(events, bytes) else wire_batch(events)
+    query = "" if key is None else f"?key={key}"
+    headers = {"Content-Type": "application/json; charset=utf-8", "aeg-event-type": kind,
+               "aeg-subscription-name": "SMS-GATEWAY", "aeg-delivery-count": "0"}
+    return requests.post(f"{server.url}{EVENTS}{query}", data=body, headers=headers, timeout=30)
+
+
+def error_code(answer: requests.Response) -> str:
+    """The ResponseStatus's ErrorCode (camelCase when the body looked camelCase, as for every route)."""
+    body = answer.json()
+    status = body.get("ResponseStatus") or body["responseStatus"]
+    return status.get("ErrorCode") or status["errorCode"]
+
+
+def sms_received() -> EventGridEvent:
+    """The inbound-SMS event a subscription for both SMS types also delivers (handled by a later issue)."""
+    return EventGridEvent(subject="/phonenumber/15555555555", event_type="Microsoft.Communication.SMSReceived",
+                          data={"messageId": "Incoming_1", "from": "15555555555", "to": "15555550100",
+                                "message": "hello", "receivedTimestamp": "2020-09-18T00:27:45.32Z"},
+                          data_version="1.0")
+
+
+@pytest.fixture(scope="module")
+def outbox_server(storage_connection: str) -> Iterator[GatewayServer]:
+    """The gateway with the outbox provider and an Event Grid key: the route serves whatever the provider."""
+    server = GatewayServer.start(server_env(storage_connection, SMS_EVENTGRID_KEY=KEY), "--no-queues")
+    yield server
+    server.stop()
+
+
+def test_the_handshake_is_answered_and_the_fakes_event_grid_accepts_it(outbox_server: GatewayServer) -> None:
+    answer = post_events(outbox_server, [validation_event("512d38b6-c7b8-40c8-89fe-f46f9e9622b6")],
+                         kind="SubscriptionValidation")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
+    grid = EventGridSubscription(f"{outbox_server.url}{EVENTS}?key={KEY}")
+    try:
+        assert grid.validate() is True
+    finally:
+        grid.stop()
+
+
+@pytest.mark.parametrize("key", [None, "", "x" * 43, KEY[:-1], KEY + "x", KEY.upper() if KEY.upper() != KEY else "y"],
+                         ids=["missing", "empty", "other", "shorter", "longer", "case"])
+def test_a_wrong_or_missing_key_is_401_even_for_the_handshake(outbox_server: GatewayServer, key: str | None) -> None:
+    answer = post_events(outbox_server, [validation_event("code")], key=key, kind="SubscriptionValidation")
+    assert answer.status_code == 401
+    assert error_code(answer) == "Unauthorized"
+    assert "WWW-Authenticate" in answer.headers
+    assert "validationResponse" not in answer.text and KEY not in answer.text
+    grid = EventGridSubscription(f"{outbox_server.url}{EVENTS}" + ("" if key is None else f"?key={key}"))
+    try:
+        assert grid.validate() is False  # Event Grid would not create the subscription
+    finally:
+        grid.stop()
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (b"not json", "MalformedBatch"),
+    (b'{"eventType": "Microsoft.EventGrid.SubscriptionValidationEvent"}', "MalformedBatch"),
+    (b"[1, 2]", "MalformedEvent"),
+    (json.dumps([{"eventType": DELIVERY_REPORT_EVENT, "data": {"deliveryStatus": "Delivered"}}]).encode(),
+     "MalformedEvent"),
+])
+def test_a_body_event_grid_could_not_have_sent_is_400(outbox_server: GatewayServer, body: bytes, code: str) -> None:
+    answer = post_events(outbox_server, body)
+    assert answer.status_code == 400, answer.text
+    assert error_code(answer) == code
+
+
+def test_a_validation_delivery_without_a_validation_event_is_400(outbox_server: GatewayServer) -> None:
+    answer = post_events(outbox_server, [sms_received()], kind="SubscriptionValidation")
+    assert answer.status_code == 400
+    assert error_code(answer) == "MalformedBatch"
+
+
+def test_other_event_types_are_accepted_and_ignored(outbox_server: GatewayServer) -> None:
+    answer = post_events(outbox_server, [sms_received(), sms_received()])
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"ignored": 2}
+    assert post_events(outbox_server, b"[]").status_code == 200
+
+
+def test_the_route_also_serves_while_twilio_delivers(storage_connection: str) -> None:
+    with TwilioFake() as twilio:
+        env = server_env(storage_connection, SMS_EVENTGRID_KEY=KEY, SMS_PROVIDER="twilio",
+                         TWILIO_ACCOUNT_SID=twilio.account_sid, TWILIO_AUTH_TOKEN=twilio.auth_token,
+                         TWILIO_BASE_URL=twilio.base_url)
+        server = GatewayServer.start(env, "--no-queues")
+        try:
+            answer = post_events(server, [validation_event("twilio-now")], kind="SubscriptionValidation")
+            assert (answer.status_code, answer.json()) == (200, {"validationResponse": "twilio-now"})
+            assert post_events(server, [validation_event("x")], key="wrong").status_code == 401
+        finally:
+            server.stop()
+
+
+def test_without_an_event_grid_key_the_route_does_not_exist(server: GatewayServer) -> None:
+    unknown = server.post("/api/providers/acs/nothing-here", {})
+    for key in (KEY, None):
+        answer = post_events(server, [validation_event("code")], key=key, kind="SubscriptionValidation")
+        assert answer.status_code == 404
+        assert error_code(answer) == error_code(unknown) == "NotFound"
+        assert "validationResponse" not in answer.text
+
+
+def test_the_key_is_never_logged(outbox_server: GatewayServer) -> None:
+    post_events(outbox_server, [validation_event("logged?")], kind="SubscriptionValidation")
+    post_events(outbox_server, [validation_event("logged?")], key=KEY[::-1], kind="SubscriptionValidation")
+    post_events(outbox_server, b"not json")
+    log = outbox_server.log_text()
+    assert EVENTS in log  # the access log has the path, without its query string
+    assert KEY not in log and KEY[::-1] not in log
