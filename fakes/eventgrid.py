@@ -83,7 +83,8 @@ class EventGridSubscription:
     """One webhook subscription: ``validate()`` runs the handshake, ``publish()`` queues events for delivery.
 
     ``max_batch`` events at most go in one POST (1: never batched), ``duplicate_chance`` is the chance an
-    event is delivered a second time later, ``shuffle`` mixes each batch; ``seed`` makes the choices repeat.
+    event is delivered a second time later (1: every event twice), ``shuffle`` mixes what is queued; ``seed``
+    makes the choices repeat.
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class EventGridSubscription:
         self.validated: bool | None = None  # None until the handshake ran
         self._random = random.Random(seed)
         self._pending: list[EventGridEvent] = []
+        self._repeated: set[int] = set()  # the events already queued a second time
         self._in_flight = 0
         self._condition = threading.Condition()
         self._validation_lock = threading.Lock()
@@ -190,7 +192,8 @@ class EventGridSubscription:
             batch, self._pending = self._pending[:size], self._pending[size:]
             self._in_flight += len(batch)
             for event in batch:
-                if self._random.random() < self.duplicate_chance:
+                if id(event) not in self._repeated and self._random.random() < self.duplicate_chance:
+                    self._repeated.add(id(event))  # once more at most
                     self._pending.append(event)  # delivered again later: at least once, not exactly once
                     self._random.shuffle(self._pending)
             return batch
