@@ -22,6 +22,7 @@ from tests.server import GatewayServer, server_env
 
 EVENTS = "/api/providers/acs/events"
 KEY = secrets.token_urlsafe(32)
+SEND_LIMIT = 64 * 1024  # SMS_MAX_REQUEST_BYTES, far below what Event Grid may deliver in one POST
 
 
 def post_events(server: GatewayServer, events: list[EventGridEvent] | bytes, *, key: str | None = KEY,
@@ -52,7 +53,8 @@ def sms_received() -> EventGridEvent:
 @pytest.fixture(scope="module")
 def outbox_server(storage_connection: str) -> Iterator[GatewayServer]:
     """The gateway with the outbox provider and an Event Grid key: the route serves whatever the provider."""
-    server = GatewayServer.start(server_env(storage_connection, SMS_EVENTGRID_KEY=KEY), "--no-queues")
+    env = server_env(storage_connection, SMS_EVENTGRID_KEY=KEY, SMS_MAX_REQUEST_BYTES=str(SEND_LIMIT))
+    server = GatewayServer.start(env, "--no-queues")
     yield server
     server.stop()
 
@@ -109,6 +111,18 @@ def test_other_event_types_are_accepted_and_ignored(outbox_server: GatewayServer
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"ignored": 2}
     assert post_events(outbox_server, b"[]").status_code == 200
+
+
+def test_a_full_event_grid_batch_is_read_whatever_sms_max_request_bytes_says(outbox_server: GatewayServer) -> None:
+    one = len(wire_batch([sms_received()]))
+    events = [sms_received() for _ in range(1024 * 1024 // one)]  # about 1 MiB: Event Grid's largest batch
+    body = wire_batch(events)
+    assert SEND_LIMIT < len(body) <= 1024 * 1024
+    answer = post_events(outbox_server, body)
+    assert (answer.status_code, answer.json()) == (200, {"ignored": len(events)})
+    too_big = wire_batch(events * 3)
+    assert post_events(outbox_server, too_big, key="wrong").status_code == 401  # the key before anything
+    assert post_events(outbox_server, too_big).status_code == 413
 
 
 def test_the_route_also_serves_while_twilio_delivers(storage_connection: str) -> None:
