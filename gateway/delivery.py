@@ -57,7 +57,7 @@ MAX_RETRY_DELAY_SECONDS = 3600
 # Tries to write the communication's counts on the ETag they were computed from, when other units keep writing it.
 SETTLE_TRIES = 8
 
-FanOut = Callable[[Sequence[range]], None]  # queues one message per unit of a communication
+FanOut = Callable[[Sequence[range], Sequence[int]], None]  # queues a message per unit, visible after its delay (s)
 
 
 def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float) -> int:
@@ -198,7 +198,7 @@ class Delivery:
         """Queue a message per unit with recipients still open; with none open, put the counts right."""
         units = [unit for unit in self.units(len(recipients)) if _open(recipients[index] for index in unit)]
         if units:
-            fan_out(units)
+            fan_out(units, self._pacer.stagger([len(unit) for unit in units]))
             log.info("comm %s: %d recipient(s) fanned out into %d unit(s)", comm.comm_id.hex, len(recipients),
                      len(units))
         else:
@@ -226,12 +226,13 @@ class Delivery:
             batch, due = due[: self._batch_size], due[self._batch_size :]
             # Pacing hook (gateway/pacing.py): the batch goes only in a window its sender has free; otherwise
             # its recipients stay Pending, unclaimed, and the queue brings the message back when one is due.
-            wait = self._pacer.admit(comm.sender, len(batch))
+            # The claim is written while the window is still ahead, so the calls go out at its start.
+            claimed = time.monotonic()
+            wait = self._pacer.admit(comm.sender, len(batch),
+                                     lambda batch=batch: self._claim(comm, recipients, batch, counts=counts))
             if wait is not None:
                 due, paced_for = batch + due, wait
                 break
-            claimed = time.monotonic()
-            self._claim(comm, recipients, batch, counts=counts)
             results = self._send(comm, batch, deadline=claimed + self._claim_timeout)
             self._pacer.slow_down(comm.sender, results)  # a 429 or Retry-After slows the sender everywhere
             retry_after = _longest(retry_after, self._apply(batch, results))

@@ -49,9 +49,9 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
     comm_id, unit = envelope.comm_id, envelope.unit
     attempt = envelope.attempt + max(1, getattr(message, "dequeue_count", None) or 1)
 
-    def fan_out(units: Sequence[range]) -> None:
-        for each in units:
-            gateway.queue.enqueue(comm_id, unit=each)
+    def fan_out(units: Sequence[range], delays: Sequence[int]) -> None:
+        for each, delay in zip(units, delays, strict=True):
+            gateway.queue.enqueue(comm_id, unit=each, delay_seconds=delay)
 
     try:
         report = gateway.delivery.deliver(comm_id, unit, fan_out=fan_out)

@@ -29,7 +29,7 @@ def store(make_gateway):
 def units_of(delivery: Delivery, comm_id: uuid.UUID) -> list[range]:
     """What the whole communication's queue message fans out into."""
     queued: list[range] = []
-    delivery.deliver(comm_id, fan_out=queued.extend)
+    delivery.deliver(comm_id, fan_out=lambda units, delays: queued.extend(units))
     return queued
 
 

@@ -15,7 +15,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from gateway import worker
 from gateway.connections import StorageClients
 from gateway.delivery import MoreToSend, RetryLater
-from gateway.pacing import TablePacer, sender_key
+from gateway.pacing import LATE_SECONDS, LEAD_SECONDS, TablePacer, sender_key
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.queue import encode_message
 from gateway.runtime import Gateway, use_gateway
@@ -34,8 +34,8 @@ class RecordingPacer(TablePacer):
         super().__init__(*args, **kwargs)
         self.windows: list[tuple[float, int]] = []
 
-    def reserve(self, sender: str, count: int) -> tuple[float, bool]:
-        start, reserved = super().reserve(sender, count)
+    def reserve(self, sender: str, count: int, **options) -> tuple[float, bool]:
+        start, reserved = super().reserve(sender, count, **options)
         if reserved:
             self.windows.append((start, count))
         return start, reserved
@@ -188,3 +188,74 @@ def test_a_run_paced_after_a_providers_429_counts_as_failed_so_the_retry_budget_
         delivery.deliver(comm.comm_id)
     assert not isinstance(later.value, MoreToSend)  # MoreToSend would spend no attempt: a 429 forever, never poison
     assert 15 < later.value.report.retry_after_seconds <= 20
+
+
+def test_a_paced_fan_out_queues_each_unit_for_about_its_senders_window(storage_env) -> None:
+    gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="4")  # a batch of 1: each unit 0.25 s of the rate
+    gateway.queue = RecordingQueue(gateway.clients.queue(gateway.settings.queue_name))
+    gateway.delivery = make_delivery(gateway.store, ScriptedProvider(), pacer=pacer_of(gateway, 4))
+    comm = stored(gateway.store, 10)
+    use_gateway(gateway)
+    try:
+        worker.handle_delivery_message(func.QueueMessage(id="m", body=encode_message(comm.comm_id).encode()))
+    finally:
+        use_gateway(None)
+
+    delays = [delay for delay, _ in gateway.queue.enqueued]
+    assert delays == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]  # the messages before each unit at 4/s, rounded down
+
+
+class ClaimSeenPacer(RecordingPacer):
+    """Notes, when it starts waiting for a window, what the batch's rows say then."""
+
+    def __init__(self, table, rate: float, store, comm_id: uuid.UUID) -> None:
+        super().__init__(table, rate, sleep=self._note)
+        self.store, self.comm_id = store, comm_id
+        self.states_at_wait: list[list[RecipientState]] = []
+
+    def _note(self, seconds: float) -> None:
+        rows = self.store.load(self.comm_id).stored_recipients
+        self.states_at_wait.append([row.status for row in rows])
+        time.sleep(seconds)
+
+
+def test_a_batch_is_claimed_before_its_window_starts_so_the_claim_does_not_delay_the_calls(storage_env) -> None:
+    gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="10")
+    comm = stored(gateway.store, 1)
+    table = gateway.clients.worker_tables.get_table_client(gateway.settings.sender_pacing_table)
+    pacer = ClaimSeenPacer(table, 10, gateway.store, comm.comm_id)
+    pacer.slow_down(SENDER, [SendResult(uuid.uuid4(), Outcome.RETRY, retry_after_seconds=0.5)])  # a window ahead
+    provider = ScriptedProvider()
+    make_delivery(gateway.store, provider, pacer=pacer).deliver(comm.comm_id)
+
+    assert pacer.states_at_wait == [[RecipientState.SENDING]]  # claimed, then waited for the window
+    assert len(provider.sent) == 1
+
+
+def test_an_idle_senders_window_starts_after_a_lead_that_covers_the_claim(storage_env) -> None:
+    gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="10")
+    comm = stored(gateway.store, 1)
+    table = gateway.clients.worker_tables.get_table_client(gateway.settings.sender_pacing_table)
+    pacer = ClaimSeenPacer(table, 10, gateway.store, comm.comm_id)
+    before = time.time()
+    make_delivery(gateway.store, ScriptedProvider(), pacer=pacer).deliver(comm.comm_id)
+
+    [(start, count)] = pacer.windows
+    assert start >= before + LEAD_SECONDS and count == 1
+    assert pacer.states_at_wait == [[RecipientState.SENDING]]  # the claim was written inside the lead
+
+
+def test_a_batch_whose_claim_outlasts_the_lead_takes_the_next_window_instead_of_crowding_it(storage_env) -> None:
+    gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="10")
+    pacer = pacer_of(gateway, 10)
+    slow_claim = LEAD_SECONDS + LATE_SECONDS + 0.2
+    assert pacer.admit(SENDER, 1, lambda: time.sleep(slow_claim)) is None
+    went = time.time()
+
+    first, second = pacer.windows
+    assert second[0] >= first[0] + first[1] / 10  # a window of its own after the one that passed
+    assert second[0] - 0.01 <= went <= second[0] + LATE_SECONDS  # sent at the new window's start, not late
+    on_time = pacer_of(gateway, 10)
+    assert on_time.admit(SENDER, 1, lambda: None) is None
+    [(start, _)] = on_time.windows
+    assert start >= second[0] + 0.1  # the passed window is not handed out again
