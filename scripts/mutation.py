@@ -50,6 +50,7 @@ GUARDS: dict[str, list[str]] = {
         "tests/unit/test_validation.py", "tests/integration/test_http_guarantees.py",
         "tests/integration/test_http_input.py", "tests/integration/test_http_storage_limits.py",
     ],
+    "gateway/pacing.py": ["tests/integration/test_pacing.py", "tests/integration/test_fan_out.py"],
     "gateway/storage.py": [
         "tests/integration/test_storage.py", "tests/integration/test_guarantees.py",
         "tests/integration/test_delivery.py", "tests/integration/test_idempotency.py",

@@ -15,7 +15,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from gateway import worker
 from gateway.connections import StorageClients
 from gateway.delivery import MoreToSend, RetryLater
-from gateway.pacing import LATE_SECONDS, LEAD_SECONDS, TablePacer, sender_key
+from gateway.pacing import LATE_SECONDS, LEAD_SECONDS, NoPacing, TablePacer, sender_key
 from gateway.providers.base import OutboundSms, Outcome, SendResult
 from gateway.queue import encode_message
 from gateway.runtime import Gateway, use_gateway
@@ -248,7 +248,7 @@ def test_an_idle_senders_window_starts_after_a_lead_that_covers_the_claim(storag
 def test_a_batch_whose_claim_outlasts_the_lead_takes_the_next_window_instead_of_crowding_it(storage_env) -> None:
     gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="10")
     pacer = pacer_of(gateway, 10)
-    slow_claim = LEAD_SECONDS + LATE_SECONDS + 0.2
+    slow_claim = 0.5  # ends 0.25 s after the window started: well past LATE_SECONDS
     assert pacer.admit(SENDER, 1, lambda: time.sleep(slow_claim)) is None
     went = time.time()
 
@@ -259,3 +259,59 @@ def test_a_batch_whose_claim_outlasts_the_lead_takes_the_next_window_instead_of_
     assert on_time.admit(SENDER, 1, lambda: None) is None
     [(start, _)] = on_time.windows
     assert start >= second[0] + 0.1  # the passed window is not handed out again
+
+
+def test_a_window_more_than_a_second_ahead_is_not_reserved_and_a_paced_batch_is_a_tenth_of_the_rate(
+        storage_env) -> None:
+    gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="20")
+    pacer = pacer_of(gateway, 20)
+    assert pacer.batch_size(99) == 2  # so any one second holds at most the rate plus one batch: 22 at 20/s
+    pacer.slow_down(SENDER, [SendResult(uuid.uuid4(), Outcome.RETRY, retry_after_seconds=1.5)])
+    claimed: list[bool] = []
+    wait = pacer.admit(SENDER, 2, lambda: claimed.append(True))
+    assert wait is not None and 1.3 < wait <= 1.5  # over the second's tolerance: back through the queue
+    assert claimed == [] and pacer.windows == []  # nothing claimed, nothing reserved
+
+
+def test_an_unpaced_fan_out_queues_every_unit_at_once(storage_env) -> None:
+    gateway = gateway_on(storage_env)
+    gateway.queue = RecordingQueue(gateway.clients.queue(gateway.settings.queue_name))
+    gateway.delivery = make_delivery(gateway.store, ScriptedProvider(), pacer=NoPacing())
+    comm = stored(gateway.store, 150)  # two units of a batch of 99
+    use_gateway(gateway)
+    try:
+        worker.handle_delivery_message(func.QueueMessage(id="m", body=encode_message(comm.comm_id).encode()))
+    finally:
+        use_gateway(None)
+    assert gateway.queue.enqueued == [(0, 0), (0, 0)]
+
+
+class RacingPacer(RecordingPacer):
+    """Lets a rival instance reserve between this one's read of the row and its write, once."""
+
+    def __init__(self, *args, rival: TablePacer, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.rival = rival
+
+    def _read(self, key: str):
+        row = super()._read(key)
+        rival, self.rival = self.rival, None
+        if rival is not None:
+            assert rival.reserve(SENDER, 1)[1]
+        return row
+
+
+@pytest.mark.parametrize("row_exists", [True, False])
+def test_a_write_that_lost_the_race_reads_again_and_takes_the_window_after_the_winners(storage_env,
+                                                                                        row_exists: bool) -> None:
+    gateway = gateway_on(storage_env, SMS_SENDER_RATE_PER_SECOND="10")
+    table = gateway.clients.worker_tables.get_table_client(gateway.settings.sender_pacing_table)
+    rival = RecordingPacer(table, 10)
+    if row_exists:
+        rival.reserve(SENDER, 1)
+    racer = RacingPacer(table, 10, rival=rival)
+    start, reserved = racer.reserve(SENDER, 1)  # its first write is refused: 412 on the row, 409 on the insert
+
+    assert reserved
+    winner = rival.windows[-1][0]
+    assert start >= winner + 0.1  # after the rival's window, not over it
