@@ -39,3 +39,9 @@ def on_poison_message(message: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%SMS_SWEEP_SCHEDULE%", run_on_startup=False)
 def on_sweep_timer(timer: func.TimerRequest) -> None:
     worker.sweep()
+
+
+@app.function_name("check_receipts")
+@app.timer_trigger(arg_name="timer", schedule="%SMS_RECEIPT_CHECK_SCHEDULE%", run_on_startup=False)
+def on_receipt_check_timer(timer: func.TimerRequest) -> None:
+    worker.check_receipts()

@@ -21,10 +21,13 @@ from datetime import datetime, timedelta
 
 from azure.core.exceptions import AzureError
 
+from gateway.message_index import IndexEntry, MessageIndex
 from gateway.pacing import NoPacing, Pacer
-from gateway.providers.base import OutboundSms, Outcome, SendResult, SmsProvider
+from gateway.providers.base import OutboundSms, Outcome, ReceiptSource, SendResult, SmsProvider
 from gateway.providers.common import MAYBE_SENT, OUT_OF_TIME
 from gateway.queue import DeliveryQueue
+from gateway.receipt_checks import CheckPolicy, ReceiptChecks, Watch
+from gateway.receipts import header_status, overall_status
 from gateway.redact import describe
 from gateway.storage import (
     TRANSACTION_LIMIT,
@@ -34,6 +37,7 @@ from gateway.storage import (
     ConcurrentUpdate,
     Recipient,
     RecipientState,
+    aggregate_status,
     count_recipients,
     utcnow,
 )
@@ -58,6 +62,17 @@ MAX_RETRY_DELAY_SECONDS = 3600
 SETTLE_TRIES = 8
 
 FanOut = Callable[[Sequence[range], Sequence[int]], None]  # queues a message per unit, visible after its delay (s)
+
+
+@dataclass(frozen=True)
+class ReceiptFollowUp:
+    """What delivery leaves for the receipts of what it sent: the message-id index, and the watch rows of
+    the missing-receipt check (for a provider that can be asked). Either part may be absent."""
+
+    index: MessageIndex | None = None
+    checks: ReceiptChecks | None = None
+    policy: CheckPolicy | None = None
+    concurrency: int = 1  # index writes in flight at once: the provider's own bound
 
 
 def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float) -> int:
@@ -134,14 +149,6 @@ class DeliveryInProgress(Exception):
         self.retry_in_seconds = retry_in_seconds
 
 
-def aggregate_status(sent: int, failed: int, pending: int) -> CommStatus:
-    if pending:
-        return CommStatus.SENDING
-    if failed == 0:
-        return CommStatus.SENT
-    return CommStatus.FAILED if sent == 0 else CommStatus.PARTIALLY_SENT
-
-
 class Delivery:
     def __init__(
         self,
@@ -152,9 +159,15 @@ class Delivery:
         run_seconds: float = RUN_SECONDS,
         clock: Callable[[], datetime] = utcnow,
         pacer: Pacer | None = None,
+        follow_up: ReceiptFollowUp | None = None,
     ) -> None:
         self._store = store
         self._provider = provider
+        self._follow_up = follow_up or ReceiptFollowUp()
+        # Receipts can reach this provider's messages (the outbox says it sends none): a final record settles them.
+        self._receipts = bool(getattr(provider, "sends_receipts", True))
+        # Every receipt names CommId and index (the callback URL the provider was given carries them): no index.
+        self._named_by_callbacks = bool(getattr(provider, "receipts_name_the_recipient", False))
         self._claim_timeout = claim_timeout_seconds
         self._run_seconds = run_seconds
         self._clock = clock
@@ -183,6 +196,8 @@ class Delivery:
         comm = snapshot.communication
         recipients = snapshot.all_recipients()
         if comm.status.is_final:
+            if comm.status in {CommStatus.SENT, CommStatus.PARTIALLY_SENT}:
+                self._settle_receipts(comm)  # a run that failed after its final record is redelivered: settle now
             return self._report(comm, recipients, None)
         fanned_out = len(recipients) > self._batch_size
         if fanned_out and unit is None and fan_out is not None:
@@ -250,7 +265,8 @@ class Delivery:
         return report
 
     def _settle(self, comm_id: uuid.UUID) -> CommStatus | None:
-        """Write the communication's counts and status as its recipient rows say, on the ETag read with them.
+        """Write the communication's counts and status as its recipient rows (and the receipts the header
+        counts) say, on the ETag read with them.
 
         A unit writes only its own rows (its record leaves the header's counts alone); this puts the
         counts right. The write is conditional: when another unit wrote the header since it was read, read
@@ -263,6 +279,7 @@ class Delivery:
                 return None
             sent, failed, pending = tally.rows
             status = aggregate_status(sent, failed, pending) if sent + failed or not pending else tally.status
+            status = overall_status(status, sent, tally.receipts)
             if (tally.sent_count, tally.failed_count, tally.status) == (sent, failed, status):
                 return status
             try:
@@ -306,9 +323,10 @@ class Delivery:
             if unit is None:
                 sent, failed, pending = count_recipients(recipients)
                 comm.sent_count, comm.failed_count = sent, failed
-                comm.status = aggregate_status(sent, failed, pending)
+                comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
                 comm.updated_at = now
                 self._store.save(comm, [])
+                self._settle_receipts(comm)
             return self._report(comm, recipients, None)
         for recipient in open_recipients:
             detail = f" (last error {recipient.error_code}: {recipient.error_message})" if recipient.error_code else ""
@@ -321,12 +339,14 @@ class Delivery:
             batch = open_recipients[start : start + self._batch_size]
             sent, failed, pending = count_recipients(recipients)
             comm.sent_count, comm.failed_count = sent, failed
-            comm.status = aggregate_status(sent, failed, pending)
+            comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
             comm.updated_at = now
             try:
                 self._store.save(comm, batch, claim=True, counts=unit is None)
             except ConcurrentUpdate as error:
                 raise DeliveryInProgress(comm_id.hex) from error
+        if unit is None and comm.status.is_final:
+            self._settle_receipts(comm)
         log.warning("comm %s abandoned: %s", comm_id.hex, reason)
         return self._report(comm, recipients, None)
 
@@ -492,16 +512,77 @@ class Delivery:
     def _record(
         self, comm: Communication, recipients: Sequence[Recipient], batch: Sequence[Recipient], *, counts: bool
     ) -> None:
+        """Write the batch's outcomes and the communication's counts; index what was sent before, watch it after.
+
+        The header's status takes the receipts counted when the run read it; a communication this record makes
+        final is settled once more, for receipts that arrived since (``_settle_receipts``).
+        """
         sent, failed, pending = count_recipients(recipients)
         comm.sent_count, comm.failed_count = sent, failed
-        comm.status = aggregate_status(sent, failed, pending)
+        comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
         errors = [f"{r.error_code}: {r.error_message}" for r in batch if r.error_code]
         if errors:
             comm.last_error = errors[-1][:1000]
         comm.updated_at = self._clock()
+        accepted = [r for r in batch if r.status is RecipientState.SENT and r.provider_message_id]
+        self._index(comm, accepted)
         self._store.save(comm, batch, counts=counts)
+        self._watch(comm, accepted)
         if counts and comm.status.is_final:
+            self._settle_receipts(comm)
             log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
+
+    def _index(self, comm: Communication, accepted: Sequence[Recipient]) -> None:
+        """Map each provider message id to its recipient, before the record, so a receipt in between is matched.
+
+        A write that fails is logged and skipped (``MessageIndex.record``): the outcomes are recorded anyway.
+        """
+        index = self._follow_up.index
+        if index is None or not self._receipts or not accepted or self._named_by_callbacks:
+            return
+        entries = [IndexEntry(r.provider_message_id or "", comm.comm_id, r.index) for r in accepted]
+        index.record(self._provider.name, entries, concurrency=self._follow_up.concurrency)
+
+    def _watch(self, comm: Communication, accepted: Sequence[Recipient]) -> None:
+        """Watch rows for the missing-receipt check, one transaction per batch; a provider that cannot be asked
+        needs none. Best effort: without its row a recipient no receipt reaches just stays Sent."""
+        checks, policy = self._follow_up.checks, self._follow_up.policy
+        if checks is None or policy is None or not accepted or not isinstance(self._provider, ReceiptSource):
+            return
+        now = self._clock()
+        watches = [Watch(comm.comm_id, r.index, r.provider_message_id or "", self._provider.name, now,
+                         policy.first(now)) for r in accepted]
+        try:
+            checks.watch(watches)
+        except AzureError as error:
+            log.warning("comm %s: %d recipient(s) not watched for missing receipts: %s", comm.comm_id.hex,
+                        len(watches), describe(error))
+
+    def _settle_receipts(self, comm: Communication) -> None:
+        """Take a final communication's status on to what the receipts counted in its header say.
+
+        Delivery's record writes the status from its own rows, without the receipts that arrived during the
+        run; this reads the header's counts (a point read) and writes the combined status if it differs, on
+        the ETag read. A receipt writing meanwhile makes it read again; one after it sees the final header
+        and moves the status itself. Not for a provider that sends no receipts.
+        """
+        if not self._receipts:
+            return
+        for _ in range(SETTLE_TRIES):
+            header = self._store.header_counts(comm.comm_id)
+            if header is None:
+                return
+            status = header_status(header, header.receipts)
+            if status is header.status:
+                comm.status = status
+                return
+            try:
+                self._store.save_status(comm.comm_id, status, header.etag, self._clock())
+            except ConcurrentUpdate:
+                continue
+            comm.status = status
+            return
+        log.warning("comm %s: status not settled with its receipts after %d tries", comm.comm_id.hex, SETTLE_TRIES)
 
     def _report(
         self, comm: Communication, recipients: Sequence[Recipient], retry_after: float | None

@@ -160,12 +160,27 @@ class RecipientStatus(WireModel):
     Name: str | None = Field(None, description="The recipient's name, as sent")
     PhoneNumber: str | None = Field(None, description="The recipient's number in E.164")
     ContactId: Guid = Field(None, description="The caller's id for the contact, as sent")
-    Status: str | None = Field(None, description="Pending, Sending, Sent (the provider accepted it) or Failed")
+    Status: str | None = Field(
+        None, description="Pending, Sending, Sent (the provider accepted it) or Failed; then, from the provider's "
+                          "delivery receipt, Delivered (the phone has it), Undelivered or Failed. Sent with no "
+                          "receipt: none came"
+    )
     ProviderMessageId: str | None = Field(None, description="The provider's id for the message, once sent")
-    ErrorCode: str | None = Field(None, description="The provider's error code for the last failed attempt")
-    ErrorMessage: str | None = Field(None, description="The provider's error message for the last failed attempt")
+    ErrorCode: str | None = Field(
+        None, description="The provider's error code: of the delivery receipt when it gave one, else of the last "
+                          "failed attempt"
+    )
+    ErrorMessage: str | None = Field(
+        None, description="The provider's error message: of the delivery receipt when it gave one, else of the "
+                          "last failed attempt"
+    )
     Attempts: int = Field(0, description="How many times delivery to this recipient was attempted")
-    UpdatedAt: datetime | None = Field(None, description="When this recipient's state last changed (UTC)")
+    UpdatedAt: datetime | None = Field(None, description="When this recipient's delivery state last changed (UTC)")
+    ReceiptAt: datetime | None = Field(
+        None, description="When the provider's delivery receipt that moved it last arrived (UTC): the one that set a "
+                          "Delivered, Undelivered or Failed status, or a `sent` one, which leaves it Sent; empty "
+                          "before one came"
+    )
 
 
 class SMSStatusResponse(WireModel):
@@ -174,7 +189,10 @@ class SMSStatusResponse(WireModel):
     CommId: Guid = Field(None, description="The communication's id")
     Reference: str | None = Field(None, description="The communication's short reference")
     LicenseeId: Guid = Field(None, description="The licensee it was sent for")
-    Status: str | None = Field(None, description="Queued, Sending, Sent, PartiallySent or Failed")
+    Status: str | None = Field(
+        None, description="Queued, Sending, Sent, PartiallySent or Failed; once every recipient the provider "
+                          "accepted has a delivery receipt, Delivered, PartiallyDelivered or Undelivered"
+    )
     From: SMSContact | None = Field(None, description="The sender it was sent from")
     MessageBody: str | None = Field(None, description="The text sent")
     ReplyIsAllowed: bool = Field(False, description="As the send said")
@@ -183,9 +201,11 @@ class SMSStatusResponse(WireModel):
     LinkedObjectId: Guid = Field(None, description="As the send said")
     SuiteId: Guid = Field(None, description="As the send said")
     RecipientCount: int = Field(0, description="How many recipients it has (after duplicates were removed)")
-    SentCount: int = Field(0, description="How many recipients are Sent")
-    FailedCount: int = Field(0, description="How many recipients are Failed")
+    SentCount: int = Field(0, description="How many recipients the provider accepted (whatever receipts said later)")
+    FailedCount: int = Field(0, description="How many recipients the provider refused")
     PendingCount: int = Field(0, description="How many recipients are not final yet (Pending or Sending)")
+    DeliveredCount: int = Field(0, description="How many recipients a receipt says are Delivered")
+    UndeliveredCount: int = Field(0, description="How many recipients a receipt says are Undelivered")
     LastError: str | None = Field(None, description="The last delivery error, for people")
     CreatedAt: datetime | None = Field(None, description="When it was accepted (UTC)")
     UpdatedAt: datetime | None = Field(None, description="When its state last changed (UTC)")

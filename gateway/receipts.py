@@ -10,9 +10,28 @@ recorded the send (docs/delivery.md, "Receipts").
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
+
+from gateway.message_index import MessageIndex
+from gateway.storage import (
+    RECEIPT_COUNT_PROPERTIES,
+    CommStatus,
+    CommunicationStore,
+    ConcurrentUpdate,
+    HeaderCounts,
+    ReceiptCounts,
+    ReceiptRecord,
+    ReceiptView,
+    RecipientState,
+    aggregate_status,
+    utcnow,
+)
+
+log = logging.getLogger("gateway.receipts")
 
 
 class ReceiptState(enum.StrEnum):
@@ -54,3 +73,178 @@ class ReceiptOutcome(enum.StrEnum):
     RECORDED = "recorded"  # stored, but it moves nothing (not a final state, or older than what is known)
     DUPLICATE = "duplicate"  # this (message, provider status) was recorded before
     UNKNOWN = "unknown"  # no message of ours has this id
+
+
+# --- the state machine (pure: docs/delivery.md, "Receipts") ----------------------------------------------------------
+
+RANK = {ReceiptState.SENT: 1, ReceiptState.DELIVERED: 2, ReceiptState.UNDELIVERED: 2, ReceiptState.FAILED: 2}
+"""How far a receipt state is along: a receipt moves a recipient only to a higher rank, so the first final wins."""
+
+
+def moves_forward(current: ReceiptState | None, incoming: ReceiptState | None) -> bool:
+    """Whether a receipt saying ``incoming`` moves a recipient whose receipts so far said ``current``."""
+    if incoming is None:
+        return False
+    return current is None or RANK[incoming] > RANK[current]
+
+
+def shown_state(delivery: RecipientState, receipt: ReceiptState | None) -> RecipientState:
+    """A recipient's status as the status view shows it: a final receipt's, else delivery's (Sent stays Sent)."""
+    if receipt is None or RANK[receipt] < RANK[ReceiptState.DELIVERED]:
+        return delivery
+    return RecipientState(receipt.value)
+
+
+def counted(counts: ReceiptCounts, state: ReceiptState) -> ReceiptCounts:
+    """``counts`` with one more recipient a final receipt put in ``state``."""
+    delivered, undelivered, failed = counts
+    if state is ReceiptState.DELIVERED:
+        delivered += 1
+    elif state is ReceiptState.UNDELIVERED:
+        undelivered += 1
+    elif state is ReceiptState.FAILED:
+        failed += 1
+    return ReceiptCounts(delivered, undelivered, failed)
+
+
+def overall_status(delivered_status: CommStatus, sent: int, receipts: ReceiptCounts) -> CommStatus:
+    """The communication's status: delivery's (``aggregate_status``) until every recipient the provider accepted
+    has a final receipt, then Delivered (all of them, none refused), Undelivered (none) or PartiallyDelivered."""
+    if delivered_status not in {CommStatus.SENT, CommStatus.PARTIALLY_SENT} or receipts.final < sent:
+        return delivered_status
+    if receipts.delivered == 0:
+        return CommStatus.UNDELIVERED
+    if delivered_status is CommStatus.SENT and receipts.delivered >= sent:
+        return CommStatus.DELIVERED
+    return CommStatus.PARTIALLY_DELIVERED
+
+
+def header_status(header: HeaderCounts, receipts: ReceiptCounts) -> CommStatus:
+    """What the header's status should be with ``receipts``: it moves only once delivery has finished."""
+    if not header.status.is_final or header.pending > 0:
+        return header.status
+    delivered_status = aggregate_status(header.sent_count, header.failed_count, 0)
+    return overall_status(delivered_status, header.sent_count, receipts)
+
+
+def status_key(provider_status: str) -> str:
+    """A provider status as the receipt row's ``Seen`` list keeps it: lower case, one word."""
+    return "_".join(provider_status.lower().split()) or "_"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one receipt does: its outcome, the receipt row to write (None: write nothing), and the header's
+    new receipt counts and status when they change."""
+
+    outcome: ReceiptOutcome
+    record: ReceiptRecord | None = None
+    counts: ReceiptCounts | None = None
+    status: CommStatus | None = None
+
+
+def decide(view: ReceiptView, receipt: Receipt, index: int, now: datetime) -> Decision:
+    """Apply ``receipt`` to what ``view`` read, on paper.
+
+    A message id other than the one the recipient is known by (its recorded provider id, else the one earlier
+    receipts named) is not this recipient's message: UNKNOWN, nothing written. A (message, status) already
+    recorded is a DUPLICATE. Otherwise the status is recorded; it moves the recipient only forward, and never
+    one delivery recorded Failed (RECORDED). A final state counts once in the header, and completes the
+    communication's status when it is the last one missing.
+    """
+    known = view.provider_message_id or (view.receipt.message_id if view.receipt is not None else None)
+    if known and known != receipt.message_id:
+        return Decision(ReceiptOutcome.UNKNOWN)
+    record = view.receipt or ReceiptRecord(index=index, message_id=receipt.message_id, provider=receipt.provider)
+    key = status_key(receipt.provider_status)
+    if key in record.seen:
+        return Decision(ReceiptOutcome.DUPLICATE)
+    current = ReceiptState(record.state) if record.state else None
+    moves = moves_forward(current, receipt.state) and view.recipient_status is not RecipientState.FAILED
+    written = replace(record, message_id=receipt.message_id, provider=receipt.provider, seen=(*record.seen, key),
+                      updated_at=now)
+    if not moves or receipt.state is None:
+        return Decision(ReceiptOutcome.RECORDED, written)
+    written = replace(written, state=receipt.state.value, error_code=receipt.error_code,
+                      error_message=receipt.error_message, receipt_at=now, occurred_at=receipt.occurred_at)
+    if RANK[receipt.state] < RANK[ReceiptState.DELIVERED]:
+        return Decision(ReceiptOutcome.APPLIED, written)
+    counts = counted(view.header.receipts, receipt.state)
+    status = header_status(view.header, counts)
+    return Decision(ReceiptOutcome.APPLIED, written, counts, status if status is not view.header.status else None)
+
+
+# --- the receipt book ------------------------------------------------------------------------------------------------
+
+APPLY_TRIES = 16  # reads and conditional writes before giving up; each 412 means another receipt or delivery wrote
+
+
+class ReceiptBook:
+    """Applies receipts to the recipients they are about: the one place that decides what a receipt changes.
+
+    Costs per receipt (docs/delivery.md, "What a receipt costs"): finding the recipient (nothing when the
+    receipt names CommId and index, one point read of the message-id index otherwise, or of the header by
+    CommId and number), one query for the header, the recipient row and its receipt row, and one write (the
+    receipt row, with the header's counts in the same transaction when the state is final).
+    """
+
+    def __init__(self, store: CommunicationStore, index: MessageIndex | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
+        self._index = index
+        self._clock = clock
+
+    def apply(self, receipt: Receipt) -> ReceiptOutcome:
+        """Record ``receipt`` on its recipient and say what it did; raises only when storage fails (AzureError)."""
+        found = self._find(receipt)
+        if found is None:
+            log.info("receipt %s %s for message %s: no recipient of ours", receipt.provider, receipt.provider_status,
+                     receipt.message_id)
+            return ReceiptOutcome.UNKNOWN
+        comm_id, index = found
+        for _ in range(APPLY_TRIES):
+            view = self._store.receipt_view(comm_id, index)
+            if view is None or index >= view.header.recipient_count:
+                log.info("receipt %s %s: comm %s has no recipient %d", receipt.provider, receipt.provider_status,
+                         comm_id.hex, index)
+                return ReceiptOutcome.UNKNOWN
+            decision = decide(view, receipt, index, self._clock())
+            if decision.record is None:
+                log.info("receipt %s %s for message %s on comm %s recipient %d: %s", receipt.provider,
+                         receipt.provider_status, receipt.message_id, comm_id.hex, index, decision.outcome)
+                return decision.outcome
+            try:
+                self._store.save_receipt(comm_id, decision.record, _header_update(decision, self._clock()),
+                                         view.header.etag)
+            except ConcurrentUpdate:
+                continue
+            log.info("receipt %s %s on comm %s recipient %d: %s%s", receipt.provider, receipt.provider_status,
+                     comm_id.hex, index, decision.outcome, f", comm {decision.status}" if decision.status else "")
+            return decision.outcome
+        raise ConcurrentUpdate(f"{comm_id.hex} recipient {index}: receipt not recorded after {APPLY_TRIES} tries")
+
+    def _find(self, receipt: Receipt) -> tuple[uuid.UUID, int] | None:
+        """The recipient a receipt is about: named, through the message-id index, or by CommId and number."""
+        if receipt.comm_id is not None and receipt.index is not None:
+            return receipt.comm_id, receipt.index
+        if self._index is not None and receipt.message_id:
+            found = self._index.find(receipt.provider, receipt.message_id)
+            if found is not None:
+                return found
+        if receipt.comm_id is not None and receipt.to:
+            comm = self._store.load_header(receipt.comm_id)
+            if comm is None:
+                return None
+            to = receipt.to if receipt.to.startswith("+") else f"+{receipt.to}"
+            numbers = [spec.phone_number for spec in comm.recipients_spec]
+            return (receipt.comm_id, numbers.index(to)) if to in numbers else None
+        return None
+
+
+def _header_update(decision: Decision, now: datetime) -> dict[str, object] | None:
+    if decision.counts is None:
+        return None
+    update: dict[str, object] = dict(zip(RECEIPT_COUNT_PROPERTIES, decision.counts, strict=True))
+    if decision.status is not None:
+        update |= {"Status": decision.status.value, "UpdatedAt": now}
+    return update

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
+
+from azure.data.tables import TableServiceClient
 
 from gateway.auth import ApiKeyStore, Authenticator
 from gateway.connections import StorageClients
-from gateway.delivery import Delivery
+from gateway.delivery import Delivery, ReceiptFollowUp
 from gateway.health import StorageProbe
+from gateway.message_index import MessageIndex
 from gateway.pacing import NoPacing, Pacer, TablePacer
 from gateway.providers import SmsProvider, create_provider
+from gateway.providers.base import ReceiptSource
 from gateway.queue import DeliveryQueue
+from gateway.receipt_checks import CheckPolicy, ReceiptChecker, ReceiptChecks
+from gateway.receipts import ReceiptBook
 from gateway.service import SendService
 from gateway.settings import Settings, get_settings
 from gateway.status import StatusService
@@ -21,8 +28,9 @@ from gateway.storage import CommunicationStore
 @dataclass
 class Gateway:
     """The process's parts. The request path (service, status, authentication, health) uses clients with a
-    few seconds' budget; the queue worker's parts (``store``, ``queue``, ``poison_queue``, ``delivery``)
-    use the worker's longer one (``gateway.connections``)."""
+    few seconds' budget; the queue worker's parts (``store``, ``queue``, ``poison_queue``, ``delivery``) and the
+    missing-receipt check (``receipt_checker``) use the worker's longer one (``gateway.connections``). ``receipts``
+    is the request path's: the provider routes apply what providers report with it."""
 
     settings: Settings
     clients: StorageClients
@@ -36,6 +44,8 @@ class Gateway:
     queue: DeliveryQueue
     poison_queue: DeliveryQueue
     delivery: Delivery
+    receipts: ReceiptBook
+    receipt_checker: ReceiptChecker
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -48,6 +58,16 @@ class Gateway:
         store = CommunicationStore(clients.worker_tables, settings.communications_table)
         keys = ApiKeyStore(clients.tables, settings.api_keys_table)
         pacer = pacer_for(settings, clients)
+        policy = CheckPolicy(after=timedelta(minutes=settings.receipt_check_after_minutes),
+                             give_up=timedelta(hours=settings.receipt_give_up_hours),
+                             per_run=settings.receipt_checks_per_run)
+
+        def follow_up(tables: TableServiceClient) -> ReceiptFollowUp:
+            return ReceiptFollowUp(index=MessageIndex(tables, settings.message_index_table),
+                                   checks=ReceiptChecks(tables, settings.receipt_checks_table), policy=policy,
+                                   concurrency=index_concurrency(settings))
+
+        worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table))
         return cls(
             settings=settings,
             clients=clients,
@@ -55,14 +75,19 @@ class Gateway:
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
             service=SendService(settings, request_store, request_queue,
                                 Delivery(request_store, provider, claim_timeout_seconds=claim_timeout,
-                                         pacer=pacer)),
+                                         pacer=pacer, follow_up=follow_up(clients.tables))),
             status=StatusService(request_store),
             probe=StorageProbe(request_store, request_queue),
             provider=provider,
             store=store,
             queue=DeliveryQueue(clients.queue(settings.queue_name, worker=True)),
             poison_queue=DeliveryQueue(clients.queue(settings.poison_queue_name, worker=True)),
-            delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer),
+            delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
+                              follow_up=follow_up(clients.worker_tables)),
+            receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table)),
+            receipt_checker=ReceiptChecker(ReceiptChecks(clients.worker_tables, settings.receipt_checks_table), store,
+                                           worker_book, provider if isinstance(provider, ReceiptSource) else None,
+                                           policy),
         )
 
     @classmethod
@@ -82,13 +107,22 @@ class Gateway:
 
         With the request path's clients: the first request of a process waits for this, whatever it is.
         """
-        tables = [self.settings.communications_table, self.settings.api_keys_table]
+        tables = [self.settings.communications_table, self.settings.api_keys_table,
+                  self.settings.message_index_table, self.settings.receipt_checks_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:
             self.clients.tables.create_table_if_not_exists(table)
         for queue in (self.settings.queue_name, self.settings.poison_queue_name):
             DeliveryQueue(self.clients.queue(queue)).ensure_queue()
+
+
+INDEX_CONCURRENCY = 10  # the most index writes in flight, like Twilio's calls: one per message it accepted
+
+
+def index_concurrency(settings: Settings) -> int:
+    """Index writes in flight at once for one batch: the provider's bound, within the storage connection pool."""
+    return max(1, min(settings.provider_concurrency or INDEX_CONCURRENCY, settings.concurrent_calls))
 
 
 def pacer_for(settings: Settings, clients: StorageClients) -> Pacer:

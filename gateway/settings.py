@@ -112,7 +112,7 @@ class Settings:
         "SMS_TABLE_PREFIX", Pattern("[A-Za-z][A-Za-z0-9]*", "letters and digits starting with a letter"),
         default="Sms",
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
-        "`<prefix>SenderPacing`",
+        "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -166,6 +166,25 @@ class Settings:
         "SMS_SWEEP_SCHEDULE", Pattern(r"\S+(\s+\S+){5}", "an NCRONTAB expression of six fields, seconds first"),
         default="0 * * * * *",
         description="when the sweep runs (UTC); set it even to the default: the timer trigger reads it too",
+    )
+    receipt_check_schedule: str = setting(
+        "SMS_RECEIPT_CHECK_SCHEDULE", Pattern(r"\S+(\s+\S+){5}", "an NCRONTAB expression of six fields, seconds first"),
+        default="0 */5 * * * *",
+        description="when the missing-receipt check runs (UTC); set it even to the default: the timer trigger reads "
+        "it too",
+    )
+    receipt_check_after_minutes: int = setting(
+        "SMS_RECEIPT_CHECK_AFTER_MINUTES", Integer(minimum=1), default=30,
+        description="how long after a send with no final receipt the provider is first asked about it (Twilio); "
+        "each later wait is twice the one before",
+    )
+    receipt_give_up_hours: int = setting(
+        "SMS_RECEIPT_GIVE_UP_HOURS", Integer(minimum=1), default=72,
+        description="how long after a send the provider is still asked; then the recipient stays `Sent` (no receipt)",
+    )
+    receipt_checks_per_run: int = setting(
+        "SMS_RECEIPT_CHECKS_PER_RUN", Integer(minimum=1, maximum=1000), default=200,
+        description="most messages one run of the missing-receipt check asks the provider about",
     )
     instance_id: str | None = setting(
         "WEBSITE_INSTANCE_ID",
@@ -234,6 +253,14 @@ class Settings:
     @property
     def sender_pacing_table(self) -> str:
         return f"{self.table_prefix}SenderPacing"
+
+    @property
+    def message_index_table(self) -> str:
+        return f"{self.table_prefix}MessageIndex"
+
+    @property
+    def receipt_checks_table(self) -> str:
+        return f"{self.table_prefix}ReceiptChecks"
 
     @property
     def poison_queue_name(self) -> str:

@@ -11,7 +11,16 @@ import uuid
 from gateway.auth import Principal
 from gateway.errors import not_found
 from gateway.models import RecipientStatus, SMSContact, SMSStatusResponse, parse_guid
-from gateway.storage import CommunicationStore, Snapshot, comm_id_for, count_recipients
+from gateway.receipts import ReceiptState, shown_state
+from gateway.storage import (
+    CommunicationStore,
+    ReceiptRecord,
+    Recipient,
+    RecipientState,
+    Snapshot,
+    comm_id_for,
+    count_recipients,
+)
 
 NOT_FOUND = "No communication with that id exists for this licensee"
 
@@ -46,6 +55,7 @@ def describe(snapshot: Snapshot) -> SMSStatusResponse:
     comm = snapshot.communication
     recipients = snapshot.all_recipients()
     counts = count_recipients(recipients)
+    shown = [recipient_status(r, snapshot.receipts.get(r.index)) for r in recipients]
     return SMSStatusResponse(
         CommId=comm.comm_id,
         Reference=comm.reference,
@@ -62,22 +72,33 @@ def describe(snapshot: Snapshot) -> SMSStatusResponse:
         SentCount=counts.sent,
         FailedCount=counts.failed,
         PendingCount=counts.pending,
+        DeliveredCount=sum(r.Status == RecipientState.DELIVERED for r in shown),
+        UndeliveredCount=sum(r.Status == RecipientState.UNDELIVERED for r in shown),
         LastError=comm.last_error,
         CreatedAt=comm.created_at,
         UpdatedAt=comm.updated_at,
-        Recipients=[
-            RecipientStatus(
-                RecipientId=r.recipient_id,
-                Name=r.name,
-                PhoneNumber=r.phone_number,
-                ContactId=r.contact_id,
-                Status=r.status.value,
-                ProviderMessageId=r.provider_message_id,
-                ErrorCode=r.error_code,
-                ErrorMessage=r.error_message,
-                Attempts=r.attempts,
-                UpdatedAt=r.updated_at,
-            )
-            for r in recipients
-        ],
+        Recipients=shown,
+    )
+
+
+def recipient_status(r: Recipient, receipt: ReceiptRecord | None) -> RecipientStatus:
+    """One recipient as shown: its delivery state, taken on by a final receipt (``receipts.shown_state``)."""
+    state = ReceiptState(receipt.state) if receipt is not None and receipt.state else None
+    status = shown_state(r.status, state)
+    from_receipt = receipt is not None and status is not r.status
+    error_code, error_message = r.error_code, r.error_message
+    if from_receipt and receipt is not None and (receipt.error_code or receipt.error_message):
+        error_code, error_message = receipt.error_code, receipt.error_message
+    return RecipientStatus(
+        RecipientId=r.recipient_id,
+        Name=r.name,
+        PhoneNumber=r.phone_number,
+        ContactId=r.contact_id,
+        Status=status.value,
+        ProviderMessageId=r.provider_message_id,
+        ErrorCode=error_code,
+        ErrorMessage=error_message,
+        Attempts=r.attempts,
+        UpdatedAt=r.updated_at,
+        ReceiptAt=receipt.receipt_at if state is not None and receipt is not None else None,
     )

@@ -4,7 +4,9 @@ Layout (docs/storage.md has the reasoning):
 - PartitionKey = CommId (N form); RowKey ``comm`` holds the communication, with the
   request snapshot (recipient list in JSON chunks) so delivery can always rebuild its rows;
 - RowKey ``r00000``… one row per recipient (the "communication reference"), each with its
-  own RecipientId, delivery status, provider message id and error.
+  own RecipientId, delivery status, provider message id and error;
+- RowKey ``s00000``… one row per recipient that a provider's delivery receipt reached: what receipts said
+  (``gateway/receipts.py``), apart from the recipient row so delivery's writes and receipts' never meet.
 - CommId is derived from (LicenseeId, Reference) with uuid5, so a lookup by Reference is a
   point read and an accepted Reference is unique per licensee by construction: the insert
   of the ``comm`` row fails if that pair was ever used.
@@ -29,6 +31,7 @@ from gateway.connections import TableStore
 HEADER_ROW = "comm"
 CLAIM_ROW = "idempotency"  # sorts between the header and the recipient rows
 RECIPIENT_ROW_PREFIX = "r"
+RECEIPT_ROW_PREFIX = "s"  # sorts after every recipient row: a RowKey range of recipients never reads one
 TRANSACTION_LIMIT = 100
 RECIPIENTS_PROPERTY = "Recipients"  # the header's recipient list: Recipients0, Recipients1, ...
 MAX_PROPERTY_UNITS = 32 * 1024
@@ -46,10 +49,15 @@ class CommStatus(enum.StrEnum):
     SENT = "Sent"
     PARTIALLY_SENT = "PartiallySent"
     FAILED = "Failed"
+    # Once every recipient the provider accepted has a final receipt (docs/delivery.md, "Receipts"):
+    DELIVERED = "Delivered"  # every recipient's phone has it
+    PARTIALLY_DELIVERED = "PartiallyDelivered"  # some have it; the others failed or were not delivered
+    UNDELIVERED = "Undelivered"  # accepted by the provider, but no phone has it
 
     @property
     def is_final(self) -> bool:
-        return self in {CommStatus.SENT, CommStatus.PARTIALLY_SENT, CommStatus.FAILED}
+        """Delivery is done: nothing is left to send (receipts may still move it to a receipt status)."""
+        return self not in {CommStatus.QUEUED, CommStatus.SENDING}
 
 
 class RecipientState(enum.StrEnum):
@@ -57,10 +65,13 @@ class RecipientState(enum.StrEnum):
     SENDING = "Sending"
     SENT = "Sent"
     FAILED = "Failed"
+    # Shown from a receipt (``gateway/receipts.py``); a recipient row itself holds only the four above.
+    DELIVERED = "Delivered"
+    UNDELIVERED = "Undelivered"
 
     @property
     def is_final(self) -> bool:
-        return self in {RecipientState.SENT, RecipientState.FAILED}
+        return self not in {RecipientState.PENDING, RecipientState.SENDING}
 
 
 class ReferenceTaken(Exception):
@@ -148,6 +159,35 @@ def count_recipients(recipients: Iterable[Recipient]) -> RecipientCounts:
     return RecipientCounts(sent, failed, len(states) - sent - failed)
 
 
+class ReceiptCounts(NamedTuple):
+    """How many recipients a final receipt reached, by what it said; the header keeps them (receipts add to them)."""
+
+    delivered: int = 0
+    undelivered: int = 0
+    failed: int = 0  # the provider accepted it, then said it could not send it
+
+    @property
+    def final(self) -> int:
+        return self.delivered + self.undelivered + self.failed
+
+
+NO_RECEIPTS = ReceiptCounts()
+RECEIPT_COUNT_PROPERTIES = ("DeliveredCount", "UndeliveredCount", "ReceiptFailedCount")  # ReceiptCounts' order
+
+
+def receipt_counts_of(entity: Any) -> ReceiptCounts:
+    return ReceiptCounts(*(int(entity.get(name) or 0) for name in RECEIPT_COUNT_PROPERTIES))
+
+
+def aggregate_status(sent: int, failed: int, pending: int) -> CommStatus:
+    """The status delivery's counts alone give; receipts may take a final one further (``receipts.overall_status``)."""
+    if pending:
+        return CommStatus.SENDING
+    if failed == 0:
+        return CommStatus.SENT
+    return CommStatus.FAILED if sent == 0 else CommStatus.PARTIALLY_SENT
+
+
 @dataclass(frozen=True)
 class Tally:
     """A communication's header counts as stored (with its ETag) beside what its recipient rows say."""
@@ -157,6 +197,64 @@ class Tally:
     failed_count: int
     etag: str | None
     rows: RecipientCounts
+    receipts: ReceiptCounts = NO_RECEIPTS  # as the header counts them
+
+
+@dataclass(frozen=True)
+class HeaderCounts:
+    """The header's status and every count, with its ETag: what a receipt needs to move the communication."""
+
+    status: CommStatus
+    recipient_count: int
+    sent_count: int
+    failed_count: int
+    receipts: ReceiptCounts
+    etag: str | None
+
+    @property
+    def pending(self) -> int:
+        return self.recipient_count - self.sent_count - self.failed_count
+
+
+@dataclass
+class ReceiptRecord:
+    """A recipient's receipt row (``s00000``): what the provider's receipts said about its message.
+
+    ``state`` is the furthest ``ReceiptState`` value receipts moved it to (None: only statuses that are not
+    shown came); ``seen`` every provider status recorded, lower case, so a repeat is known; the error, the
+    arrival (``receipt_at``) and the provider's time (``occurred_at``) are those of the receipt that set
+    ``state``.
+    """
+
+    index: int
+    message_id: str
+    provider: str
+    state: str | None = None
+    seen: tuple[str, ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+    receipt_at: datetime | None = None
+    occurred_at: datetime | None = None
+    updated_at: datetime | None = None  # the last receipt's arrival, whatever it changed
+    etag: str | None = None  # None: the row does not exist yet
+
+    @property
+    def row_key(self) -> str:
+        return receipt_row_key(self.index)
+
+
+def receipt_row_key(index: int) -> str:
+    return f"{RECEIPT_ROW_PREFIX}{index:05d}"
+
+
+@dataclass(frozen=True)
+class ReceiptView:
+    """What applying one receipt reads, in one query: the header's counts, the recipient row, the receipt row."""
+
+    header: HeaderCounts
+    recipient_status: RecipientState | None  # None: delivery has not written the recipient's row yet
+    provider_message_id: str | None
+    receipt: ReceiptRecord | None
 
 
 @dataclass(frozen=True)
@@ -189,6 +287,7 @@ class Communication:
     recipient_rows_written: bool = False
     sent_count: int = 0
     failed_count: int = 0
+    receipt_counts: ReceiptCounts = NO_RECEIPTS  # written by receipts only, never by delivery
     last_error: str | None = None
     sweeps: int = 0
     next_run_at: datetime | None = None  # when a delayed queue message brings it back (the sweep waits for it)
@@ -216,6 +315,7 @@ class Snapshot:
 
     communication: Communication
     stored_recipients: list[Recipient]  # only the rows that exist: none before delivery, unless written at accept
+    receipts: dict[int, ReceiptRecord] = field(default_factory=dict)  # by index; read only when the whole partition is
 
     def all_recipients(self) -> list[Recipient]:
         """Every recipient, in order: the stored rows, and the planned ones the worker has not created yet."""
@@ -363,6 +463,7 @@ def communication_from_entity(entity: dict[str, Any]) -> Communication:
         recipient_rows_written=bool(entity.get("RecipientRowsWritten", False)),
         sent_count=int(entity.get("SentCount", 0)),
         failed_count=int(entity.get("FailedCount", 0)),
+        receipt_counts=receipt_counts_of(entity),
         last_error=entity.get("LastError") or None,
         sweeps=int(entity.get("Sweeps", 0)),
         next_run_at=entity.get("NextRunAt"),
@@ -431,6 +532,49 @@ def claim_from_entity(entity: Any) -> KeyClaim:
         started_at=entity["StartedAt"],
         etag=entity.metadata.get("etag"),
     )
+
+
+def receipt_entity(comm_id: uuid.UUID, record: ReceiptRecord) -> dict[str, Any]:
+    return _without_none(
+        {
+            "PartitionKey": comm_id.hex,
+            "RowKey": record.row_key,
+            "MessageId": record.message_id,
+            "Provider": record.provider,
+            "State": record.state,
+            "Seen": " ".join(record.seen),
+            "ErrorCode": record.error_code,
+            "ErrorMessage": record.error_message,
+            "ReceiptAt": record.receipt_at,
+            "OccurredAt": record.occurred_at,
+            "UpdatedAt": record.updated_at,
+        }
+    )
+
+
+def receipt_from_entity(entity: Any) -> ReceiptRecord:
+    return ReceiptRecord(
+        index=int(entity["RowKey"][len(RECEIPT_ROW_PREFIX) :]),
+        message_id=entity.get("MessageId") or "",
+        provider=entity.get("Provider") or "",
+        state=entity.get("State") or None,
+        seen=tuple((entity.get("Seen") or "").split()),
+        error_code=entity.get("ErrorCode"),
+        error_message=entity.get("ErrorMessage"),
+        receipt_at=entity.get("ReceiptAt"),
+        occurred_at=entity.get("OccurredAt"),
+        updated_at=entity.get("UpdatedAt"),
+        etag=entity.metadata.get("etag"),
+    )
+
+
+def header_counts_of(entity: Any) -> HeaderCounts:
+    return HeaderCounts(status=CommStatus(entity["Status"]), recipient_count=int(entity.get("RecipientCount") or 0),
+                        sent_count=int(entity.get("SentCount") or 0), failed_count=int(entity.get("FailedCount") or 0),
+                        receipts=receipt_counts_of(entity), etag=entity.metadata.get("etag"))
+
+
+HEADER_COUNT_COLUMNS = ["RowKey", "Status", "RecipientCount", "SentCount", "FailedCount", *RECEIPT_COUNT_PROPERTIES]
 
 
 def _recipient_operation(comm_id: uuid.UUID, recipient: Recipient, *, upsert: bool) -> tuple[Any, ...]:
@@ -527,7 +671,9 @@ class CommunicationStore(TableStore):
             if entity["RowKey"].startswith(RECIPIENT_ROW_PREFIX)
         ]
         recipients.sort(key=lambda recipient: recipient.index)
-        return Snapshot(communication_from_entity(header), recipients)
+        receipts = [receipt_from_entity(entity) for entity in entities
+                    if entity["RowKey"].startswith(RECEIPT_ROW_PREFIX)]
+        return Snapshot(communication_from_entity(header), recipients, {receipt.index: receipt for receipt in receipts})
 
     def load_header(self, comm_id: uuid.UUID) -> Communication | None:
         try:
@@ -587,9 +733,9 @@ class CommunicationStore(TableStore):
         Reads only the status columns (``$select``), so settling a 1,000-recipient communication moves
         a few kilobytes, not its numbers; a recipient with no row yet is still open.
         """
-        entities = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": comm_id.hex},
-                                              select=["RowKey", "Status", "RecipientCount", "SentCount",
-                                                      "FailedCount"], results_per_page=1000)
+        entities = self._table.query_entities("PartitionKey eq @pk and RowKey lt @receipts",
+                                              parameters={"pk": comm_id.hex, "receipts": RECEIPT_ROW_PREFIX},
+                                              select=HEADER_COUNT_COLUMNS, results_per_page=1000)
         header: Any = None
         states: list[str] = []
         for entity in entities:
@@ -602,7 +748,8 @@ class CommunicationStore(TableStore):
         sent, failed = states.count(RecipientState.SENT.value), states.count(RecipientState.FAILED.value)
         return Tally(status=CommStatus(header["Status"]), sent_count=int(header.get("SentCount") or 0),
                      failed_count=int(header.get("FailedCount") or 0), etag=header.metadata.get("etag"),
-                     rows=RecipientCounts(sent, failed, int(header.get("RecipientCount") or 0) - sent - failed))
+                     rows=RecipientCounts(sent, failed, int(header.get("RecipientCount") or 0) - sent - failed),
+                     receipts=receipt_counts_of(header))
 
     def save_counts(self, comm_id: uuid.UUID, tally: Tally, status: CommStatus, when: datetime) -> None:
         """Write the counts the rows say and ``status``, if the header is unchanged since ``tally`` read it.
@@ -622,6 +769,73 @@ class CommunicationStore(TableStore):
             self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=tally.etag,
                                       match_condition=MatchConditions.IfNotModified)
         except HttpResponseError as error:
+            if _is_conflict(error):
+                raise ConcurrentUpdate(comm_id.hex) from error
+            raise
+
+    def header_counts(self, comm_id: uuid.UUID) -> HeaderCounts | None:
+        """The header's status and counts with its ETag: a point read of a few columns."""
+        try:
+            entity = self._table.get_entity(comm_id.hex, HEADER_ROW, select=HEADER_COUNT_COLUMNS)
+        except ResourceNotFoundError:
+            return None
+        return header_counts_of(entity)
+
+    def save_status(self, comm_id: uuid.UUID, status: CommStatus, etag: str | None, when: datetime) -> None:
+        """Write the header's status if it is unchanged since it was read with ``etag``; else ConcurrentUpdate."""
+        entity = {"PartitionKey": comm_id.hex, "RowKey": HEADER_ROW, "Status": status.value, "UpdatedAt": when}
+        try:
+            self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=etag,
+                                      match_condition=MatchConditions.IfNotModified)
+        except HttpResponseError as error:
+            if _is_conflict(error):
+                raise ConcurrentUpdate(comm_id.hex) from error
+            raise
+
+    def receipt_view(self, comm_id: uuid.UUID, index: int) -> ReceiptView | None:
+        """The header's counts, recipient ``index``'s row and its receipt row, in one query; None without a header."""
+        query = "PartitionKey eq @pk and ( RowKey eq @header or RowKey eq @recipient or RowKey eq @receipt )"
+        parameters = {"pk": comm_id.hex, "header": HEADER_ROW, "recipient": _row_key(index),
+                      "receipt": receipt_row_key(index)}
+        rows = {entity["RowKey"]: entity for entity in self._table.query_entities(query, parameters=parameters)}
+        header = rows.get(HEADER_ROW)
+        if header is None:
+            return None
+        recipient = rows.get(_row_key(index))
+        receipt = rows.get(receipt_row_key(index))
+        return ReceiptView(
+            header=header_counts_of(header),
+            recipient_status=RecipientState(recipient["Status"]) if recipient is not None else None,
+            provider_message_id=recipient.get("ProviderMessageId") if recipient is not None else None,
+            receipt=receipt_from_entity(receipt) if receipt is not None else None,
+        )
+
+    def save_receipt(self, comm_id: uuid.UUID, record: ReceiptRecord, header: dict[str, Any] | None,
+                     header_etag: str | None) -> None:
+        """Write a receipt row, with the header's new counts and status when given, in one transaction.
+
+        Both conditional: the receipt row inserted, or replaced on the ETag it was read with, and the header
+        merged on ``header_etag``; ConcurrentUpdate when another writer got there first (read again and
+        retry). Delivery's record and claim never touch a receipt row, and a receipt never a recipient row.
+        """
+        entity = receipt_entity(comm_id, record)
+        if record.etag is None:
+            operations: list[Any] = [("create", entity)]
+        else:
+            operations = [("update", entity, {"mode": UpdateMode.REPLACE, "etag": record.etag,
+                                              "match_condition": MatchConditions.IfNotModified})]
+        if header is not None:
+            merge = {"PartitionKey": comm_id.hex, "RowKey": HEADER_ROW, **header}
+            operations.append(("update", merge, {"mode": UpdateMode.MERGE, "etag": header_etag,
+                                                 "match_condition": MatchConditions.IfNotModified}))
+        try:
+            if len(operations) == 1 and record.etag is None:
+                self._table.create_entity(entity)
+            elif len(operations) == 1:
+                self._table.update_entity(entity, **operations[0][2])
+            else:
+                self._table.submit_transaction(operations)
+        except (TableTransactionError, HttpResponseError) as error:
             if _is_conflict(error):
                 raise ConcurrentUpdate(comm_id.hex) from error
             raise

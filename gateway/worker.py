@@ -7,7 +7,8 @@ the communication as Failed. A run that used its time hands the rest to a fresh 
 Anything unexpected is raised, so the host's visibilityTimeout / maxDequeueCount apply.
 
 The sweep (``SMS_SWEEP_SCHEDULE``, every minute) finds what the queue lost; docs/delivery.md works out
-how long a crash can leave a message waiting.
+how long a crash can leave a message waiting. The missing-receipt check (``SMS_RECEIPT_CHECK_SCHEDULE``, every
+5 minutes) asks the provider about messages no receipt reached (``gateway/receipt_checks.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import azure.functions as func
 
 from gateway.delivery import DeliveryInProgress, MoreToSend, RetryLater, hand_to_queue, retry_delay
 from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
+from gateway.receipt_checks import CheckReport
 from gateway.redact import brief
 from gateway.runtime import get_gateway
 from gateway.storage import utcnow
@@ -125,3 +127,8 @@ def sweep(now: datetime | None = None) -> int:
         gateway.store.mark_swept(comm, now)
         queued += 1
     return queued
+
+
+def check_receipts() -> CheckReport:
+    """One bounded pass of the missing-receipt check: ask the provider about messages still waiting for one."""
+    return get_gateway().receipt_checker.run()

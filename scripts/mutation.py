@@ -40,6 +40,7 @@ GUARDS: dict[str, list[str]] = {
     "gateway/delivery.py": [
         "tests/integration/test_guarantees.py", "tests/integration/test_delivery.py",
         "tests/integration/test_delivery_reconcile.py", "tests/integration/test_retry_delay.py",
+        "tests/integration/test_receipts.py", "tests/integration/test_receipt_checks.py",
     ],
     "gateway/auth.py": [
         "tests/integration/test_auth.py", "tests/integration/test_http_guarantees.py",
@@ -51,10 +52,15 @@ GUARDS: dict[str, list[str]] = {
         "tests/integration/test_http_input.py", "tests/integration/test_http_storage_limits.py",
     ],
     "gateway/pacing.py": ["tests/integration/test_pacing.py", "tests/integration/test_fan_out.py"],
+    "gateway/receipts.py": [
+        "tests/unit/test_receipts.py", "tests/integration/test_receipts.py",
+        "tests/integration/test_receipt_checks.py",
+    ],
+    "gateway/receipt_checks.py": ["tests/unit/test_receipts.py", "tests/integration/test_receipt_checks.py"],
     "gateway/storage.py": [
         "tests/integration/test_storage.py", "tests/integration/test_guarantees.py",
         "tests/integration/test_delivery.py", "tests/integration/test_idempotency.py",
-        "tests/integration/test_http_storage_limits.py",
+        "tests/integration/test_http_storage_limits.py", "tests/integration/test_receipts.py",
     ],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]

@@ -8,6 +8,11 @@ A provider never raises for something that went wrong with a message or the prov
 it reports ``RETRY`` (transient: rate limits, 5xx, time-outs, refused connections) or ``FAILED``
 (permanent: the provider will never take this message) per message, so delivery can record each
 recipient's fate.
+
+Two optional attributes tell delivery what receipts need (docs/delivery.md, "Receipts"): ``sends_receipts``
+(default True; the outbox says False) and ``receipts_name_the_recipient`` (default False: a receipt may name only
+the provider's message id, so delivery writes the message-id index, one row per message accepted; True when every
+message's callback URL carries its CommId and index, and the index would never be read).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from gateway.receipts import Receipt
 
 
 class Outcome(enum.StrEnum):
@@ -71,3 +79,17 @@ class ReconcilingProvider(SmsProvider, Protocol):
     """
 
     def find_sent(self, messages: Sequence[OutboundSms]) -> dict[uuid.UUID, str] | None: ...
+
+
+@runtime_checkable
+class ReceiptSource(Protocol):
+    """A provider that can be asked what became of a message, for receipts that never came (docs/delivery.md).
+
+    ``look_up`` returns the provider's current word on ``message_id`` as a ``Receipt`` (its ``state`` None while
+    the status is not final), or None when it cannot tell now (the message is unknown to it, the call failed);
+    it may also raise, which means the same. The missing-receipt check asks it again later.
+    """
+
+    name: str
+
+    def look_up(self, message_id: str) -> Receipt | None: ...

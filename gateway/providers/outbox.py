@@ -28,6 +28,7 @@ class OutboxProvider:
     max_batch_size = 99  # one table transaction per batch
     resend_is_safe = True  # an upsert per (CommId, RecipientId): a resend overwrites
     resend_window_seconds: float | None = None
+    sends_receipts = False  # nothing is sent, so no receipt ever comes: delivery indexes nothing for it
 
     def __init__(self, service: TableServiceClient, table_name: str) -> None:
         self._service = service

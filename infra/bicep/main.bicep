@@ -334,6 +334,23 @@ var appSettings = [
     value: '0 * * * * *'
   }
   {
+    // Read by the missing-receipt check's timer trigger (function_app.py binds its schedule to it) as well as the app.
+    name: 'SMS_RECEIPT_CHECK_SCHEDULE'
+    value: '0 */5 * * * *'
+  }
+  {
+    name: 'SMS_RECEIPT_CHECK_AFTER_MINUTES'
+    value: '30'
+  }
+  {
+    name: 'SMS_RECEIPT_GIVE_UP_HOURS'
+    value: '72'
+  }
+  {
+    name: 'SMS_RECEIPT_CHECKS_PER_RUN'
+    value: '200'
+  }
+  {
     name: 'SMS_JSON_CASING'
     value: smsJsonCasing
   }
