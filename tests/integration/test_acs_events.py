@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
+from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 from azure.eventgrid import EventGridEvent
 
+from fakes.acs import AcsFake
 from fakes.eventgrid import EventGridSubscription, validation_event, wire_batch
 from fakes.twilio import TwilioFake
 from gateway.providers.acs_events import DELIVERY_REPORT_EVENT
+from gateway.runtime import Gateway
+from gateway.settings import Settings
+from tests.samples import NUMBERS, send_body
 from tests.server import GatewayServer, server_env
+from tests.waiting import wait_until
 
 EVENTS = "/api/providers/acs/events"
 KEY = secrets.token_urlsafe(32)
 SEND_LIMIT = 64 * 1024  # SMS_MAX_REQUEST_BYTES, far below what Event Grid may deliver in one POST
+LICENSEE = uuid.UUID("7a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+SENDER = "+18005550199"
 
 
 def post_events(server: GatewayServer, events: list[EventGridEvent] | bytes, *, key: str | None = KEY,
@@ -155,3 +165,112 @@ def test_the_key_is_never_logged(outbox_server: GatewayServer) -> None:
     log = outbox_server.log_text()
     assert EVENTS in log  # the access log has the path, without its query string
     assert KEY not in log and KEY[::-1] not in log
+
+
+# --- end to end: sends through the ACS fake, reports through its Event Grid, status over GET ------------------
+
+
+@pytest.fixture
+def acs() -> Iterator[AcsFake]:
+    with AcsFake(events_seed=5) as fake:
+        yield fake  # type: ignore[misc]
+
+
+def acs_env(storage_connection: str, acs: AcsFake) -> dict[str, str]:
+    return server_env(storage_connection, SMS_PROVIDER="acs", ACS_CONNECTION_STRING=acs.connection_string,
+                      ACS_CA_BUNDLE=acs.ca_bundle, SMS_EVENTGRID_KEY=KEY, SMS_DEFAULT_SENDER=SENDER)
+
+
+def api_key(env: dict[str, str]) -> str:
+    """The gateway's storage made ready, as a deployment has it, and an API key."""
+    gateway = Gateway.create(Settings.from_env(env))
+    gateway.ensure_resources()
+    return gateway.keys.create(LICENSEE, "acs events")[1]
+
+
+def status(server: GatewayServer, key: str, comm_id: str) -> dict[str, Any]:
+    answer = server.get(f"/api/sms/{comm_id}", key=key)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def by_number(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {recipient["PhoneNumber"]: recipient for recipient in shown["Recipients"]}
+
+
+def test_reports_end_recipients_delivered_or_failed_and_repeats_change_nothing(storage_connection: str,
+                                                                               acs: AcsFake) -> None:
+    env = acs_env(storage_connection, acs)
+    key = api_key(env)
+    server = GatewayServer.start(env, "--no-queues")
+    try:
+        grid = acs.subscribe(f"{server.url}{EVENTS}?key={KEY}", seed=5, max_batch=3, duplicate_chance=1.0)
+        assert grid.validate() is True
+        acs.report_outcome(NUMBERS[1], "Failed", "Sender blocked for given recipient")
+        answer = server.post("/api/sms/send/immediate", send_body(*NUMBERS[:3]), key=key)
+        assert answer.status_code == 200, answer.text
+        comm_id = answer.json()["CommId"]
+
+        def settled() -> dict[str, Any] | None:
+            shown = status(server, key, comm_id)
+            return shown if all(r.get("ReceiptAt") for r in shown["Recipients"]) else None
+
+        shown = wait_until(settled, what="every recipient's delivery report")
+        assert grid.wait_idle()
+        recipients = by_number(shown)
+        assert {number: r["Status"] for number, r in recipients.items()} == {
+            NUMBERS[0]: "Delivered", NUMBERS[1]: "Failed", NUMBERS[2]: "Delivered"}
+        assert recipients[NUMBERS[1]]["ErrorMessage"] == "Sender blocked for given recipient"
+        assert recipients[NUMBERS[0]].get("ErrorMessage") is None
+        assert (shown["DeliveredCount"], shown["UndeliveredCount"]) == (2, 0)
+        notifications = [d for d in grid.deliveries if d.kind == "Notification"]
+        assert all(d.accepted for d in notifications), notifications
+        assert Counter(i for d in notifications for i in d.event_ids) == {sms.message_id: 2 for sms in acs.sent}
+
+        # Every report again, in reverse, and a contradicting one late: nothing changes any more.
+        reports = [acs.delivery_report(sms) for sms in acs.sent]
+        delivered = next(sms for sms in acs.sent if sms.to == NUMBERS[0])
+        acs.report_outcome(NUMBERS[0], "Failed", "Late and wrong")
+        late = acs.delivery_report(delivered)
+        answer = post_events(server, [*reversed(reports), late])
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"duplicate": 3, "recorded": 1}  # the late one is kept, and moves nothing
+        assert status(server, key, comm_id) == shown
+    finally:
+        server.stop()
+    log = server.log_text()
+    assert KEY not in log
+    for number in NUMBERS[:3]:
+        assert number not in log and number.lstrip("+") not in log
+
+
+def test_a_report_needs_the_key_and_still_lands_after_a_switch_to_another_provider(storage_connection: str,
+                                                                                   acs: AcsFake) -> None:
+    env = acs_env(storage_connection, acs)
+    key = api_key(env)
+    server = GatewayServer.start(env, "--no-queues")  # no subscription yet: the report is held back
+    try:
+        answer = server.post("/api/sms/send/immediate", send_body(NUMBERS[0]), key=key)
+        assert answer.status_code == 200, answer.text
+        comm_id = answer.json()["CommId"]
+    finally:
+        server.stop()
+    switched = {name: value for name, value in env.items() if not name.startswith("ACS_")} | {"SMS_PROVIDER": "outbox"}
+    server = GatewayServer.start(switched, "--no-queues")
+    try:
+        before = status(server, key, comm_id)
+        assert before["Recipients"][0]["Status"] == "Sent"
+        [sms] = acs.sent
+        report = acs.delivery_report(sms)
+        for wrong in (None, "", KEY[::-1]):
+            assert post_events(server, [report], key=wrong).status_code == 401
+        assert status(server, key, comm_id) == before  # nothing changed
+
+        answer = post_events(server, [report])
+        assert (answer.status_code, answer.json()) == (200, {"applied": 1})
+        status_after_switch = status(server, key, comm_id)
+    finally:
+        server.stop()
+    assert status_after_switch["Recipients"][0]["Status"] == "Delivered"
+    assert status_after_switch["Recipients"][0].get("ReceiptAt")
+    assert status_after_switch["DeliveredCount"] == 1
