@@ -22,9 +22,16 @@ The wire is the one ``azure-communication-sms`` 1.1 speaks (REST API 2021-03-07)
 * Scripted per-recipient answers (``fail_recipient``) and whole-call faults (``push_fault``:
   500, 429 with Retry-After, a delay past the client's time-out, an answer held back after the
   SMS went out, and ``stop``).
+* Delivery reports through Event Grid, when given a subscription endpoint (``events_endpoint``, or
+  ``subscribe`` once the gateway runs): the validation handshake first, then a
+  ``Microsoft.Communication.SMSDeliveryReportReceived`` for every SMS sent with ``enableDeliveryReport``,
+  echoing its ``tag``; ``Delivered`` unless ``report_outcome`` scripted the number otherwise. Shaped as
+  Microsoft's samples show them: ``from`` without ``+``, ``to`` with or without it, field names in
+  camelCase with ``Tag`` capitalised, or all capitalised (``fakes/eventgrid.py`` delivers them: batched,
+  shuffled, sometimes twice, retried).
 
-From a shell, ``python -m fakes.acs [--port 8443]`` runs it until Ctrl-C and prints the
-settings that point the gateway at it (``main`` below).
+From a shell, ``python -m fakes.acs [--port 8443] [--events-endpoint [URL]]`` runs it until Ctrl-C and
+prints the settings that point the gateway at it (``main`` below).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import random
 import re
 import secrets
 import shutil
@@ -49,6 +57,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from azure.eventgrid import EventGridEvent, SystemEventNames
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -56,13 +65,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
 
-from fakes.cli import banner, say, serve, stamp
+from fakes.cli import GATEWAY, banner, say, serve, stamp
+from fakes.eventgrid import Delivery, EventGridSubscription, event_time
 from fakes.server import FakeHandler, FakeService
 
 API_VERSIONS = frozenset({"2021-03-07"})
 TRACKING_SECONDS = 300.0
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+DELIVERY_REPORT_EVENT = SystemEventNames.AcsSmsDeliveryReportReceivedEventName.value
+DELIVERED_DETAILS = "No error."
 
 _RECIPIENT = {
     "type": "object",
@@ -281,6 +293,8 @@ class AcsFake(FakeService):
         bearer_tokens: set[str] | None = None,
         tracking_seconds: float = TRACKING_SECONDS,
         clock: Callable[[], datetime] | None = None,
+        events_endpoint: str | None = None,
+        events_seed: int | None = None,
     ) -> None:
         super().__init__()
         self.access_key = access_key or base64.b64encode(secrets.token_bytes(32)).decode("ascii")
@@ -296,6 +310,11 @@ class AcsFake(FakeService):
         self._recipient_failures: dict[str, tuple[int, str]] = {}
         self._directory: Path | None = None
         self.ca_bundle = ""
+        self.events: EventGridSubscription | None = None  # the Event Grid subscription reports go to
+        self._outcomes: dict[str, tuple[str, str]] = {}
+        self._report_shapes = random.Random(events_seed)
+        if events_endpoint is not None:
+            self.subscribe(events_endpoint, seed=events_seed)
 
     def tls_context(self) -> ssl.SSLContext:
         self._directory = Path(tempfile.mkdtemp(prefix="acs-fake-"))
@@ -313,6 +332,53 @@ class AcsFake(FakeService):
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self.cleanup()
+
+    def stop(self) -> None:
+        super().stop()
+        if self.events is not None:
+            self.events.stop()
+
+    def subscribe(self, endpoint: str, **options: Any) -> EventGridSubscription:
+        """Send delivery reports to an Event Grid webhook subscription (options: ``EventGridSubscription``'s).
+
+        The handshake runs before the first report, or now with ``subscribe(...).validate()``.
+        """
+        if self.events is not None:
+            self.events.stop()
+        self.events = EventGridSubscription(endpoint, **options)
+        return self.events
+
+    def report_outcome(self, to: str, status: str = "Failed",
+                       details: str = "Sender blocked for given recipient") -> None:
+        """The delivery report for SMS to this number says ``status`` (``Delivered`` or ``Failed``) with ``details``."""
+        with self.lock:
+            self._outcomes[to] = (status, details)
+
+    def delivery_report(self, sms: SentSms, *, received: datetime | None = None) -> EventGridEvent:
+        """The report ACS publishes for a sent SMS, in one of the two shapes Microsoft's samples show."""
+        with self.lock:
+            status, details = self._outcomes.get(sms.to, ("Delivered", DELIVERED_DETAILS))
+            pascal = self._report_shapes.random() < 0.5
+            plus_in_to = self._report_shapes.random() < 0.5
+        received_at = received or self.clock()
+        sender = sms.from_.lstrip("+")
+        failed = 0 if status == "Delivered" else 1
+        data: dict[str, Any] = {
+            "messageId": sms.message_id,
+            "from": sender,
+            "to": sms.to if plus_in_to else sms.to.lstrip("+"),
+            "deliveryStatus": status,
+            "deliveryStatusDetails": details,
+            "receivedTimestamp": event_time(received_at),
+            "deliveryAttempts": [{"timestamp": event_time(received_at), "segmentsSucceeded": 1 - failed,
+                                  "segmentsFailed": failed}],
+        }
+        if sms.tag is not None:
+            data["Tag"] = sms.tag
+        if pascal:
+            data = _pascal(data)
+        return EventGridEvent(id=sms.message_id, subject=f"/phonenumber/{sender}", event_type=DELIVERY_REPORT_EVENT,
+                              data=data, data_version="1.0", event_time=event_time(received_at))
 
     @property
     def connection_string(self) -> str:
@@ -433,7 +499,18 @@ class AcsFake(FakeService):
             self.sent.append(sms)
         if self.on_send is not None:
             self.on_send(sms)
+        if self.events is not None and sms.enable_delivery_report:
+            self.events.publish(self.delivery_report(sms))
         return {"to": to, "messageId": message_id, "httpStatusCode": 202, **extra, "successful": True}
+
+
+def _pascal(value: Any) -> Any:
+    """Every name capitalised, nested ones too, as the older sample writes a report."""
+    if isinstance(value, dict):
+        return {name[:1].upper() + name[1:]: _pascal(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_pascal(item) for item in value]
+    return value
 
 
 def _is_guid(value: str) -> bool:
@@ -460,6 +537,27 @@ def _imf_fixdate(value: str | None) -> datetime | None:
 # --- run from a shell: python -m fakes.acs [--port 8443] ---------------------------------------------
 
 DEV_SENDER = "+18005550199"
+EVENTS_PATH = "/api/providers/acs/events"
+AUTO_ENDPOINT = "auto"
+
+
+def events_endpoint(value: str) -> tuple[str, str | None]:
+    """The webhook URL and the key it carries: ``auto`` is the local gateway's route with a new key."""
+    if value == AUTO_ENDPOINT:
+        key = secrets.token_urlsafe(32)
+        return f"{GATEWAY}{EVENTS_PATH}?key={key}", key
+    keys = parse_qs(urlsplit(value).query).get("key")
+    return value, keys[0] if keys else None
+
+
+def _say_delivery(delivery: Delivery) -> None:
+    answer = "no answer" if delivery.status is None else f"HTTP {delivery.status}"
+    if delivery.kind == "SubscriptionValidation":
+        verdict = "" if delivery.accepted else ": failed, no reports will be delivered (restart the fake to retry)"
+        say(f"{stamp()} Event Grid validation handshake: {answer}{verdict}")
+        return
+    retry = f", attempt {delivery.attempt + 1}" if delivery.attempt else ""
+    say(f"{stamp()} Event Grid delivered {len(delivery.event_ids)} report(s){retry}: {answer}")
 
 
 class _ConsoleAcsFake(AcsFake):
@@ -476,10 +574,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8443, help="port on 127.0.0.1 (default 8443)")
     parser.add_argument("--access-key", help="base64 access key it checks signatures with (default: a new one)")
     parser.add_argument("--sender", default=DEV_SENDER, help="the SMS_DEFAULT_SENDER to print")
+    parser.add_argument(
+        "--events-endpoint", nargs="?", const=AUTO_ENDPOINT, metavar="URL",
+        help="post delivery reports through Event Grid to this webhook, after its validation handshake; "
+        f"without a URL, the local gateway's {EVENTS_PATH}?key=<a new key> (SMS_EVENTGRID_KEY is printed)",
+    )
     args = parser.parse_args(argv)
     fake = _ConsoleAcsFake(access_key=args.access_key)
     fake.on_send = lambda sms: say(f"{stamp()} sent {sms.message_id} to {sms.to} from {sms.from_}: {sms.message!r}")
     fake.on_dedupe = lambda to, item: say(f"{stamp()} repeat for {to} de-duplicated: {item.get('messageId')}")
+    events_key = None
+    if args.events_endpoint is not None:
+        endpoint, events_key = events_endpoint(args.events_endpoint)
+        fake.subscribe(endpoint, on_delivery=_say_delivery)
 
     def describe(running: AcsFake) -> str:
         env = {
@@ -489,6 +596,11 @@ def main(argv: list[str] | None = None) -> int:
             "SMS_DEFAULT_SENDER": args.sender,
         }
         title = f"ACS fake listening on {running.base_url}, its certificate in {running.ca_bundle}"
+        if events_key is not None:
+            env["SMS_EVENTGRID_KEY"] = events_key
+        if running.events is not None:
+            title += (f"; delivery reports go through Event Grid to {running.events.endpoint.split('?')[0]} "
+                      "after its validation handshake")
         return banner(title, env, "+14255550100")
 
     return serve(fake, args.port, describe)

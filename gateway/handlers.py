@@ -7,6 +7,7 @@ and split the path; a handler returns a DTO (or a ``Document``) or raises an ``A
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from gateway.auth import Principal
-from gateway.errors import ApiError, FieldError, forbidden, service_unavailable
+from gateway.errors import ApiError, FieldError, forbidden, not_found, service_unavailable
 from gateway.idempotency import read_key
 from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.providers import acs_events
 from gateway.redact import brief, describe
 from gateway.runtime import get_gateway
+from gateway.settings import get_settings
 from gateway.storage import TooLargeToStore
 from gateway.validation import too_large_to_store
 from gateway.wire import decode_body
@@ -135,6 +138,37 @@ def twilio_status(call: Call) -> Document:
     log.info("twilio status callback: %s %s -> %s", brief(receipt.message_id, 40), brief(receipt.provider_status, 40),
              outcome)
     return Document("", status=204)
+
+
+def acs_events_delivery(call: Call) -> Document:
+    """Event Grid's POST of ACS events: the key first, then the handshake or every report applied.
+
+    Unset ``SMS_EVENTGRID_KEY`` answers as if the route did not exist. A body that is not an array, or an
+    event that cannot be read, is a 400 (Event Grid does not retry it; the readable events are applied
+    first); a storage failure leaves the adapter's 503, which Event Grid retries (applying is idempotent).
+    """
+    expected = get_settings().eventgrid_key
+    if expected is None:
+        raise not_found(f"No route matches POST /{call.route.path}; see /metadata")
+    if not acs_events.key_matches(call.query.get(acs_events.KEY_PARAMETER), expected):
+        raise ApiError(401, "Unauthorized", "The key query parameter is missing or is not SMS_EVENTGRID_KEY",
+                       headers={"WWW-Authenticate": acs_events.KEY_CHALLENGE})
+    if len(call.body) > acs_events.MAX_BATCH_BYTES:
+        raise ApiError(413, "RequestEntityTooLarge",
+                       f"An Event Grid delivery is at most {acs_events.MAX_BATCH_BYTES} bytes")
+    try:
+        events = acs_events.parse_batch(call.body)
+    except acs_events.MalformedBatch as error:
+        raise ApiError(400, "MalformedBatch", str(error)) from None
+    result = acs_events.receive(events, lambda receipt: get_gateway().receipts.apply(receipt))
+    if result.problems:
+        raise ApiError.validation([FieldError(f"[{position}]", "MalformedEvent", problem)
+                                   for position, problem in result.problems])
+    if result.validation_code is not None:
+        return Document(acs_events.handshake_answer(result.validation_code))
+    if (call.headers.get(acs_events.EVENT_TYPE_HEADER) or "").lower() == acs_events.VALIDATION_DELIVERY.lower():
+        raise ApiError(400, "MalformedBatch", "A SubscriptionValidation delivery without a validation event")
+    return Document(json.dumps(result.summary()))
 
 
 def parse_dto(model: type[WireModel], data: dict[str, Any]) -> Any:

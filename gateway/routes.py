@@ -19,6 +19,7 @@ from functools import cached_property
 from gateway import handlers, idempotency
 from gateway.handlers import Call, Document
 from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.providers import acs_events
 from gateway.wire import Format
 
 SEND_PATHS = ("api/sendmessage", "api/send", "api/sms/send")
@@ -205,6 +206,17 @@ TWILIO_STATUS = Operation(
         RequestParameter("Index", "query", "The recipient's position in it, as the gateway gave it"),
     ),
 )
+ACS_EVENTS = Operation(
+    "AcsEvents",
+    "Azure Event Grid delivers Azure Communication Services SMS events here: the subscription's validation "
+    "handshake, answered {\"validationResponse\": …}, and delivery reports, each applied to its recipient "
+    "(idempotently: a repeated or late report changes nothing more). Other event types are accepted and ignored. "
+    "Needs no API key but the key query parameter; answers 404 while SMS_EVENTGRID_KEY is unset.",
+    handlers.acs_events_delivery, errors=(400, 401, 404, 413, 500, 503), media_type="application/json",
+    parameters=(RequestParameter(acs_events.KEY_PARAMETER, "query",
+                                 "SMS_EVENTGRID_KEY, as the Event Grid subscription's endpoint URL carries it"),),
+    authenticated=False,
+)
 
 
 def _send_routes() -> list[Route]:
@@ -244,4 +256,6 @@ ROUTES: tuple[Route, ...] = (
     Route("openapi", "openapi.json", ("GET",), OPENAPI, summary="An OpenAPI 3.1 description of every route"),
     Route("twilio_status", "api/providers/twilio/status", ("POST",), TWILIO_STATUS,
           summary="Twilio's delivery receipts (status callbacks), signed by Twilio; not for clients"),
+    Route("acs_events", "api/providers/acs/events", ("POST",), ACS_EVENTS,
+          summary="Event Grid's deliveries of ACS SMS events: the validation handshake and delivery reports"),
 )

@@ -10,15 +10,15 @@ CONTENT_TYPE_NOTE = (
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "The request is malformed or invalid: every offending field is listed in Errors",
-    401: "No API key, or an unknown or revoked one",
+    401: "No API key, or an unknown or revoked one (Event Grid's deliveries: no key, or not SMS_EVENTGRID_KEY)",
     403: "The API key may not act for the licensee the request names (Twilio's callbacks: the X-Twilio-Signature "
          "is not Twilio's)",
-    404: "No such resource for this licensee",
+    404: "No such resource for this licensee (Event Grid's deliveries: SMS_EVENTGRID_KEY is not set)",
     405: "The path exists but does not answer this method",
     406: "None of the formats the Accept header names can be produced (json and jsv can)",
     409: "The first request with this Idempotency-Key is still being accepted or delivered; retry with the same "
          "key after Retry-After",
-    413: "The request body is larger than SMS_MAX_REQUEST_BYTES",
+    413: "The request body is larger than SMS_MAX_REQUEST_BYTES (Event Grid's deliveries: 2 MiB)",
     415: "The request's Content-Type is not one this route reads",
     422: "This Idempotency-Key was used with a different request within its window; a new send needs a new key",
     500: "An unexpected error; Meta.CorrelationId finds it in the logs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import signal
 import socket
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from fakes.acs import AUTO_ENDPOINT, events_endpoint
 from gateway.providers.acs import AcsProvider
 from gateway.providers.acs_settings import AcsSettings
 from gateway.providers.base import OutboundSms, Outcome
 from gateway.providers.twilio import TwilioProvider
 from gateway.providers.twilio_settings import TwilioSettings
+from tests.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,3 +130,29 @@ def test_acs_fake_from_a_shell(run_fake) -> None:
     assert f"sent {result.provider_message_id} to +14255550100" in fake.read_until(" sent ")
     assert fake.stop() == 0
     assert not Path(env["ACS_CA_BUNDLE"]).exists()  # its temporary certificate goes with it
+
+
+def test_acs_fake_from_a_shell_reports_deliveries_through_event_grid(run_fake) -> None:
+    with Webhook() as webhook:
+        key = "k" * 43
+        fake = run_fake("fakes.acs", "--events-endpoint", webhook.url.replace("key=k", f"key={key}"))
+        env = fake.environment()
+        assert env["SMS_EVENTGRID_KEY"] == key  # the gateway must be started with the key the URL carries
+        provider = AcsProvider(AcsSettings.from_env(env))
+
+        [result] = provider.send([sms("+14255550100", env["SMS_DEFAULT_SENDER"])])
+
+        assert result.outcome is Outcome.ACCEPTED, result
+        assert "Event Grid validation handshake: HTTP 200" in fake.read_until("handshake")
+        assert "Event Grid delivered 1 report(s): HTTP 200" in fake.read_until("delivered")
+        [report] = webhook.notifications()[0].events
+        assert {name.lower(): value for name, value in report["data"].items()}["messageid"] == (
+            result.provider_message_id)
+        assert fake.stop() == 0
+
+
+def test_acs_fake_events_endpoint_without_a_url_is_the_local_gateways_with_a_new_key() -> None:
+    endpoint, key = events_endpoint(AUTO_ENDPOINT)
+    assert key is not None and re.fullmatch(r"[A-Za-z0-9_-]{32,}", key)  # what SMS_EVENTGRID_KEY accepts
+    assert endpoint == f"http://127.0.0.1:7071/api/providers/acs/events?key={key}"
+    assert events_endpoint("https://gw.example/api/providers/acs/events")[1] is None
