@@ -10,7 +10,8 @@ read (another instance's write in between makes it read and try again), writes t
 what is left to the window's start, and lets the batch go: the claim's round trip falls inside the lead, so
 the calls go out when their window starts, not in the next one's. A window further off is not reserved: the
 caller leaves its recipients Pending and the queue brings the message back when the window is due, so
-nothing sleeps longer than the tolerance and no reserved window goes unused. A fanned-out communication's
+nothing sleeps longer than the tolerance and no window is reserved ahead that nobody will use (one passes
+unused only when its batch's claim outlasted the lead: the batch then takes the next). A fanned-out communication's
 units are queued to become visible about when their windows come (``stagger``), not all at once. A
 provider's 429 or ``Retry-After`` pushes the same row forward (``slow_down``). Cost per batch: one read and
 one conditional write, one more of each per lost race; a message told to wait costs one read.
