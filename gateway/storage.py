@@ -745,11 +745,11 @@ class CommunicationStore(TableStore):
                 states.append(entity["Status"])
         if header is None:
             return None
+        counts = header_counts_of(header)
         sent, failed = states.count(RecipientState.SENT.value), states.count(RecipientState.FAILED.value)
-        return Tally(status=CommStatus(header["Status"]), sent_count=int(header.get("SentCount") or 0),
-                     failed_count=int(header.get("FailedCount") or 0), etag=header.metadata.get("etag"),
-                     rows=RecipientCounts(sent, failed, int(header.get("RecipientCount") or 0) - sent - failed),
-                     receipts=receipt_counts_of(header))
+        return Tally(status=counts.status, sent_count=counts.sent_count, failed_count=counts.failed_count,
+                     etag=counts.etag, rows=RecipientCounts(sent, failed, counts.recipient_count - sent - failed),
+                     receipts=counts.receipts)
 
     def save_counts(self, comm_id: uuid.UUID, tally: Tally, status: CommStatus, when: datetime) -> None:
         """Write the counts the rows say and ``status``, if the header is unchanged since ``tally`` read it.
@@ -757,21 +757,8 @@ class CommunicationStore(TableStore):
         How a fanned-out communication's units settle its counts (``delivery``); ConcurrentUpdate when
         another writer changed the header since.
         """
-        entity = {
-            "PartitionKey": comm_id.hex,
-            "RowKey": HEADER_ROW,
-            "Status": status.value,
-            "SentCount": tally.rows.sent,
-            "FailedCount": tally.rows.failed,
-            "UpdatedAt": when,
-        }
-        try:
-            self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=tally.etag,
-                                      match_condition=MatchConditions.IfNotModified)
-        except HttpResponseError as error:
-            if _is_conflict(error):
-                raise ConcurrentUpdate(comm_id.hex) from error
-            raise
+        self._merge_header(comm_id, {"Status": status.value, "SentCount": tally.rows.sent,
+                                     "FailedCount": tally.rows.failed, "UpdatedAt": when}, tally.etag)
 
     def header_counts(self, comm_id: uuid.UUID) -> HeaderCounts | None:
         """The header's status and counts with its ETag: a point read of a few columns."""
@@ -783,7 +770,11 @@ class CommunicationStore(TableStore):
 
     def save_status(self, comm_id: uuid.UUID, status: CommStatus, etag: str | None, when: datetime) -> None:
         """Write the header's status if it is unchanged since it was read with ``etag``; else ConcurrentUpdate."""
-        entity = {"PartitionKey": comm_id.hex, "RowKey": HEADER_ROW, "Status": status.value, "UpdatedAt": when}
+        self._merge_header(comm_id, {"Status": status.value, "UpdatedAt": when}, etag)
+
+    def _merge_header(self, comm_id: uuid.UUID, properties: dict[str, Any], etag: str | None) -> None:
+        """Merge ``properties`` into the header on condition of ``etag``; ConcurrentUpdate when it changed since."""
+        entity = {"PartitionKey": comm_id.hex, "RowKey": HEADER_ROW, **properties}
         try:
             self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=etag,
                                       match_condition=MatchConditions.IfNotModified)
