@@ -478,9 +478,9 @@ class Delivery:
         """The batch less the recipients on the licensee's opt-out list, asked now, just before the claim.
 
         Those end OptedOut, written at once and conditionally (as a claim is), and never reach the provider:
-        a number that opted out after the send was accepted is not sent to either. The look-up costs one query
-        per ``optouts.NUMBERS_PER_QUERY`` recipients; when storage cannot answer, the run fails (nothing is sent)
-        and the queue retries it.
+        a number that opted out after the send was accepted is not sent to either. The look-up is one query
+        (``OptOutList.suppressed``); when storage cannot answer, the run fails (nothing is sent) and the queue
+        retries it.
         """
         if self._optouts is None:
             return batch

@@ -29,7 +29,7 @@ from gateway.storage import utcnow
 log = logging.getLogger("gateway.optouts")
 
 NUMBERS_PER_QUERY = 14
-"""Numbers looked up by one query: Table Storage allows 15 comparisons in a filter, and the partition takes one."""
+"""Numbers a query names: Table Storage allows 15 comparisons in a filter, and the partition takes one."""
 
 
 @dataclass(frozen=True)
@@ -69,22 +69,24 @@ class OptOutList(TableStore):
             return None
 
     def suppressed(self, licensee_id: uuid.UUID, numbers: Iterable[str]) -> set[str]:
-        """Which of ``numbers`` the licensee must not send to: one query per ``NUMBERS_PER_QUERY`` numbers,
-        each answering only the numbers listed (a licensee's long list costs nothing here)."""
-        wanted = sorted(set(numbers))
-        found: set[str] = set()
-        for start in range(0, len(wanted), NUMBERS_PER_QUERY):
-            chunk = wanted[start : start + NUMBERS_PER_QUERY]
-            names = [f"n{position}" for position in range(len(chunk))]
+        """Which of ``numbers`` the licensee must not send to, in one query: for at most ``NUMBERS_PER_QUERY``
+        numbers a query that names them, for more the licensee's partition (keys only, a page per 1,000 listed
+        numbers), so a provider batch of any size costs one query while the list is short."""
+        wanted = set(numbers)
+        if not wanted:
+            return set()
+        if len(wanted) <= NUMBERS_PER_QUERY:
+            names = [f"n{position}" for position in range(len(wanted))]
             keys = " or ".join(f"RowKey eq @{name}" for name in names)  # spaced: the SDK substitutes whole words
-            parameters = {"pk": licensee_id.hex, **dict(zip(names, chunk, strict=True))}
-            try:
-                rows = self._table.query_entities(f"PartitionKey eq @pk and ( {keys} )", parameters=parameters,
-                                                  select=["RowKey"])
-                found.update(row["RowKey"] for row in rows)
-            except ResourceNotFoundError:  # no list was ever written here: nobody opted out
-                return set()
-        return found
+            query = f"PartitionKey eq @pk and ( {keys} )"
+            parameters = {"pk": licensee_id.hex, **dict(zip(names, sorted(wanted), strict=True))}
+        else:
+            query, parameters = "PartitionKey eq @pk", {"pk": licensee_id.hex}
+        try:
+            rows = self._table.query_entities(query, parameters=parameters, select=["RowKey"], results_per_page=1000)
+            return {row["RowKey"] for row in rows} & wanted
+        except ResourceNotFoundError:  # no list was ever written here: nobody opted out
+            return set()
 
     def list(self, licensee_id: uuid.UUID) -> list[OptOut]:
         """The licensee's numbers, in number order."""

@@ -75,11 +75,12 @@ def test_a_list_is_per_licensee_and_says_when_and_why(gateway: Gateway) -> None:
     assert gateway.optouts.find(mine, first) is None and gateway.optouts.find(theirs, second) is not None
 
 
-def test_a_batch_larger_than_one_query_is_looked_up_whole(gateway: Gateway) -> None:
+@pytest.mark.parametrize("count", [NUMBERS_PER_QUERY, NUMBERS_PER_QUERY + 1, 99])
+def test_a_batch_of_any_size_is_looked_up_whole(gateway: Gateway, count: int) -> None:
     licensee = uuid.uuid4()
-    numbers = [number() for _ in range(3 * NUMBERS_PER_QUERY + 1)]
+    numbers = [number() for _ in range(count)]
     listed = set(numbers[::4])
-    for each in listed:
+    for each in [*listed, number(), number()]:  # and two numbers the batch does not hold
         gateway.optouts.add(licensee, each, reason="STOP", source="inbound")
     assert gateway.optouts.suppressed(licensee, numbers) == listed
 
