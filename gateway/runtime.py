@@ -70,7 +70,8 @@ class Gateway:
                                    checks=ReceiptChecks(tables, settings.receipt_checks_table), policy=policy,
                                    concurrency=index_concurrency(settings))
 
-        worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table))
+        worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table),
+                                  optouts=OptOutList(clients.worker_tables, settings.optouts_table))
         return cls(
             settings=settings,
             clients=clients,
@@ -89,7 +90,8 @@ class Gateway:
             delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
                               follow_up=follow_up(clients.worker_tables),
                               optouts=OptOutList(clients.worker_tables, settings.optouts_table)),
-            receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table)),
+            receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table),
+                                 optouts=OptOutList(clients.tables, settings.optouts_table)),
             receipt_checker=ReceiptChecker(ReceiptChecks(clients.worker_tables, settings.receipt_checks_table), store,
                                            worker_book, provider if isinstance(provider, ReceiptSource) else None,
                                            policy),
