@@ -199,8 +199,9 @@ def validate_number(raw: str | None, path: str, settings: Settings) -> str:
         raise ApiError.validation([FieldError(path, "NotEmpty", "'Phone Number' must not be empty.")])
     number = normalise_number(text, settings.default_region)
     if number is None:
+        # The value is not repeated: it may be a number, and an error names no number (nor echoes a path's bytes).
         raise ApiError.validation([FieldError(path, "InvalidPhoneNumber",
-                                              f"'{text}' is not {_number_hint(settings)}.")])
+                                              f"'Phone Number' is not {_number_hint(settings)}.")])
     return number
 
 
