@@ -1,4 +1,4 @@
-"""`python -m gateway keys create|list|revoke` and `outbox`: administration from a shell.
+"""`python -m gateway keys create|list|revoke`, `optouts list|add|remove` and `outbox`: administration from a shell.
 
 Reads the same settings as the app (the environment, then local.settings.json), so it
 works against Azurite locally and against the real account with an identity in Azure.
@@ -16,7 +16,12 @@ from azure.core.exceptions import ResourceNotFoundError
 from gateway.auth import ApiKeyStore
 from gateway.connections import StorageClients
 from gateway.models import EMPTY_GUID, parse_guid
+from gateway.optouts import OptOutList
+from gateway.redact import mask_phone
 from gateway.settings import ConfigError, Settings, load_local_settings
+from gateway.validation import normalise_number
+
+OPERATOR_SOURCE = "cli"
 
 
 def _connect() -> tuple[Settings, StorageClients]:
@@ -46,6 +51,35 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"error: no single key has id {args.key_id!r}", file=sys.stderr)
         return 1
     print(f"Revoked key {record.key_id} '{record.name}'.")
+    return 0
+
+
+def _optouts(args: argparse.Namespace) -> int:
+    """A licensee's opt-out list, for operators: what the licensee's own API routes show and change."""
+    settings, clients = _connect()
+    optouts = OptOutList(clients.tables, settings.optouts_table)
+    optouts.ensure_table()
+    if args.command == "list":
+        entries = optouts.list(args.licensee)
+        print(f"{'NUMBER':<18}{'SINCE (UTC)':<21}{'SOURCE':<10}REASON")
+        for entry in entries:
+            print(f"{entry.number:<18}{entry.at:%Y-%m-%d %H:%M:%S}  {entry.source:<10}{entry.reason}")
+        print(f"{len(entries)} number(s) opted out for licensee {args.licensee.hex}.")
+        return 0
+    number = normalise_number(args.number.strip(), settings.default_region)
+    if number is None:
+        print("error: not a valid phone number (international, + and country code, or national with "
+              "SMS_DEFAULT_REGION)", file=sys.stderr)
+        return 1
+    if args.command == "add":
+        optouts.add(args.licensee, number, reason=args.reason, source=OPERATOR_SOURCE)
+        print(f"Added {mask_phone(number)} to licensee {args.licensee.hex}'s opt-out list.")
+        return 0
+    if optouts.find(args.licensee, number) is None:
+        print(f"error: {mask_phone(number)} is not on licensee {args.licensee.hex}'s opt-out list", file=sys.stderr)
+        return 1
+    optouts.remove(args.licensee, number, source=OPERATOR_SOURCE)
+    print(f"Removed {mask_phone(number)} from licensee {args.licensee.hex}'s opt-out list.")
     return 0
 
 
@@ -85,12 +119,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys.add_parser("list", help="list keys (never their secrets)")
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", help="the id shown by `keys list`")
+    optouts = commands.add_parser("optouts", help="a licensee's opt-out list").add_subparsers(dest="command",
+                                                                                               required=True)
+    for name, what in (("list", "list the numbers, with when and why"), ("add", "add a number"),
+                       ("remove", "take a number off")):
+        command = optouts.add_parser(name, help=what)
+        command.add_argument("--licensee", required=True, type=_licensee, help="the licensee (Guid)")
+        if name != "list":
+            command.add_argument("number", help="the phone number, international (+...) or national")
+        if name == "add":
+            command.add_argument("--reason", default="operator", help="why, as the list shows it")
     outbox = commands.add_parser("outbox", help="show what the outbox provider would have sent")
     outbox.add_argument("--limit", type=int, default=20, help="how many of the newest to show")
     args = parser.parse_args(argv)
 
     try:
-        return _keys(args) if args.area == "keys" else _outbox(args)
+        run = {"keys": _keys, "optouts": _optouts, "outbox": _outbox}[args.area]
+        return run(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

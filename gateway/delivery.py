@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 from azure.core.exceptions import AzureError
 
 from gateway.message_index import IndexEntry, MessageIndex
+from gateway.optouts import OptOutList
 from gateway.pacing import NoPacing, Pacer
 from gateway.providers.base import OutboundSms, Outcome, ReceiptSource, SendResult, SmsProvider
 from gateway.providers.common import MAYBE_SENT, OUT_OF_TIME
 from gateway.queue import DeliveryQueue
 from gateway.receipt_checks import CheckPolicy, ReceiptChecks, Watch
 from gateway.receipts import header_status, overall_status
-from gateway.redact import describe
+from gateway.redact import describe, mask_phone
 from gateway.storage import (
     TRANSACTION_LIMIT,
     CommStatus,
@@ -55,6 +56,7 @@ RECONCILE_AFTER_SECONDS = 60.0
 # answers inside the 230 s Azure lets an HTTP request take.
 RUN_SECONDS = 120.0
 ABANDONED = "DeliveryAbandoned"
+OPTED_OUT = "OptedOut"  # the error code of a recipient on its licensee's opt-out list when its batch came due
 # The longest a communication waits in the queue for its next run, whatever a provider asks: hours
 # out of sight only delay the recovery after the provider is well again (and a broken header could ask for a year).
 MAX_RETRY_DELAY_SECONDS = 3600
@@ -115,6 +117,7 @@ class DeliveryReport:
     pending: int
     retry_after_seconds: float | None = None
     last_error: str | None = None
+    opted_out: int = 0  # of ``failed``: recipients not sent because their number is on the opt-out list
 
 
 class RetryLater(Exception):
@@ -160,9 +163,11 @@ class Delivery:
         clock: Callable[[], datetime] = utcnow,
         pacer: Pacer | None = None,
         follow_up: ReceiptFollowUp | None = None,
+        optouts: OptOutList | None = None,
     ) -> None:
         self._store = store
         self._provider = provider
+        self._optouts = optouts
         self._follow_up = follow_up or ReceiptFollowUp()
         # Receipts can reach this provider's messages (the outbox says it sends none): a final record settles them.
         self._receipts = bool(getattr(provider, "sends_receipts", True))
@@ -239,6 +244,9 @@ class Delivery:
         paced_for = 0.0
         while due and time.monotonic() - started < self._run_seconds:
             batch, due = due[: self._batch_size], due[self._batch_size :]
+            batch = self._without_opted_out(comm, recipients, batch, counts=counts)
+            if not batch:
+                continue
             # Pacing hook (gateway/pacing.py): the batch goes only in a window its sender has free; otherwise
             # its recipients stay Pending, unclaimed, and the queue brings the message back when one is due.
             # The claim is written while the window is still ahead, so the calls go out at its start.
@@ -251,6 +259,7 @@ class Delivery:
             results = self._send(comm, batch, deadline=claimed + self._claim_timeout)
             self._pacer.slow_down(comm.sender, results)  # a 429 or Retry-After slows the sender everywhere
             retry_after = _longest(retry_after, self._apply(batch, results))
+            self._list_refusals(comm, batch, results)
             self._record(comm, recipients, batch, counts=counts)
             unsent = [recipient for recipient in batch if recipient.error_code == OUT_OF_TIME]
             if len(unsent) < len(batch):
@@ -463,6 +472,59 @@ class Delivery:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
         comm.recipient_rows_written = all(recipient.etag is not None for recipient in recipients)
 
+    def _without_opted_out(
+        self, comm: Communication, recipients: Sequence[Recipient], batch: list[Recipient], *, counts: bool
+    ) -> list[Recipient]:
+        """The batch less the recipients on the licensee's opt-out list, asked now, just before the claim.
+
+        Those end OptedOut, written at once and conditionally (as a claim is), and never reach the provider:
+        a number that opted out after the send was accepted is not sent to either. The look-up is one query
+        (``OptOutList.suppressed``); when storage cannot answer, the run fails (nothing is sent) and the queue
+        retries it.
+        """
+        if self._optouts is None:
+            return batch
+        numbers = self._optouts.suppressed(comm.licensee_id, [recipient.phone_number for recipient in batch])
+        if not numbers:
+            return batch
+        now = self._clock()
+        opted = [recipient for recipient in batch if recipient.phone_number in numbers]
+        for recipient in opted:
+            recipient.status = RecipientState.OPTED_OUT
+            recipient.error_code = OPTED_OUT
+            recipient.error_message = "The number is on the licensee's opt-out list: not sent"
+            recipient.updated_at = now
+        sent, failed, pending = count_recipients(recipients)
+        comm.sent_count, comm.failed_count = sent, failed
+        comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
+        comm.updated_at = now
+        try:
+            self._store.save(comm, opted, claim=True, counts=counts)
+        except ConcurrentUpdate as error:
+            raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
+        log.info("comm %s: %d recipient(s) on the opt-out list, not sent", comm.comm_id.hex, len(opted))
+        if counts and comm.status.is_final:
+            self._settle_receipts(comm)
+        return [recipient for recipient in batch if recipient.phone_number not in numbers]
+
+    def _list_refusals(self, comm: Communication, batch: Sequence[Recipient], results: Sequence[SendResult]) -> None:
+        """Put each number the provider refused as unsubscribed (Twilio's 21610) on the licensee's opt-out list,
+        so the licensee's other senders do not try it either. Best effort: the recipient is OptedOut anyway, and
+        the provider keeps refusing the number from that sender."""
+        if self._optouts is None:
+            return
+        refused = {result.recipient_id: result for result in results if result.opted_out}
+        for recipient in batch:
+            result = refused.get(recipient.recipient_id)
+            if result is None:
+                continue
+            try:
+                self._optouts.add(comm.licensee_id, recipient.phone_number, reason=result.error_code or OPTED_OUT,
+                                  source=self._provider.name)
+            except AzureError as error:
+                log.warning("comm %s: %s not added to the opt-out list: %s", comm.comm_id.hex,
+                            mask_phone(recipient.phone_number), describe(error))
+
     def _send(self, comm: Communication, batch: Sequence[Recipient], *, deadline: float) -> list[SendResult]:
         return self._provider.send(self._messages(comm, batch), deadline=deadline)
 
@@ -496,7 +558,7 @@ class Delivery:
                 recipient.status = RecipientState.SENT
                 recipient.provider_message_id = result.provider_message_id
             elif result.outcome is Outcome.FAILED:
-                recipient.status = RecipientState.FAILED
+                recipient.status = RecipientState.OPTED_OUT if result.opted_out else RecipientState.FAILED
             elif result.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):
                 if self._can_reconcile:
                     # Pending with its code: the next run asks the provider, once it has had time to settle.
@@ -597,6 +659,7 @@ class Delivery:
             pending=pending,
             retry_after_seconds=retry_after,
             last_error=comm.last_error,
+            opted_out=sum(recipient.status is RecipientState.OPTED_OUT for recipient in recipients),
         )
 
 

@@ -19,13 +19,23 @@ from pydantic import ValidationError
 from gateway.auth import Principal
 from gateway.errors import ApiError, FieldError, forbidden, not_found, service_unavailable
 from gateway.idempotency import read_key
-from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.models import (
+    CommResponse,
+    HealthResponse,
+    OptOut,
+    OptOutRequest,
+    OptOutsResponse,
+    SMSSend,
+    SMSStatusResponse,
+    WireModel,
+)
+from gateway.optouts import OptOut as ListedNumber
 from gateway.providers import acs_events
 from gateway.redact import brief, describe
 from gateway.runtime import get_gateway
 from gateway.settings import get_settings
 from gateway.storage import TooLargeToStore
-from gateway.validation import too_large_to_store
+from gateway.validation import too_large_to_store, validate_number
 from gateway.wire import decode_body
 
 if TYPE_CHECKING:
@@ -86,6 +96,42 @@ def status_by_id(call: Call) -> SMSStatusResponse:
 
 def status_by_reference(call: Call) -> SMSStatusResponse:
     return get_gateway().status.by_reference(call.caller, call.values["reference"])
+
+
+OPT_OUT_REASON_API = "api"  # a number the licensee's own systems added
+OPT_OUT_SOURCE_API = "api"
+
+
+def optouts_list(call: Call) -> OptOutsResponse:
+    """The caller's licensee's opt-out list; no other licensee's is ever read (one partition per licensee)."""
+    return OptOutsResponse(OptOuts=[_opt_out(entry) for entry in get_gateway().optouts.list(call.caller.licensee_id)])
+
+
+def optouts_add(call: Call) -> OptOut:
+    """Add a number to the caller's list; adding one already listed records it again, now, as the API's."""
+    gateway = get_gateway()
+    data = decode_body(call.headers, call.body, call.query, max_bytes=gateway.settings.max_request_bytes)
+    number = validate_number(parse_dto(OptOutRequest, data).PhoneNumber, "PhoneNumber", gateway.settings)
+    gateway.optouts.add(call.caller.licensee_id, number, reason=OPT_OUT_REASON_API, source=OPT_OUT_SOURCE_API)
+    listed = gateway.optouts.find(call.caller.licensee_id, number)
+    if listed is None:  # removed again between the two calls: say what was asked
+        return OptOut(PhoneNumber=number, Reason=OPT_OUT_REASON_API, Source=OPT_OUT_SOURCE_API)
+    return _opt_out(listed)
+
+
+def optouts_remove(call: Call) -> OptOut:
+    """Take a number off the caller's list and answer what it was; 404 when it is not on it."""
+    gateway = get_gateway()
+    number = validate_number(call.values["phoneNumber"], "PhoneNumber", gateway.settings)
+    listed = gateway.optouts.find(call.caller.licensee_id, number)
+    if listed is None:
+        raise not_found("That number is not on this licensee's opt-out list")
+    gateway.optouts.remove(call.caller.licensee_id, number, source=OPT_OUT_SOURCE_API)
+    return _opt_out(listed)
+
+
+def _opt_out(entry: ListedNumber) -> OptOut:
+    return OptOut(PhoneNumber=entry.number, Reason=entry.reason, Source=entry.source, At=entry.at)
 
 
 def health(call: Call) -> HealthResponse:

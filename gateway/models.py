@@ -161,9 +161,10 @@ class RecipientStatus(WireModel):
     PhoneNumber: str | None = Field(None, description="The recipient's number in E.164")
     ContactId: Guid = Field(None, description="The caller's id for the contact, as sent")
     Status: str | None = Field(
-        None, description="Pending, Sending, Sent (the provider accepted it) or Failed; then, from the provider's "
-                          "delivery receipt, Delivered (the phone has it), Undelivered or Failed. Sent with no "
-                          "receipt: none came"
+        None, description="Pending, Sending, Sent (the provider accepted it), Failed or OptedOut (on the licensee's "
+                          "opt-out list, or refused by the provider as unsubscribed: never sent); then, from the "
+                          "provider's delivery receipt, Delivered (the phone has it), Undelivered or Failed. Sent "
+                          "with no receipt: none came"
     )
     ProviderMessageId: str | None = Field(None, description="The provider's id for the message, once sent")
     ErrorCode: str | None = Field(
@@ -202,7 +203,8 @@ class SMSStatusResponse(WireModel):
     SuiteId: Guid = Field(None, description="As the send said")
     RecipientCount: int = Field(0, description="How many recipients it has (after duplicates were removed)")
     SentCount: int = Field(0, description="How many recipients the provider accepted (whatever receipts said later)")
-    FailedCount: int = Field(0, description="How many recipients the provider refused")
+    FailedCount: int = Field(0, description="How many recipients were not sent: the provider refused them, or they "
+                                            "are OptedOut")
     PendingCount: int = Field(0, description="How many recipients are not final yet (Pending or Sending)")
     DeliveredCount: int = Field(0, description="How many recipients a receipt says are Delivered")
     UndeliveredCount: int = Field(0, description="How many recipients a receipt says are Undelivered")
@@ -221,6 +223,32 @@ class HealthResponse(WireModel):
     Provider: str | None = Field(
         None, description="The SMS provider that delivers (SMS_PROVIDER): twilio, acs, or outbox, which sends nothing"
     )
+
+
+class OptOutRequest(WireModel):
+    """POST /api/optouts: a number the licensee's own systems say must not be sent to."""
+
+    PhoneNumber: str | None = Field(
+        None, description="International (+ and country code), or national with SMS_DEFAULT_REGION; stored in E.164"
+    )
+
+
+class OptOut(WireModel):
+    """One number on the licensee's opt-out list: sends to it end OptedOut, with no provider call."""
+
+    PhoneNumber: str | None = Field(None, description="The number in E.164")
+    Reason: str | None = Field(
+        None, description="Why: the keyword the recipient texted (STOP…), the provider's error code (21610), api or "
+                          "operator"
+    )
+    Source: str | None = Field(None, description="Who said so: inbound, twilio, acs, api or cli")
+    At: datetime | None = Field(None, description="When it was added (UTC)")
+
+
+class OptOutsResponse(WireModel):
+    """GET /api/optouts: the caller's licensee's opt-out list, in number order."""
+
+    OptOuts: list[OptOut] = Field([], description="Every number on the list")
 
 
 class ResponseError(WireModel):

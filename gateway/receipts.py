@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.message_index import MessageIndex
+from gateway.optouts import OptOutList
 from gateway.storage import (
     RECEIPT_COUNT_PROPERTIES,
     CommStatus,
@@ -64,6 +65,9 @@ class Receipt:
     comm_id: uuid.UUID | None = None
     index: int | None = None
     to: str | None = None  # E.164
+    # The recipient blocked the sender (ACS's "Sender blocked for given recipient"): the number joins the
+    # licensee's opt-out list (``gateway/optouts.py``), so no other sender of the licensee tries it.
+    opted_out: bool = False
 
 
 class ReceiptOutcome(enum.StrEnum):
@@ -189,10 +193,11 @@ class ReceiptBook:
     """
 
     def __init__(self, store: CommunicationStore, index: MessageIndex | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, optouts: OptOutList | None = None) -> None:
         self._store = store
         self._index = index
         self._clock = clock
+        self._optouts = optouts
 
     def apply(self, receipt: Receipt) -> ReceiptOutcome:
         """Record ``receipt`` on its recipient and say what it did; raises only when storage fails (AzureError)."""
@@ -213,6 +218,8 @@ class ReceiptBook:
                 log.info("receipt %s %s for message %s on comm %s recipient %d: %s", receipt.provider,
                          receipt.provider_status, receipt.message_id, comm_id.hex, index, decision.outcome)
                 return decision.outcome
+            if receipt.opted_out and decision.outcome is ReceiptOutcome.APPLIED:
+                self._list_number(comm_id, index, receipt)  # before the receipt: a failure here is retried whole
             try:
                 self._store.save_receipt(comm_id, decision.record, _header_update(decision, self._clock()),
                                          view.header.etag)
@@ -222,6 +229,19 @@ class ReceiptBook:
                      comm_id.hex, index, decision.outcome, f", comm {decision.status}" if decision.status else "")
             return decision.outcome
         raise ConcurrentUpdate(f"{comm_id.hex} recipient {index}: receipt not recorded after {APPLY_TRIES} tries")
+
+    def _list_number(self, comm_id: uuid.UUID, index: int, receipt: Receipt) -> None:
+        """Put the recipient's number on its licensee's opt-out list: one point read of the header, one upsert.
+
+        Raises when storage fails, before the receipt is saved, so the provider's retry (Event Grid's) does both.
+        """
+        if self._optouts is None:
+            return
+        comm = self._store.load_header(comm_id)
+        if comm is None or index >= len(comm.recipients_spec):
+            return
+        self._optouts.add(comm.licensee_id, comm.recipients_spec[index].phone_number,
+                          reason=receipt.error_message or receipt.provider_status, source=receipt.provider)
 
     def _find(self, receipt: Receipt) -> tuple[uuid.UUID, int] | None:
         """The recipient a receipt is about: named, through the message-id index, or by CommId and number."""

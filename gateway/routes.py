@@ -18,7 +18,16 @@ from functools import cached_property
 
 from gateway import handlers, idempotency
 from gateway.handlers import Call, Document
-from gateway.models import CommResponse, HealthResponse, SMSSend, SMSStatusResponse, WireModel
+from gateway.models import (
+    CommResponse,
+    HealthResponse,
+    OptOut,
+    OptOutRequest,
+    OptOutsResponse,
+    SMSSend,
+    SMSStatusResponse,
+    WireModel,
+)
 from gateway.providers import acs_events
 from gateway.wire import Format
 
@@ -217,6 +226,27 @@ ACS_EVENTS = Operation(
                                  "SMS_EVENTGRID_KEY, as the Event Grid subscription's endpoint URL carries it"),),
     authenticated=False,
 )
+OPTOUTS_LIST = Operation(
+    "OptOutList",
+    "The caller's licensee's opt-out list: every number a send will not reach (the recipient ends OptedOut, with "
+    "no provider call), with when and why it was added (a STOP keyword, the provider's refusal, the licensee's "
+    "own systems, an operator). Another licensee's list is never shown.",
+    handlers.optouts_list, errors=(401, 406, 500, 503), response=OptOutsResponse,
+)
+OPTOUTS_ADD = Operation(
+    "OptOutAdd",
+    "Adds a number to the caller's licensee's opt-out list, from the licensee's own systems; answers the entry. "
+    "Adding a number already listed records it again as the API's. A number is read as a recipient's is.",
+    handlers.optouts_add, errors=(400, 401, 406, 413, 415, 500, 503), request=OptOutRequest, response=OptOut,
+)
+OPTOUTS_REMOVE = Operation(
+    "OptOutRemove",
+    "Takes a number off the caller's licensee's opt-out list, so sends reach it again; answers the entry removed, "
+    "404 when the number is not on the list.",
+    handlers.optouts_remove, errors=(400, 401, 404, 406, 500, 503), response=OptOut,
+    path_parameters=(PathParameter("phoneNumber", str, "The number, international (+ and country code, as + or "
+                                   "%2B) or national with SMS_DEFAULT_REGION"),),
+)
 
 
 def _send_routes() -> list[Route]:
@@ -258,4 +288,8 @@ ROUTES: tuple[Route, ...] = (
           summary="Twilio's delivery receipts (status callbacks), signed by Twilio; not for clients"),
     Route("acs_events", "api/providers/acs/events", ("POST",), ACS_EVENTS,
           summary="Event Grid's deliveries of ACS SMS events: the validation handshake and delivery reports"),
+    Route("optouts_list", "api/optouts", ("GET",), OPTOUTS_LIST, summary="The caller's opt-out list"),
+    Route("optouts_add", "api/optouts", ("POST",), OPTOUTS_ADD, summary="Add a number to the caller's opt-out list"),
+    Route("optouts_remove", "api/optouts/{phoneNumber}", ("DELETE",), OPTOUTS_REMOVE,
+          summary="Take a number off the caller's opt-out list"),
 )

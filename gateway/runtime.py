@@ -13,6 +13,7 @@ from gateway.connections import StorageClients
 from gateway.delivery import Delivery, ReceiptFollowUp
 from gateway.health import StorageProbe
 from gateway.message_index import MessageIndex
+from gateway.optouts import OptOutList
 from gateway.pacing import NoPacing, Pacer, TablePacer
 from gateway.providers import SmsProvider, create_provider
 from gateway.providers.base import ReceiptSource
@@ -30,7 +31,8 @@ class Gateway:
     """The process's parts. The request path (service, status, authentication, health) uses clients with a
     few seconds' budget; the queue worker's parts (``store``, ``queue``, ``poison_queue``, ``delivery``) and the
     missing-receipt check (``receipt_checker``) use the worker's longer one (``gateway.connections``). ``receipts``
-    is the request path's: the provider routes apply what providers report with it."""
+    is the request path's: the provider routes apply what providers report with it; so is ``optouts``, the licensees'
+    opt-out lists the routes, the CLI and inbound keywords change (delivery reads them with its own clients)."""
 
     settings: Settings
     clients: StorageClients
@@ -46,6 +48,7 @@ class Gateway:
     delivery: Delivery
     receipts: ReceiptBook
     receipt_checker: ReceiptChecker
+    optouts: OptOutList
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -67,7 +70,8 @@ class Gateway:
                                    checks=ReceiptChecks(tables, settings.receipt_checks_table), policy=policy,
                                    concurrency=index_concurrency(settings))
 
-        worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table))
+        worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table),
+                                  optouts=OptOutList(clients.worker_tables, settings.optouts_table))
         return cls(
             settings=settings,
             clients=clients,
@@ -75,7 +79,8 @@ class Gateway:
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
             service=SendService(settings, request_store, request_queue,
                                 Delivery(request_store, provider, claim_timeout_seconds=claim_timeout,
-                                         pacer=pacer, follow_up=follow_up(clients.tables))),
+                                         pacer=pacer, follow_up=follow_up(clients.tables),
+                                         optouts=OptOutList(clients.tables, settings.optouts_table))),
             status=StatusService(request_store),
             probe=StorageProbe(request_store, request_queue),
             provider=provider,
@@ -83,11 +88,14 @@ class Gateway:
             queue=DeliveryQueue(clients.queue(settings.queue_name, worker=True)),
             poison_queue=DeliveryQueue(clients.queue(settings.poison_queue_name, worker=True)),
             delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
-                              follow_up=follow_up(clients.worker_tables)),
-            receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table)),
+                              follow_up=follow_up(clients.worker_tables),
+                              optouts=OptOutList(clients.worker_tables, settings.optouts_table)),
+            receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table),
+                                 optouts=OptOutList(clients.tables, settings.optouts_table)),
             receipt_checker=ReceiptChecker(ReceiptChecks(clients.worker_tables, settings.receipt_checks_table), store,
                                            worker_book, provider if isinstance(provider, ReceiptSource) else None,
                                            policy),
+            optouts=OptOutList(clients.tables, settings.optouts_table),
         )
 
     @classmethod
@@ -108,7 +116,7 @@ class Gateway:
         With the request path's clients: the first request of a process waits for this, whatever it is.
         """
         tables = [self.settings.communications_table, self.settings.api_keys_table,
-                  self.settings.message_index_table, self.settings.receipt_checks_table]
+                  self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:

@@ -185,10 +185,13 @@ def _queued(comm: Communication) -> CommResponse:
 
 
 def _outcome_message(report: DeliveryReport, retrying: bool) -> str:
-    message = f"Sent to {report.sent} of {_plural(report.total, 'recipient')}; {report.failed} failed"
+    failed = report.failed - report.opted_out
+    message = f"Sent to {report.sent} of {_plural(report.total, 'recipient')}; {failed} failed"
+    if report.opted_out:
+        message += f"; {report.opted_out} opted out"
     if report.pending:
         tail = "queued for retry" if retrying else "left for the background sweep"
         message += f"; {report.pending} {tail}"
-    if report.failed and report.last_error:
+    if report.failed > report.opted_out and report.last_error:
         message += f" (last error: {report.last_error})"
     return message

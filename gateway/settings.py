@@ -112,7 +112,7 @@ class Settings:
         "SMS_TABLE_PREFIX", Pattern("[A-Za-z][A-Za-z0-9]*", "letters and digits starting with a letter"),
         default="Sms",
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
-        "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`",
+        "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -261,6 +261,10 @@ class Settings:
     @property
     def receipt_checks_table(self) -> str:
         return f"{self.table_prefix}ReceiptChecks"
+
+    @property
+    def optouts_table(self) -> str:
+        return f"{self.table_prefix}OptOuts"
 
     @property
     def poison_queue_name(self) -> str:

@@ -65,7 +65,8 @@ class RecipientState(enum.StrEnum):
     SENDING = "Sending"
     SENT = "Sent"
     FAILED = "Failed"
-    # Shown from a receipt (``gateway/receipts.py``); a recipient row itself holds only the four above.
+    OPTED_OUT = "OptedOut"  # on the licensee's opt-out list (``gateway/optouts.py``): never sent; counted as failed
+    # Shown from a receipt (``gateway/receipts.py``); a recipient row itself holds only the five above.
     DELIVERED = "Delivered"
     UNDELIVERED = "Undelivered"
 
@@ -153,9 +154,11 @@ class RecipientCounts(NamedTuple):
 
 
 def count_recipients(recipients: Iterable[Recipient]) -> RecipientCounts:
-    """How many recipients are Sent, Failed and still open: delivery records it, the status shows it."""
+    """How many recipients are Sent, not sent (Failed or OptedOut) and still open: delivery records it, the status
+    shows it."""
     states = [recipient.status for recipient in recipients]
-    sent, failed = states.count(RecipientState.SENT), states.count(RecipientState.FAILED)
+    sent = states.count(RecipientState.SENT)
+    failed = states.count(RecipientState.FAILED) + states.count(RecipientState.OPTED_OUT)
     return RecipientCounts(sent, failed, len(states) - sent - failed)
 
 
@@ -746,7 +749,8 @@ class CommunicationStore(TableStore):
         if header is None:
             return None
         counts = header_counts_of(header)
-        sent, failed = states.count(RecipientState.SENT.value), states.count(RecipientState.FAILED.value)
+        sent = states.count(RecipientState.SENT.value)
+        failed = states.count(RecipientState.FAILED.value) + states.count(RecipientState.OPTED_OUT.value)
         return Tally(status=counts.status, sent_count=counts.sent_count, failed_count=counts.failed_count,
                      etag=counts.etag, rows=RecipientCounts(sent, failed, counts.recipient_count - sent - failed),
                      receipts=counts.receipts)

@@ -192,6 +192,19 @@ def _recipients(contacts: list, settings: Settings, errors: list[FieldError]) ->
     return recipients
 
 
+def validate_number(raw: str | None, path: str, settings: Settings) -> str:
+    """A single number (an opt-out's) in E.164, read as a recipient's is; a 400 naming ``path`` otherwise."""
+    text = (raw or "").strip()
+    if not text:
+        raise ApiError.validation([FieldError(path, "NotEmpty", "'Phone Number' must not be empty.")])
+    number = normalise_number(text, settings.default_region)
+    if number is None:
+        # The value is not repeated: it may be a number, and an error names no number (nor echoes a path's bytes).
+        raise ApiError.validation([FieldError(path, "InvalidPhoneNumber",
+                                              f"'Phone Number' is not {_number_hint(settings)}.")])
+    return number
+
+
 def too_large_to_store(error: TooLargeToStore) -> ApiError:
     """A send whose rows Table Storage would refuse: the same on every retry, so a 400 naming the
     field that filled the row, never a 503 that tells the client to try again."""

@@ -43,6 +43,7 @@ DELIVERY_REPORT_EVENT = "Microsoft.Communication.SMSDeliveryReportReceived"
 # anything bigger is not Event Grid's.
 MAX_BATCH_BYTES = 2 * 1024 * 1024
 
+SENDER_BLOCKED = "sender blocked for given recipient"  # the recipient opted out of this sender (lower case)
 STATES = {"delivered": ReceiptState.DELIVERED, "failed": ReceiptState.FAILED}  # ACS's two deliveryStatus values
 COMM_ID = re.compile(r"[0-9a-f]{32}")  # what the ACS provider sets as the tag: the CommId in N form
 PHONE_NUMBER = re.compile(r"\+?[1-9]\d{1,14}")
@@ -179,6 +180,8 @@ def _delivery_report(data: Mapping[str, Any], event_time: Any) -> Receipt | Igno
         occurred_at=_timestamp(data.get("receivedtimestamp")) or _timestamp(event_time),
         comm_id=comm_id,
         to=normalise_number(data.get("to")),
+        opted_out=state is ReceiptState.FAILED and isinstance(details, str)
+        and details.strip().lower() == SENDER_BLOCKED,
     )
 
 

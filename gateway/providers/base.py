@@ -53,6 +53,9 @@ class SendResult:
     error_code: str | None = None
     error_message: str | None = None
     retry_after_seconds: float | None = None
+    # FAILED because the recipient unsubscribed from this sender (Twilio's 21610): the recipient ends OptedOut
+    # and the number joins the licensee's opt-out list (``gateway/optouts.py``), so no other sender tries it.
+    opted_out: bool = False
 
 
 class SmsProvider(Protocol):

@@ -51,6 +51,7 @@ SERVICE_WIDE_STATUSES = frozenset({429, 503})
 # 21611: the sender's queue at Twilio is full (it holds 10 hours of the sender's rate). Not the message's fault:
 # retried once the queue has drained for a while, the rest of the batch halted, the sender paced (docs/providers.md).
 QUEUE_FULL = "21611"
+UNSUBSCRIBED = "21610"  # the recipient texted STOP to this sender: Twilio refuses every message until START
 QUEUE_FULL_RETRY_SECONDS = 600.0
 DEFAULT_CONCURRENCY = 10  # requests in flight per batch when SMS_PROVIDER_CONCURRENCY is unset; the pool matches
 # Reconciliation: a Message counts as an earlier attempt's when Twilio created it no earlier than this before
@@ -296,7 +297,8 @@ class TwilioProvider(ReconcilingProvider):
             )
         else:
             log.warning("twilio: HTTP %s (code %s) for %s: %s", status, code, to, brief(text))
-        return SendResult(message.recipient_id, Outcome.FAILED, error_code=code, error_message=text), False
+        return SendResult(message.recipient_id, Outcome.FAILED, error_code=code, error_message=text,
+                          opted_out=code == UNSUBSCRIBED), False
 
 
 def _new_session(settings: TwilioSettings, concurrency: int) -> requests.Session:

@@ -118,7 +118,7 @@ param smsQueueName string = 'sms-outbound'
 
 @minLength(1)
 @maxLength(40)
-@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks.')
+@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts.')
 param smsTablePrefix string = 'Sms'
 
 @allowed([
@@ -260,6 +260,7 @@ var tableNames = [
   '${smsTablePrefix}SenderPacing'
   '${smsTablePrefix}MessageIndex'
   '${smsTablePrefix}ReceiptChecks'
+  '${smsTablePrefix}OptOuts'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.

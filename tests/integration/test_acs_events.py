@@ -223,6 +223,9 @@ def test_reports_end_recipients_delivered_or_failed_and_repeats_change_nothing(s
         assert recipients[NUMBERS[1]]["ErrorMessage"] == "Sender blocked for given recipient"
         assert recipients[NUMBERS[0]].get("ErrorMessage") is None
         assert (shown["DeliveredCount"], shown["UndeliveredCount"]) == (2, 0)
+        [blocked] = server.get("/api/optouts", key=key).json()["OptOuts"]  # issue 14: the number is listed
+        assert (blocked["PhoneNumber"], blocked["Source"]) == (NUMBERS[1], "acs")
+        assert blocked["Reason"] == "Sender blocked for given recipient"
         notifications = [d for d in grid.deliveries if d.kind == "Notification"]
         assert all(d.accepted for d in notifications), notifications
         assert Counter(i for d in notifications for i in d.event_ids) == {sms.message_id: 2 for sms in acs.sent}

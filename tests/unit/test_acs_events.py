@@ -103,6 +103,13 @@ def test_a_failed_report_keeps_its_details_as_the_error_message() -> None:
     assert isinstance(receipt, Receipt)
     assert (receipt.state, receipt.provider_status, receipt.error_message) == (
         ReceiptState.FAILED, "Failed", "Sender blocked for given recipient")
+    assert receipt.opted_out  # issue 14: the number joins the licensee's opt-out list
+
+
+@pytest.mark.parametrize(("status", "details"), [("Failed", "Number blocked"), ("Delivered", "No error.")])
+def test_only_a_blocked_sender_is_an_opt_out(status: str, details: str) -> None:
+    receipt = read_event(report(deliveryStatus=status, deliveryStatusDetails=details))
+    assert isinstance(receipt, Receipt) and not receipt.opted_out
 
 
 def test_a_delivered_report_has_no_error_message() -> None:

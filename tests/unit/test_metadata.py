@@ -33,10 +33,14 @@ from gateway.models import (
     CommResponse,
     ErrorResponse,
     HealthResponse,
+    OptOut,
+    OptOutRequest,
+    OptOutsResponse,
     RecipientStatus,
     SMSContact,
     SMSSend,
     SMSStatusResponse,
+    WireModel,
 )
 from gateway.routes import ROUTES, SEND, Operation, Route
 from tests.unit.test_jsv import SEED_REQUEST, SEED_RESPONSE
@@ -189,17 +193,20 @@ def test_post_bodies_accept_json_jsv_and_forms(document: dict[str, Any]) -> None
         content = operation["requestBody"]["content"]
         assert set(content) == {"application/json", "application/jsv", "application/x-www-form-urlencoded",
                                 "multipart/form-data"}, path
-        assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/SMSSend"}
+        model = OptOutRequest if path == "/api/optouts" else SMSSend
+        assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model.__name__}"}
         assert content["application/jsv"]["schema"]["type"] == "string"
         form = content["application/x-www-form-urlencoded"]["schema"]["properties"]
-        assert set(form) == set(SMSSend.model_fields)
-        assert form["SMSModel"]["type"] == "string"  # a complex field travels as JSV
-        assert SMSSend.model_validate(jsv.loads(content["application/jsv"]["example"]))
+        assert set(form) == set(model.model_fields)
+        if model is SMSSend:
+            assert form["SMSModel"]["type"] == "string"  # a complex field travels as JSV
+        assert model.model_validate(jsv.loads(content["application/jsv"]["example"]))
 
 
 def test_success_responses_name_the_right_dto(document: dict[str, Any]) -> None:
     expected = {"SMSSend": "CommResponse", "SMSStatus": "SMSStatusResponse",
-                "SMSStatusByReference": "SMSStatusResponse", "Health": "HealthResponse"}
+                "SMSStatusByReference": "SMSStatusResponse", "Health": "HealthResponse",
+                "OptOutList": "OptOutsResponse", "OptOutAdd": "OptOut", "OptOutRemove": "OptOut"}
     by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
     for route in ROUTES:
         if route.operation.name == "TwilioStatusCallback":  # Twilio is answered an empty 204
@@ -561,18 +568,29 @@ def test_json_samples_parse_back_into_the_dtos(parsed: _Page, document: dict[str
     check(document, "CommResponse", json.loads(response))
 
 
+def _sample_response_model(sample: str) -> type[WireModel]:
+    """The DTO a sample other than SMSSend's answers, by its request line."""
+    line = sample.split("\n", 1)[0]
+    if "/api/optouts" in line:
+        return OptOutsResponse if line.startswith("GET ") else OptOut
+    return SMSStatusResponse if "/api/sms/" in line else HealthResponse
+
+
 def test_every_dto_operation_has_both_samples_and_they_parse(parsed: _Page, document: dict[str, Any]) -> None:
     json_samples, jsv_samples = samples(parsed, "json"), samples(parsed, "jsv")
-    assert len(json_samples) == len(jsv_samples) == 4  # SMSSend, SMSStatus, SMSStatusByReference, Health
+    # SMSSend, SMSStatus, SMSStatusByReference, Health, OptOutList, OptOutAdd, OptOutRemove
+    assert len(json_samples) == len(jsv_samples) == 7
     for sample in json_samples[1:]:
-        assert sample.startswith("GET /api/")
-        _, response = bodies(sample)
-        model = SMSStatusResponse if "/api/sms/" in sample else HealthResponse
+        assert sample.startswith(("GET /api/", "POST /api/optouts", "DELETE /api/optouts/"))
+        request, response = bodies(sample)
+        if sample.startswith("POST "):
+            assert OptOutRequest.model_validate(json.loads(request)) == example(OptOutRequest)
+        model = _sample_response_model(sample)
         assert model.model_validate(json.loads(response)) == example(model)
         check(document, model.__name__, json.loads(response))
     for sample in jsv_samples[1:]:
         _, response = bodies(sample)
-        model = SMSStatusResponse if "/api/sms/" in sample else HealthResponse
+        model = _sample_response_model(sample)
         # JSV writes a midnight as a bare date (ServiceStack's shortest form), so the UTC offset is lost.
         assert without_offsets(model.model_validate(jsv.loads(response)).model_dump()) == without_offsets(
             example(model).model_dump())
