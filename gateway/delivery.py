@@ -29,6 +29,7 @@ from gateway.queue import DeliveryQueue
 from gateway.receipt_checks import CheckPolicy, ReceiptChecks, Watch
 from gateway.receipts import header_status, overall_status
 from gateway.redact import describe
+from gateway.reply_index import ReplyIndex, Sent
 from gateway.storage import (
     TRANSACTION_LIMIT,
     CommStatus,
@@ -160,8 +161,10 @@ class Delivery:
         clock: Callable[[], datetime] = utcnow,
         pacer: Pacer | None = None,
         follow_up: ReceiptFollowUp | None = None,
+        replies: ReplyIndex | None = None,
     ) -> None:
         self._store = store
+        self._replies = replies
         self._provider = provider
         self._follow_up = follow_up or ReceiptFollowUp()
         # Receipts can reach this provider's messages (the outbox says it sends none): a final record settles them.
@@ -528,6 +531,7 @@ class Delivery:
         self._index(comm, accepted)
         self._store.save(comm, batch, counts=counts)
         self._watch(comm, accepted)
+        self._index_replies(comm, batch)
         if counts and comm.status.is_final:
             self._settle_receipts(comm)
             log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
@@ -542,6 +546,15 @@ class Delivery:
             return
         entries = [IndexEntry(r.provider_message_id or "", comm.comm_id, r.index) for r in accepted]
         index.record(self._provider.name, entries, concurrency=self._follow_up.concurrency)
+
+    def _index_replies(self, comm: Communication, batch: Sequence[Recipient]) -> None:
+        """The reply index's rows for the recipients now Sent, so a reply finds this communication (best effort)."""
+        sent = [r for r in batch if r.status is RecipientState.SENT]
+        if self._replies is None or not sent:
+            return
+        now = self._clock()
+        self._replies.record(comm.sender, [(r.phone_number, Sent(comm.licensee_id, comm.comm_id, r.index, now,
+                                                                  comm.reply_is_allowed)) for r in sent])
 
     def _watch(self, comm: Communication, accepted: Sequence[Recipient]) -> None:
         """Watch rows for the missing-receipt check, one transaction per batch; a provider that cannot be asked

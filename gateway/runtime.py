@@ -12,6 +12,7 @@ from gateway.auth import ApiKeyStore, Authenticator
 from gateway.connections import StorageClients
 from gateway.delivery import Delivery, ReceiptFollowUp
 from gateway.health import StorageProbe
+from gateway.inbound import InboundBook, InboundStore
 from gateway.message_index import MessageIndex
 from gateway.pacing import NoPacing, Pacer, TablePacer
 from gateway.providers import SmsProvider, create_provider
@@ -19,6 +20,7 @@ from gateway.providers.base import ReceiptSource
 from gateway.queue import DeliveryQueue
 from gateway.receipt_checks import CheckPolicy, ReceiptChecker, ReceiptChecks
 from gateway.receipts import ReceiptBook
+from gateway.reply_index import ReplyIndex
 from gateway.service import SendService
 from gateway.settings import Settings, get_settings
 from gateway.status import StatusService
@@ -46,6 +48,7 @@ class Gateway:
     delivery: Delivery
     receipts: ReceiptBook
     receipt_checker: ReceiptChecker
+    inbound: InboundBook
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -75,7 +78,8 @@ class Gateway:
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
             service=SendService(settings, request_store, request_queue,
                                 Delivery(request_store, provider, claim_timeout_seconds=claim_timeout,
-                                         pacer=pacer, follow_up=follow_up(clients.tables))),
+                                         pacer=pacer, follow_up=follow_up(clients.tables),
+                                         replies=ReplyIndex(clients.tables, settings.reply_index_table))),
             status=StatusService(request_store),
             probe=StorageProbe(request_store, request_queue),
             provider=provider,
@@ -83,11 +87,15 @@ class Gateway:
             queue=DeliveryQueue(clients.queue(settings.queue_name, worker=True)),
             poison_queue=DeliveryQueue(clients.queue(settings.poison_queue_name, worker=True)),
             delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
-                              follow_up=follow_up(clients.worker_tables)),
+                              follow_up=follow_up(clients.worker_tables),
+                              replies=ReplyIndex(clients.worker_tables, settings.reply_index_table)),
             receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table)),
             receipt_checker=ReceiptChecker(ReceiptChecks(clients.worker_tables, settings.receipt_checks_table), store,
                                            worker_book, provider if isinstance(provider, ReceiptSource) else None,
                                            policy),
+            inbound=InboundBook(InboundStore(clients.tables, settings.inbound_table),
+                                ReplyIndex(clients.tables, settings.reply_index_table), request_store,
+                                window=timedelta(hours=settings.reply_window_hours)),
         )
 
     @classmethod
@@ -108,7 +116,8 @@ class Gateway:
         With the request path's clients: the first request of a process waits for this, whatever it is.
         """
         tables = [self.settings.communications_table, self.settings.api_keys_table,
-                  self.settings.message_index_table, self.settings.receipt_checks_table]
+                  self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.inbound_table,
+                  self.settings.reply_index_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:
