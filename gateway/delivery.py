@@ -548,13 +548,17 @@ class Delivery:
         index.record(self._provider.name, entries, concurrency=self._follow_up.concurrency)
 
     def _index_replies(self, comm: Communication, batch: Sequence[Recipient]) -> None:
-        """The reply index's rows for the recipients now Sent, so a reply finds this communication (best effort)."""
+        """The reply index's rows for the recipients now Sent, so a reply finds this communication (best effort).
+
+        Not for a provider that sends nothing (the outbox: no phone has the message, so none can answer it).
+        """
         sent = [r for r in batch if r.status is RecipientState.SENT]
-        if self._replies is None or not sent:
+        if self._replies is None or not self._receipts or not sent:
             return
         now = self._clock()
         self._replies.record(comm.sender, [(r.phone_number, Sent(comm.licensee_id, comm.comm_id, r.index, now,
-                                                                  comm.reply_is_allowed)) for r in sent])
+                                                                  comm.reply_is_allowed)) for r in sent],
+                             concurrency=self._follow_up.concurrency)
 
     def _watch(self, comm: Communication, accepted: Sequence[Recipient]) -> None:
         """Watch rows for the missing-receipt check, one transaction per batch; a provider that cannot be asked

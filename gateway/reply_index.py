@@ -7,7 +7,9 @@ communication) and one for its latest communication with ``ReplyIsAllowed`` (``A
 ``"<CommId hex> <index> <sent at, ISO 8601>"``. Writes merge only their licensee's properties, so senders never
 read before writing nor overwrite one another's.
 
-Table ``<prefix>ReplyIndex``: PartitionKey = our number, RowKey = theirs (E.164, escaped as message ids are).
+Table ``<prefix>ReplyIndex``: PartitionKey = our number, RowKey = theirs, both as digits only (``number_key``: a
+short code the send named ``12345`` and the inbound ``To`` ``+12345`` are one key). An alphanumeric sender cannot
+be replied to, so it is never indexed.
 ``match`` applies the rule (docs/replies.md): within the window, one licensee only, its latest communication
 with ``ReplyIsAllowed``, else its latest. Several licensees within the window is ambiguous: kept unmatched.
 """
@@ -18,6 +20,7 @@ import enum
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +28,6 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from gateway.connections import TableStore
-from gateway.message_index import key_of
 from gateway.redact import describe, mask_phone
 
 log = logging.getLogger("gateway.reply_index")
@@ -59,6 +61,12 @@ class Match:
     licensees: tuple[uuid.UUID, ...] = ()  # every licensee that ever sent on the pair (for keywords)
 
 
+def number_key(number: str) -> str | None:
+    """A number as the index keys it: its digits, without ``+``; None for a sender id that is not a number."""
+    digits = number.strip().removeprefix("+")
+    return digits if digits.isascii() and digits.isdigit() else None
+
+
 def match(candidates: Iterable[Sent], at: datetime, window: timedelta) -> Match:
     """The rule, on paper: one licensee within ``window`` before ``at``; its latest ReplyIsAllowed send, else latest."""
     every = list(candidates)
@@ -76,30 +84,46 @@ def match(candidates: Iterable[Sent], at: datetime, window: timedelta) -> Match:
 class ReplyIndex(TableStore):
     """Writes the pair's row at send time and reads it for a reply."""
 
-    def record(self, ours: str, theirs: Sequence[tuple[str, Sent]]) -> int:
-        """Merge each (their number, send) into its pair's row; returns how many could not be written.
+    def record(self, ours: str, theirs: Sequence[tuple[str, Sent]], *, concurrency: int = 1) -> int:
+        """Merge each (their number, send) into its pair's row, ``concurrency`` at a time; returns how many could
+        not be written (an alphanumeric ``ours``: none is written, none fails).
 
         Best effort, like the message-id index: a send is recorded whatever happens here; a reply to a send
         whose row is missing is kept unmatched.
         """
-        failed = 0
-        for number, sent in theirs:
+        partition = number_key(ours)
+        if partition is None or not theirs:
+            return 0
+
+        def write(pair: tuple[str, Sent]) -> bool:
+            number, sent = pair
+            row = number_key(number)
+            if row is None:
+                return True
             value = f"{sent.comm_id.hex} {sent.index} {sent.sent_at.isoformat()}"
-            entity = {"PartitionKey": key_of(ours), "RowKey": key_of(number), LATEST + sent.licensee_id.hex: value}
+            entity = {"PartitionKey": partition, "RowKey": row, LATEST + sent.licensee_id.hex: value}
             if sent.reply_is_allowed:
                 entity[ALLOWED + sent.licensee_id.hex] = value
             try:
                 self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
             except AzureError as error:
-                failed += 1
                 log.warning("comm %s recipient %d to %s: reply index not written: %s", sent.comm_id.hex, sent.index,
                             mask_phone(number), describe(error))
-        return failed
+                return False
+            return True
+
+        if concurrency <= 1 or len(theirs) == 1:
+            return sum(not write(pair) for pair in theirs)
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(theirs)), thread_name_prefix="replies") as pool:
+            return sum(not written for written in pool.map(write, theirs))
 
     def candidates(self, ours: str, theirs: str) -> list[Sent]:
         """What was sent on the pair, per licensee its latest and its latest with ReplyIsAllowed; a point read."""
+        partition, row = number_key(ours), number_key(theirs)
+        if partition is None or row is None:
+            return []
         try:
-            entity = self._table.get_entity(key_of(ours), key_of(theirs))
+            entity = self._table.get_entity(partition, row)
         except ResourceNotFoundError:
             return []
         found: list[Sent] = []

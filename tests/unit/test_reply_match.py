@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from gateway.reply_index import MatchKind, Sent, match
+from gateway.reply_index import MatchKind, Sent, match, number_key
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
@@ -50,3 +50,10 @@ def test_another_licensee_outside_the_window_does_not_make_it_ambiguous() -> Non
 def test_a_send_stamped_after_the_reply_counts_within_the_clock_skew_only() -> None:
     assert match([sent(A, -0.05)], NOW, WINDOW).kind is MatchKind.MATCHED
     assert match([sent(A, -1)], NOW, WINDOW).kind is MatchKind.UNMATCHED
+
+
+def test_numbers_are_keyed_by_their_digits_and_sender_ids_not_at_all() -> None:
+    assert number_key("+15005550006") == number_key("15005550006") == "15005550006"
+    assert number_key("12345") == number_key("+12345") == "12345"  # a short code, as sent and as received
+    assert number_key("ACME") is None
+    assert number_key("+1 500") is None
