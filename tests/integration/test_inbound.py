@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+from azure.core.exceptions import AzureError
 from twilio.request_validator import RequestValidator
 
 from devhost.azurite import free_port
@@ -23,6 +24,7 @@ from gateway.message_index import key_of
 from gateway.reply_index import ReplyIndex
 from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage import CommunicationStore
 from tests.server import GatewayServer, server_env
 
 INBOUND = "/api/providers/twilio/inbound"
@@ -245,3 +247,23 @@ def test_stop_and_start_change_the_list_of_every_licensee_that_sent_on_the_pair_
     book.receive(InboundMessage("twilio", "SM" + secrets.token_hex(16), person, sender, "stop please"))
     assert optouts.calls == []
 
+
+
+def test_a_message_is_stored_before_anything_can_fail_and_a_retry_finishes_the_work(
+    server: GatewayServer, keys: dict[uuid.UUID, str], gateway: Gateway
+) -> None:
+    sender, patient = number(), number()
+    comm = send(server, keys[A], sender, patient, ReplyIsAllowed=True)
+    inbound = InboundStore(gateway.clients.tables, gateway.settings.inbound_table)
+    index = ReplyIndex(gateway.clients.tables, gateway.settings.reply_index_table)
+    broken = InboundBook(inbound, index, CommunicationStore(gateway.clients.tables, "NoSuchTable"),
+                         window=timedelta(hours=72))
+    message = InboundMessage("acs", f"Incoming_{secrets.token_hex(8)}", patient, sender, "On my way")
+    with pytest.raises(AzureError):
+        broken.receive(message)  # Event Grid is answered 503 and sends it again
+    assert inbound_row(gateway, message.message_id, "acs")["Processed"] is False
+
+    book = InboundBook(inbound, index, gateway.store, window=timedelta(hours=72))
+    assert book.receive(message) is InboundOutcome.MATCHED
+    assert book.receive(message) is InboundOutcome.DUPLICATE
+    assert [r["Body"] for r in status(server, keys[A], comm["CommId"])["Replies"]] == ["On my way"]
