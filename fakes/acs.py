@@ -29,6 +29,10 @@ The wire is the one ``azure-communication-sms`` 1.1 speaks (REST API 2021-03-07)
   Microsoft's samples show them: ``from`` without ``+``, ``to`` with or without it, field names in
   camelCase with ``Tag`` capitalised, or all capitalised (``fakes/eventgrid.py`` delivers them: batched,
   shuffled, sometimes twice, retried).
+* Inbound messages: ``text(from_, to, message)`` plays a phone texting one of the resource's numbers, and
+  publishes the ``Microsoft.Communication.SMSReceived`` event ACS would (``messageId`` ``Incoming_…``,
+  ``from``, ``to``, ``message``, ``receivedTimestamp``, ``segmentCount``; numbers without ``+``, names in either
+  casing) through the same subscription.
 
 From a shell, ``python -m fakes.acs [--port 8443] [--events-endpoint [URL]]`` runs it until Ctrl-C and
 prints the settings that point the gateway at it (``main`` below).
@@ -74,6 +78,7 @@ TRACKING_SECONDS = 300.0
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 DELIVERY_REPORT_EVENT = SystemEventNames.AcsSmsDeliveryReportReceivedEventName.value
+RECEIVED_EVENT = SystemEventNames.AcsSmsReceivedEventName.value
 DELIVERED_DETAILS = "No error."
 
 _RECIPIENT = {
@@ -379,6 +384,22 @@ class AcsFake(FakeService):
             data = _pascal(data)
         return EventGridEvent(id=sms.message_id, subject=f"/phonenumber/{sender}", event_type=DELIVERY_REPORT_EVENT,
                               data=data, data_version="1.0", event_time=event_time(received_at))
+
+    def text(self, from_: str, to: str, message: str, *, received: datetime | None = None) -> EventGridEvent:
+        """A phone at ``from_`` texts ``message`` to our number ``to``: the SMSReceived event, published."""
+        if self.events is None:
+            raise RuntimeError("subscribe first: inbound messages reach the gateway through Event Grid")
+        received_at = received or self.clock()
+        message_id = f"Incoming_{received_at:%Y%m%d%H%M%S}{uuid.uuid4()}"
+        data: dict[str, Any] = {"messageId": message_id, "from": from_.lstrip("+"), "to": to.lstrip("+"),
+                                "message": message, "receivedTimestamp": event_time(received_at), "segmentCount": 1}
+        with self.lock:
+            pascal = self._report_shapes.random() < 0.5
+        event = EventGridEvent(id=message_id, subject=f"/phonenumber/{to.lstrip('+')}", event_type=RECEIVED_EVENT,
+                               data=_pascal(data) if pascal else data, data_version="1.0",
+                               event_time=event_time(received_at))
+        self.events.publish(event)
+        return event
 
     @property
     def connection_string(self) -> str:

@@ -41,6 +41,13 @@ receipt that arrives before the gateway recorded the sid). A callback that fails
 current status: the furthest its posted callbacks got, or its fate's last status when no callback was asked for
 and its number has a fate of its own.
 
+Inbound messages, as Twilio sends them: ``text(from_, to, body)`` plays a phone texting one of the account's
+numbers, POSTing to ``inbound_url`` (what the number's "A message comes in" webhook is set to) the fields Twilio
+sends (``MessageSid``, ``SmsSid``, ``SmsMessageSid``, ``AccountSid``, ``From``, ``To``, ``Body``, ``NumSegments``,
+``NumMedia``, ``SmsStatus=received``, ``ApiVersion`` and the geo fields), signed like a status callback; the
+answer is returned (Twilio reads it as TwiML) and kept in ``inbound``. Twilio does not retry; ``again`` reposts
+one exactly, as an at-least-once delivery would.
+
 From a shell, ``python -m fakes.twilio [--port 8081]`` runs it until Ctrl-C and prints the
 settings that point the gateway at it (``main`` below).
 """
@@ -175,6 +182,21 @@ class PostedCallback:
     form: dict[str, str]
     answered: int | None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class PostedInbound:
+    """One inbound message the fake posted, and the gateway's answer."""
+
+    url: str
+    form: dict[str, str]
+    answered: int
+    content_type: str
+    text: str
+
+    @property
+    def sid(self) -> str:
+        return self.form["MessageSid"]
 
 
 @dataclass(frozen=True)
@@ -357,6 +379,8 @@ class TwilioFake(FakeService):
         self.callbacks: list[PostedCallback] = []  # every status callback posted, in the order they were answered
         self.on_callback: Callable[[PostedCallback], None] | None = None  # told of every callback posted
         self._posting: list[threading.Thread] = []
+        self.inbound_url: str | None = None  # the number's "A message comes in" webhook
+        self.inbound: list[PostedInbound] = []  # every inbound message posted, with its answer
 
     def fate(self, number: str, fate: Fate) -> None:
         """What becomes of every Message to ``number`` from now on."""
@@ -512,6 +536,29 @@ class TwilioFake(FakeService):
                         self.resources[message.sid] = _settled(resource, fate, status)
                 if self.on_callback is not None:
                     self.on_callback(posted)
+
+    def text(self, from_: str, to: str, body: str) -> PostedInbound:
+        """A phone at ``from_`` texts ``body`` to the account's number ``to``: posted, signed, to ``inbound_url``."""
+        if self.inbound_url is None:
+            raise RuntimeError("set inbound_url first: the webhook Twilio calls when a message comes in")
+        sid = "SM" + secrets.token_hex(16)
+        form = {"ToCountry": "US", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "", "FromZip": "",
+                "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "", "Body": body,
+                "FromCountry": "", "To": to, "ToZip": "", "NumSegments": "1", "MessageSid": sid,
+                "AccountSid": self.account_sid, "From": from_, "ApiVersion": "2010-04-01"}
+        return self.again(PostedInbound(self.inbound_url, form, 0, "", ""))
+
+    def again(self, earlier: PostedInbound) -> PostedInbound:
+        """Post an inbound message once more, exactly as before (its sid included), and return the new answer."""
+        signature = RequestValidator(self.auth_token).compute_signature(earlier.url, earlier.form)
+        answer = requests.post(earlier.url, data=earlier.form, timeout=CALLBACK_TIMEOUT_SECONDS, allow_redirects=False,
+                               headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1",
+                                        "I-Twilio-Idempotency-Token": str(uuid.uuid4())})
+        posted = PostedInbound(earlier.url, earlier.form, answer.status_code, answer.headers.get("Content-Type", ""),
+                               answer.text)
+        with self.lock:
+            self.inbound.append(posted)
+        return posted
 
     def callback_form(self, message: ReceivedMessage, status: str, fate: Fate) -> dict[str, str]:
         """The fields Twilio posts to a StatusCallback for this status."""

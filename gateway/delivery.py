@@ -30,6 +30,7 @@ from gateway.queue import DeliveryQueue
 from gateway.receipt_checks import CheckPolicy, ReceiptChecks, Watch
 from gateway.receipts import header_status, overall_status
 from gateway.redact import describe, mask_phone
+from gateway.reply_index import ReplyIndex, Sent
 from gateway.storage import (
     TRANSACTION_LIMIT,
     CommStatus,
@@ -164,8 +165,10 @@ class Delivery:
         pacer: Pacer | None = None,
         follow_up: ReceiptFollowUp | None = None,
         optouts: OptOutList | None = None,
+        replies: ReplyIndex | None = None,
     ) -> None:
         self._store = store
+        self._replies = replies
         self._provider = provider
         self._optouts = optouts
         self._follow_up = follow_up or ReceiptFollowUp()
@@ -590,6 +593,7 @@ class Delivery:
         self._index(comm, accepted)
         self._store.save(comm, batch, counts=counts)
         self._watch(comm, accepted)
+        self._index_replies(comm, batch)
         if counts and comm.status.is_final:
             self._settle_receipts(comm)
             log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
@@ -604,6 +608,19 @@ class Delivery:
             return
         entries = [IndexEntry(r.provider_message_id or "", comm.comm_id, r.index) for r in accepted]
         index.record(self._provider.name, entries, concurrency=self._follow_up.concurrency)
+
+    def _index_replies(self, comm: Communication, batch: Sequence[Recipient]) -> None:
+        """The reply index's rows for the recipients now Sent, so a reply finds this communication (best effort).
+
+        Not for a provider that sends nothing (the outbox: no phone has the message, so none can answer it).
+        """
+        sent = [r for r in batch if r.status is RecipientState.SENT]
+        if self._replies is None or not self._receipts or not sent:
+            return
+        now = self._clock()
+        self._replies.record(comm.sender, [(r.phone_number, Sent(comm.licensee_id, comm.comm_id, r.index, now,
+                                                                  comm.reply_is_allowed)) for r in sent],
+                             concurrency=self._follow_up.concurrency)
 
     def _watch(self, comm: Communication, accepted: Sequence[Recipient]) -> None:
         """Watch rows for the missing-receipt check, one transaction per batch; a provider that cannot be asked

@@ -186,6 +186,35 @@ def twilio_status(call: Call) -> Document:
     return Document("", status=204)
 
 
+def twilio_inbound(call: Call) -> Document:
+    """A message a phone sent to one of our Twilio numbers: checked, stored (and matched), then an empty TwiML.
+
+    Forged or unsigned: 403 and nothing read. Signed but without MessageSid, From or To: 400. Twilio does not
+    retry, so the message is stored before the answer; a storage failure is the adapter's 503.
+    """
+    from gateway.providers import twilio_callbacks, twilio_inbound, twilio_signature
+    from gateway.providers.twilio_settings import TwilioSettings
+
+    gateway = get_gateway()
+    twilio = gateway.settings.provider_settings
+    try:
+        message = twilio_inbound.read_inbound(
+            request_url=call.url, public_base_url=gateway.settings.public_base_url,
+            auth_token=twilio.auth_token if isinstance(twilio, TwilioSettings) else None,
+            signature=call.headers.get(twilio_signature.HEADER.lower()), body=call.body,
+        )
+    except twilio_callbacks.ForgedCallback as refused:
+        log.warning("twilio inbound message refused: %s", refused)
+        raise forbidden("The X-Twilio-Signature is not this account's for this URL and body") from None
+    except twilio_callbacks.MalformedCallback as malformed:
+        log.warning("twilio inbound message without %s ignored", malformed.field)
+        raise ApiError.validation([FieldError(malformed.field, "NotEmpty", f"'{malformed.field}' must not be empty.")]
+                                  ) from None
+    outcome = gateway.inbound.receive(message)
+    log.info("twilio inbound message %s: %s", brief(message.message_id, 40), outcome)
+    return Document(twilio_inbound.EMPTY_TWIML, media_type=twilio_inbound.TWIML_MEDIA_TYPE)
+
+
 def acs_events_delivery(call: Call) -> Document:
     """Event Grid's POST of ACS events: the key first, then the handshake or every report applied.
 
@@ -206,7 +235,8 @@ def acs_events_delivery(call: Call) -> Document:
         events = acs_events.parse_batch(call.body)
     except acs_events.MalformedBatch as error:
         raise ApiError(400, "MalformedBatch", str(error)) from None
-    result = acs_events.receive(events, lambda receipt: get_gateway().receipts.apply(receipt))
+    result = acs_events.receive(events, lambda receipt: get_gateway().receipts.apply(receipt),
+                                lambda message: get_gateway().inbound.receive(message))
     if result.problems:
         raise ApiError.validation([FieldError(f"[{position}]", "MalformedEvent", problem)
                                    for position, problem in result.problems])

@@ -182,6 +182,20 @@ class RecipientStatus(WireModel):
                           "Delivered, Undelivered or Failed status, or a `sent` one, which leaves it Sent; empty "
                           "before one came"
     )
+    Replied: bool | None = Field(
+        None, description="For a communication with ReplyIsRequired: whether this recipient has replied; empty "
+                          "otherwise"
+    )
+
+
+class Reply(WireModel):
+    """A message a recipient sent back, attributed to this communication (docs/replies.md)."""
+
+    RecipientId: Guid = Field(None, description="The recipient who replied (RecipientId in Recipients)")
+    From: str | None = Field(None, description="The number it came from, in E.164: the recipient's")
+    To: str | None = Field(None, description="The number it was sent to, in E.164: the communication's sender")
+    Body: str | None = Field(None, description="The text, as received")
+    ReceivedAt: datetime | None = Field(None, description="When the provider received it (UTC)")
 
 
 class SMSStatusResponse(WireModel):
@@ -213,6 +227,11 @@ class SMSStatusResponse(WireModel):
     UpdatedAt: datetime | None = Field(None, description="When its state last changed (UTC)")
     Recipients: list[RecipientStatus] = Field(
         [], description="Every recipient's state, in the order the send listed them"
+    )
+    Replies: list[Reply] = Field(
+        [], description="The messages recipients sent back to its sender number within SMS_REPLY_WINDOW_HOURS of "
+                        "it (and before a later send from the same licensee to them), oldest first; a message "
+                        "several licensees could be answered by is shown to none"
     )
 
 

@@ -215,6 +215,16 @@ TWILIO_STATUS = Operation(
         RequestParameter("Index", "query", "The recipient's position in it, as the gateway gave it"),
     ),
 )
+TWILIO_INBOUND = Operation(
+    "TwilioInbound",
+    "For Twilio, not for clients: a message a phone sent to one of the gateway's Twilio numbers (the URL to "
+    "configure on the number or Messaging Service; a form signed like the status callback). Answers an empty TwiML "
+    "<Response/> (no automatic reply) once the message is stored, matched to the communication it answers and, for "
+    "STOP or START, applied to the opt-out list; a repeat changes nothing. 403 when the signature is not Twilio's "
+    "(or TWILIO_AUTH_TOKEN is unset); 400 when a signed message has no MessageSid, From or To.",
+    handlers.twilio_inbound, errors=(400, 403, 500, 503), media_type="text/xml", authenticated=False,
+    parameters=TWILIO_STATUS.parameters[:1],  # X-Twilio-Signature
+)
 ACS_EVENTS = Operation(
     "AcsEvents",
     "Azure Event Grid delivers Azure Communication Services SMS events here: the subscription's validation "
@@ -286,6 +296,9 @@ ROUTES: tuple[Route, ...] = (
     Route("openapi", "openapi.json", ("GET",), OPENAPI, summary="An OpenAPI 3.1 description of every route"),
     Route("twilio_status", "api/providers/twilio/status", ("POST",), TWILIO_STATUS,
           summary="Twilio's delivery receipts (status callbacks), signed by Twilio; not for clients"),
+    Route("twilio_inbound", "api/providers/twilio/inbound", ("POST",), TWILIO_INBOUND,
+          summary="Messages phones send to the gateway's Twilio numbers (replies, STOP), signed by Twilio; not for "
+          "clients"),
     Route("acs_events", "api/providers/acs/events", ("POST",), ACS_EVENTS,
           summary="Event Grid's deliveries of ACS SMS events: the validation handshake and delivery reports"),
     Route("optouts_list", "api/optouts", ("GET",), OPTOUTS_LIST, summary="The caller's opt-out list"),

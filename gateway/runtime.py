@@ -12,6 +12,7 @@ from gateway.auth import ApiKeyStore, Authenticator
 from gateway.connections import StorageClients
 from gateway.delivery import Delivery, ReceiptFollowUp
 from gateway.health import StorageProbe
+from gateway.inbound import InboundBook, InboundStore
 from gateway.message_index import MessageIndex
 from gateway.optouts import OptOutList
 from gateway.pacing import NoPacing, Pacer, TablePacer
@@ -20,6 +21,7 @@ from gateway.providers.base import ReceiptSource
 from gateway.queue import DeliveryQueue
 from gateway.receipt_checks import CheckPolicy, ReceiptChecker, ReceiptChecks
 from gateway.receipts import ReceiptBook
+from gateway.reply_index import ReplyIndex
 from gateway.service import SendService
 from gateway.settings import Settings, get_settings
 from gateway.status import StatusService
@@ -49,6 +51,7 @@ class Gateway:
     receipts: ReceiptBook
     receipt_checker: ReceiptChecker
     optouts: OptOutList
+    inbound: InboundBook
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -72,6 +75,7 @@ class Gateway:
 
         worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table),
                                   optouts=OptOutList(clients.worker_tables, settings.optouts_table))
+        optouts = OptOutList(clients.tables, settings.optouts_table)
         return cls(
             settings=settings,
             clients=clients,
@@ -80,7 +84,8 @@ class Gateway:
             service=SendService(settings, request_store, request_queue,
                                 Delivery(request_store, provider, claim_timeout_seconds=claim_timeout,
                                          pacer=pacer, follow_up=follow_up(clients.tables),
-                                         optouts=OptOutList(clients.tables, settings.optouts_table))),
+                                         optouts=optouts,
+                                         replies=ReplyIndex(clients.tables, settings.reply_index_table))),
             status=StatusService(request_store),
             probe=StorageProbe(request_store, request_queue),
             provider=provider,
@@ -89,13 +94,17 @@ class Gateway:
             poison_queue=DeliveryQueue(clients.queue(settings.poison_queue_name, worker=True)),
             delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
                               follow_up=follow_up(clients.worker_tables),
-                              optouts=OptOutList(clients.worker_tables, settings.optouts_table)),
+                              optouts=OptOutList(clients.worker_tables, settings.optouts_table),
+                              replies=ReplyIndex(clients.worker_tables, settings.reply_index_table)),
             receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table),
-                                 optouts=OptOutList(clients.tables, settings.optouts_table)),
+                                 optouts=optouts),
             receipt_checker=ReceiptChecker(ReceiptChecks(clients.worker_tables, settings.receipt_checks_table), store,
                                            worker_book, provider if isinstance(provider, ReceiptSource) else None,
                                            policy),
-            optouts=OptOutList(clients.tables, settings.optouts_table),
+            inbound=InboundBook(InboundStore(clients.tables, settings.inbound_table),
+                                ReplyIndex(clients.tables, settings.reply_index_table), request_store,
+                                window=timedelta(hours=settings.reply_window_hours), optouts=optouts),
+            optouts=optouts,
         )
 
     @classmethod
@@ -116,7 +125,8 @@ class Gateway:
         With the request path's clients: the first request of a process waits for this, whatever it is.
         """
         tables = [self.settings.communications_table, self.settings.api_keys_table,
-                  self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table]
+                  self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table,
+                  self.settings.inbound_table, self.settings.reply_index_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:

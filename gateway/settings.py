@@ -112,7 +112,8 @@ class Settings:
         "SMS_TABLE_PREFIX", Pattern("[A-Za-z][A-Za-z0-9]*", "letters and digits starting with a letter"),
         default="Sms",
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
-        "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`",
+        "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`, "
+        "`<prefix>Inbound`, `<prefix>ReplyIndex`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -185,6 +186,11 @@ class Settings:
     receipt_checks_per_run: int = setting(
         "SMS_RECEIPT_CHECKS_PER_RUN", Integer(minimum=1, maximum=1000), default=200,
         description="most messages one run of the missing-receipt check asks the provider about",
+    )
+    reply_window_hours: int = setting(
+        "SMS_REPLY_WINDOW_HOURS", Integer(minimum=1, maximum=24 * 90), default=72,
+        description="how long after a send a message from its recipient to its sender number is taken as a reply "
+        "to it ([docs/replies.md](docs/replies.md)); older, it is kept unmatched",
     )
     instance_id: str | None = setting(
         "WEBSITE_INSTANCE_ID",
@@ -265,6 +271,14 @@ class Settings:
     @property
     def optouts_table(self) -> str:
         return f"{self.table_prefix}OptOuts"
+
+    @property
+    def inbound_table(self) -> str:
+        return f"{self.table_prefix}Inbound"
+
+    @property
+    def reply_index_table(self) -> str:
+        return f"{self.table_prefix}ReplyIndex"
 
     @property
     def poison_queue_name(self) -> str:

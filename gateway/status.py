@@ -10,7 +10,7 @@ import uuid
 
 from gateway.auth import Principal
 from gateway.errors import not_found
-from gateway.models import RecipientStatus, SMSContact, SMSStatusResponse, parse_guid
+from gateway.models import RecipientStatus, Reply, SMSContact, SMSStatusResponse, parse_guid
 from gateway.receipts import ReceiptState, shown_state
 from gateway.storage import (
     CommunicationStore,
@@ -20,6 +20,7 @@ from gateway.storage import (
     Snapshot,
     comm_id_for,
     count_recipients,
+    recipient_id_for,
 )
 
 NOT_FOUND = "No communication with that id exists for this licensee"
@@ -56,6 +57,10 @@ def describe(snapshot: Snapshot) -> SMSStatusResponse:
     recipients = snapshot.all_recipients()
     counts = count_recipients(recipients)
     shown = [recipient_status(r, snapshot.receipts.get(r.index)) for r in recipients]
+    if comm.reply_is_required:
+        replied = {reply.index for reply in snapshot.replies}
+        shown = [status.model_copy(update={"Replied": r.index in replied}) for r, status in zip(recipients, shown,
+                                                                                                 strict=True)]
     return SMSStatusResponse(
         CommId=comm.comm_id,
         Reference=comm.reference,
@@ -78,6 +83,8 @@ def describe(snapshot: Snapshot) -> SMSStatusResponse:
         CreatedAt=comm.created_at,
         UpdatedAt=comm.updated_at,
         Recipients=shown,
+        Replies=[Reply(RecipientId=recipient_id_for(comm.comm_id, reply.index), From=reply.sender, To=reply.to,
+                       Body=reply.body, ReceivedAt=reply.received_at) for reply in snapshot.replies],
     )
 
 

@@ -7,6 +7,8 @@ Layout (docs/storage.md has the reasoning):
   own RecipientId, delivery status, provider message id and error;
 - RowKey ``s00000``… one row per recipient that a provider's delivery receipt reached: what receipts said
   (``gateway/receipts.py``), apart from the recipient row so delivery's writes and receipts' never meet.
+- RowKey ``y<provider>-<message id>``… one row per reply a recipient sent to this communication
+  (``gateway/inbound.py``), after every other row.
 - CommId is derived from (LicenseeId, Reference) with uuid5, so a lookup by Reference is a
   point read and an accepted Reference is unique per licensee by construction: the insert
   of the ``comm`` row fails if that pair was ever used.
@@ -27,11 +29,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from gateway.connections import TableStore
+from gateway.message_index import key_of
 
 HEADER_ROW = "comm"
 CLAIM_ROW = "idempotency"  # sorts between the header and the recipient rows
 RECIPIENT_ROW_PREFIX = "r"
 RECEIPT_ROW_PREFIX = "s"  # sorts after every recipient row: a RowKey range of recipients never reads one
+REPLY_ROW_PREFIX = "y"  # sorts after the receipt rows: no query of recipients or receipts reads a reply
 TRANSACTION_LIMIT = 100
 RECIPIENTS_PROPERTY = "Recipients"  # the header's recipient list: Recipients0, Recipients1, ...
 MAX_PROPERTY_UNITS = 32 * 1024
@@ -261,6 +265,27 @@ class ReceiptView:
 
 
 @dataclass(frozen=True)
+class ReplyRecord:
+    """A message a recipient sent back, attributed to this communication (``gateway/inbound.py``)."""
+
+    provider: str
+    message_id: str
+    index: int  # the recipient who replied
+    sender: str  # their number, E.164
+    to: str  # our number
+    body: str
+    received_at: datetime
+
+    @property
+    def row_key(self) -> str:
+        return reply_row_key(self.provider, self.message_id)
+
+
+def reply_row_key(provider: str, message_id: str) -> str:
+    return f"{REPLY_ROW_PREFIX}{provider}-{key_of(message_id)}"
+
+
+@dataclass(frozen=True)
 class KeyClaim:
     """An Idempotency-Key's row in its communication's partition (``gateway.idempotency``)."""
 
@@ -319,6 +344,7 @@ class Snapshot:
     communication: Communication
     stored_recipients: list[Recipient]  # only the rows that exist: none before delivery, unless written at accept
     receipts: dict[int, ReceiptRecord] = field(default_factory=dict)  # by index; read only when the whole partition is
+    replies: list[ReplyRecord] = field(default_factory=list)  # oldest first; read only when the whole partition is
 
     def all_recipients(self) -> list[Recipient]:
         """Every recipient, in order: the stored rows, and the planned ones the worker has not created yet."""
@@ -571,6 +597,18 @@ def receipt_from_entity(entity: Any) -> ReceiptRecord:
     )
 
 
+def reply_entity(comm_id: uuid.UUID, reply: ReplyRecord) -> dict[str, Any]:
+    return {"PartitionKey": comm_id.hex, "RowKey": reply.row_key, "Provider": reply.provider,
+            "MessageId": reply.message_id, "Index": reply.index, "From": reply.sender, "To": reply.to,
+            "Body": reply.body, "ReceivedAt": reply.received_at}
+
+
+def reply_from_entity(entity: Any) -> ReplyRecord:
+    return ReplyRecord(provider=entity["Provider"], message_id=entity["MessageId"], index=int(entity["Index"]),
+                       sender=entity["From"], to=entity["To"], body=entity.get("Body") or "",
+                       received_at=entity["ReceivedAt"])
+
+
 def header_counts_of(entity: Any) -> HeaderCounts:
     return HeaderCounts(status=CommStatus(entity["Status"]), recipient_count=int(entity.get("RecipientCount") or 0),
                         sent_count=int(entity.get("SentCount") or 0), failed_count=int(entity.get("FailedCount") or 0),
@@ -676,7 +714,10 @@ class CommunicationStore(TableStore):
         recipients.sort(key=lambda recipient: recipient.index)
         receipts = [receipt_from_entity(entity) for entity in entities
                     if entity["RowKey"].startswith(RECEIPT_ROW_PREFIX)]
-        return Snapshot(communication_from_entity(header), recipients, {receipt.index: receipt for receipt in receipts})
+        replies = sorted((reply_from_entity(entity) for entity in entities
+                          if entity["RowKey"].startswith(REPLY_ROW_PREFIX)), key=lambda reply: reply.received_at)
+        return Snapshot(communication_from_entity(header), recipients, {receipt.index: receipt for receipt in receipts},
+                        replies)
 
     def load_header(self, comm_id: uuid.UUID) -> Communication | None:
         try:
@@ -834,6 +875,12 @@ class CommunicationStore(TableStore):
             if _is_conflict(error):
                 raise ConcurrentUpdate(comm_id.hex) from error
             raise
+
+    def save_reply(self, comm_id: uuid.UUID, reply: ReplyRecord) -> None:
+        """Write a reply row; the same message again rewrites the same row (providers deliver at least once)."""
+        entity = reply_entity(comm_id, reply)
+        check_fits(entity)
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def stale(self, updated_before: datetime, created_after: datetime) -> Iterable[Communication]:
         """Communications not yet final whose last change is older than ``updated_before``.

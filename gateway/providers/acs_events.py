@@ -1,4 +1,5 @@
-"""ACS delivery reports as Event Grid delivers them: the key, the handshake, and each event read into a ``Receipt``.
+"""ACS events as Event Grid delivers them: the key, the handshake, delivery reports read into a ``Receipt`` and
+inbound messages (``Microsoft.Communication.SMSReceived``) into an ``InboundMessage``.
 
 ACS publishes ``Microsoft.Communication.SMSDeliveryReportReceived`` to Event Grid, which POSTs a JSON
 array of events (Event Grid schema: ``id``, ``topic``, ``subject``, ``eventType``, ``dataVersion``,
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.inbound import InboundMessage, InboundOutcome
 from gateway.receipts import Receipt, ReceiptOutcome, ReceiptState
 from gateway.redact import brief, mask_phone
 
@@ -39,6 +41,7 @@ EVENT_TYPE_HEADER = "aeg-event-type"
 VALIDATION_DELIVERY = "SubscriptionValidation"  # the header's value on a handshake; "Notification" otherwise
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 DELIVERY_REPORT_EVENT = "Microsoft.Communication.SMSDeliveryReportReceived"
+RECEIVED_EVENT = "Microsoft.Communication.SMSReceived"  # data: messageId, from, to, message, receivedTimestamp
 # Event Grid batches up to 1,024 KB (a single larger event, up to 1 MB, alone): twice that leaves room, and
 # anything bigger is not Event Grid's.
 MAX_BATCH_BYTES = 2 * 1024 * 1024
@@ -105,7 +108,7 @@ def parse_batch(body: bytes) -> list[Any]:
     return events
 
 
-def read_event(event: Any) -> Receipt | Validation | Ignored:
+def read_event(event: Any) -> Receipt | InboundMessage | Validation | Ignored:
     """One Event Grid event as what it means to the gateway; ``MalformedEvent`` when it cannot be read."""
     if not isinstance(event, Mapping):
         raise MalformedEvent("an event is not a JSON object")
@@ -119,6 +122,10 @@ def read_event(event: Any) -> Receipt | Validation | Ignored:
         if not isinstance(code, str) or not code:
             raise MalformedEvent("a subscription validation event without data.validationCode")
         return Validation(code)
+    if event_type.lower() == RECEIVED_EVENT.lower():
+        if not isinstance(data, Mapping):
+            raise MalformedEvent("an SMSReceived event without a data object")
+        return _received(_folded(data), envelope.get("eventtime"))
     if event_type.lower() != DELIVERY_REPORT_EVENT.lower():
         return Ignored(f"event type {brief(event_type, 120)} is not handled here")
     if not isinstance(data, Mapping):
@@ -126,11 +133,13 @@ def read_event(event: Any) -> Receipt | Validation | Ignored:
     return _delivery_report(_folded(data), envelope.get("eventtime"))
 
 
-def receive(events: list[Any], apply: Callable[[Receipt], ReceiptOutcome]) -> BatchResult:
+def receive(events: list[Any], apply: Callable[[Receipt], ReceiptOutcome],
+            inbound: Callable[[InboundMessage], InboundOutcome] | None = None) -> BatchResult:
     """Every event of a delivery, each on its own: one that cannot be read does not stop the others.
 
-    ``apply`` stores a receipt (idempotently); a storage failure it raises ends the delivery so that Event
-    Grid sends it again, the receipts already applied included, which then change nothing.
+    ``apply`` stores a receipt and ``inbound`` an inbound message (both idempotently); a storage failure either
+    raises ends the delivery so that Event Grid sends it again, the events already stored included, which then
+    change nothing. Without ``inbound``, inbound messages are ignored.
     """
     result = BatchResult()
     for position, event in enumerate(events):
@@ -147,6 +156,14 @@ def receive(events: list[Any], apply: Callable[[Receipt], ReceiptOutcome]) -> Ba
         elif isinstance(meaning, Ignored):
             log.info("acs events: event id %s ignored: %s", event_id, meaning.reason)
             result.outcomes["ignored"] += 1
+        elif isinstance(meaning, InboundMessage):
+            if inbound is None:
+                result.outcomes["ignored"] += 1
+                continue
+            received = inbound(meaning)
+            log.info("acs events: inbound %s from %s: %s", brief(meaning.message_id, 80), mask_phone(meaning.sender),
+                     received)
+            result.outcomes[f"inbound {received}"] += 1
         else:
             outcome = apply(meaning)
             log.info("acs events: report %s %s for %s: %s", meaning.message_id, meaning.provider_status,
@@ -183,6 +200,19 @@ def _delivery_report(data: Mapping[str, Any], event_time: Any) -> Receipt | Igno
         opted_out=state is ReceiptState.FAILED and isinstance(details, str)
         and details.strip().lower() == SENDER_BLOCKED,
     )
+
+
+def _received(data: Mapping[str, Any], event_time: Any) -> InboundMessage:
+    message_id = data.get("messageid")
+    if not isinstance(message_id, str) or not message_id.strip():
+        raise MalformedEvent("an SMSReceived event without data.messageId")
+    sender, to = normalise_number(data.get("from")), normalise_number(data.get("to"))
+    if sender is None or to is None:
+        raise MalformedEvent("an SMSReceived event without a phone number in data.from and data.to")
+    body = data.get("message")
+    return InboundMessage(provider=PROVIDER, message_id=message_id.strip(), sender=sender, to=to,
+                          body=body if isinstance(body, str) else "",
+                          received_at=_timestamp(data.get("receivedtimestamp")) or _timestamp(event_time))
 
 
 def normalise_number(raw: Any) -> str | None:

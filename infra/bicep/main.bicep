@@ -118,7 +118,7 @@ param smsQueueName string = 'sms-outbound'
 
 @minLength(1)
 @maxLength(40)
-@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts.')
+@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts, <prefix>Inbound, <prefix>ReplyIndex.')
 param smsTablePrefix string = 'Sms'
 
 @allowed([
@@ -261,6 +261,8 @@ var tableNames = [
   '${smsTablePrefix}MessageIndex'
   '${smsTablePrefix}ReceiptChecks'
   '${smsTablePrefix}OptOuts'
+  '${smsTablePrefix}Inbound'
+  '${smsTablePrefix}ReplyIndex'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.
@@ -372,6 +374,10 @@ var appSettings = [
   }
   {
     name: 'SMS_RECEIPT_GIVE_UP_HOURS'
+    value: '72'
+  }
+  {
+    name: 'SMS_REPLY_WINDOW_HOURS'
     value: '72'
   }
   {

@@ -168,7 +168,7 @@ def test_the_handshake_is_read_from_the_sdks_validation_event_and_the_docs_sampl
     assert acs_events.handshake_answer("512d38b6") == '{"validationResponse": "512d38b6"}'
 
 
-@pytest.mark.parametrize("event_type", ["Microsoft.Communication.SMSReceived", "Microsoft.Storage.BlobCreated"])
+@pytest.mark.parametrize("event_type", ["Microsoft.Communication.SMSEventX", "Microsoft.Storage.BlobCreated"])
 def test_other_event_types_are_ignored(event_type: str) -> None:
     event = {**SAMPLE_2025, "eventType": event_type,
              "data": {"messageId": "Incoming_1", "from": "15555555555", "to": "15555555555", "message": "hi"}}
@@ -206,7 +206,7 @@ def test_every_event_of_a_batch_is_applied_and_a_bad_one_loses_none_of_the_other
 
     other = report(messageId="Outgoing_2", deliveryStatus="Failed", deliveryStatusDetails="Unreachable")
     events = acs_events.parse_batch(json.dumps(
-        [SAMPLE_2025, {"eventType": "Microsoft.Communication.SMSReceived", "data": {}}, "junk", other,
+        [SAMPLE_2025, {"eventType": "Microsoft.Storage.BlobCreated", "data": {}}, "junk", other,
          report(messageId=None)]).encode())
     result = acs_events.receive(events, apply)
     assert [receipt.message_id for receipt in applied] == [MESSAGE_ID, "Outgoing_2"]
