@@ -46,7 +46,11 @@ numbers, POSTing to ``inbound_url`` (what the number's "A message comes in" webh
 sends (``MessageSid``, ``SmsSid``, ``SmsMessageSid``, ``AccountSid``, ``From``, ``To``, ``Body``, ``NumSegments``,
 ``NumMedia``, ``SmsStatus=received``, ``ApiVersion`` and the geo fields), signed like a status callback; the
 answer is returned (Twilio reads it as TwiML) and kept in ``inbound``. Twilio does not retry; ``again`` reposts
-one exactly, as an at-least-once delivery would.
+one exactly, as an at-least-once delivery would. Like Twilio's default keyword handling, a text that is only an
+opt-out keyword (``STOP``, ``STOPALL``, ``UNSUBSCRIBE``, ``CANCEL``, ``END``, ``QUIT``, ``REVOKE``, ``OPTOUT``;
+trimmed, any case) unsubscribes the phone from that number, and ``START``, ``YES`` or ``UNSTOP`` subscribes it
+again: from then on a Message from that number to that phone is refused with 21610 (``unsubscribe`` does the
+same without a text).
 
 From a shell, ``python -m fakes.twilio [--port 8081]`` runs it until Ctrl-C and prints the
 settings that point the gateway at it (``main`` below).
@@ -96,6 +100,11 @@ PROGRESS = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4,
 
 log = logging.getLogger(__name__)
 
+# Twilio's default keywords (long codes and toll-free): the whole message, trimmed, any case.
+OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
+UNSUBSCRIBED = (21610, "Attempt to send to unsubscribed recipient")
+
 # Twilio's test credentials answer these To numbers with these errors; the fake does the same by default.
 MAGIC_NUMBERS: dict[str, tuple[int, str]] = {
     "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
@@ -103,7 +112,7 @@ MAGIC_NUMBERS: dict[str, tuple[int, str]] = {
                      "phone number via SMS."),
     "+15005550003": (21408, "Permission to send an SMS has not been enabled for the region indicated by the "
                      "'To' number: +15005550003."),
-    "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
+    "+15005550004": UNSUBSCRIBED,
     "+15005550009": (21614, "'To' number is not a valid mobile number"),
 }
 
@@ -381,6 +390,7 @@ class TwilioFake(FakeService):
         self._posting: list[threading.Thread] = []
         self.inbound_url: str | None = None  # the number's "A message comes in" webhook
         self.inbound: list[PostedInbound] = []  # every inbound message posted, with its answer
+        self._unsubscribed: set[tuple[str, str]] = set()  # (account number, phone) pairs that texted STOP
 
     def fate(self, number: str, fate: Fate) -> None:
         """What becomes of every Message to ``number`` from now on."""
@@ -402,6 +412,14 @@ class TwilioFake(FakeService):
         with self.lock:
             self._rejections[number] = _Rejection(code, message, status)
 
+    def unsubscribe(self, phone: str, sender: str, *, subscribed: bool = False) -> None:
+        """``phone`` opts out of (or, ``subscribed``, back into) messages from the account's number ``sender``."""
+        with self.lock:
+            if subscribed:
+                self._unsubscribed.discard((sender, phone))
+            else:
+                self._unsubscribed.add((sender, phone))
+
     def authorised(self, header: str | None, account_sid: str | None) -> bool:
         if not header or not header.startswith("Basic ") or account_sid != self.account_sid:
             return False
@@ -418,6 +436,10 @@ class TwilioFake(FakeService):
             scripted = self._rejections.get(to)
         if scripted is not None:
             return scripted
+        with self.lock:
+            unsubscribed = (str(params.get("From")), to) in self._unsubscribed
+        if unsubscribed:
+            return _Rejection(*UNSUBSCRIBED)
         if not (E164.match(to) or CHANNEL_ADDRESS.match(to)):
             return _Rejection(21211, f"The 'To' number {to} is not a valid phone number.")
         sender = params.get("From")
@@ -541,6 +563,9 @@ class TwilioFake(FakeService):
         """A phone at ``from_`` texts ``body`` to the account's number ``to``: posted, signed, to ``inbound_url``."""
         if self.inbound_url is None:
             raise RuntimeError("set inbound_url first: the webhook Twilio calls when a message comes in")
+        keyword = body.strip().upper()
+        if keyword in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS:
+            self.unsubscribe(from_, to, subscribed=keyword in OPT_IN_KEYWORDS)
         sid = "SM" + secrets.token_hex(16)
         form = {"ToCountry": "US", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "", "FromZip": "",
                 "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "", "Body": body,

@@ -29,7 +29,7 @@ from gateway.storage import (
     comm_id_for,
     utcnow,
 )
-from gateway.validation import ValidSend, validate_send
+from gateway.validation import NO_REPLIES, ValidSend, can_receive_replies, validate_send
 
 log = logging.getLogger("gateway.service")
 
@@ -157,7 +157,7 @@ class SendService:
             CommId=comm.comm_id,
             Reference=comm.reference,
             Status=report.sent == report.total,
-            Message=_outcome_message(report, retrying),
+            Message=_with_reply_warning(comm, _outcome_message(report, retrying)),
         )
 
     def _interrupted(self, comm: Communication, wait: float | None, error: Exception) -> CommResponse:
@@ -165,7 +165,8 @@ class SendService:
         queued = self._hand_to_queue(comm, wait)
         message = "Accepted; delivery was interrupted"
         message += " and will finish in the background" if queued else "; the sweep will finish it"
-        return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=False, Message=message)
+        return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=False,
+                            Message=_with_reply_warning(comm, message))
 
     def _hand_to_queue(self, comm: Communication, wait: float | None) -> bool:
         """Queue the rest of the delivery as the worker queues a retry: same delay, the run counted."""
@@ -181,7 +182,14 @@ class SendService:
 def _queued(comm: Communication) -> CommResponse:
     count = len(comm.recipients_spec)
     return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,
-                        Message=f"Queued for delivery to {_plural(count, 'recipient')}")
+                        Message=_with_reply_warning(comm, f"Queued for delivery to {_plural(count, 'recipient')}"))
+
+
+def _with_reply_warning(comm: Communication, message: str) -> str:
+    """``message``, warning that replies cannot arrive when the send allows them from a sender nobody can answer."""
+    if comm.reply_is_allowed and not can_receive_replies(comm.sender):
+        return f"{message}. Replies cannot arrive: the sender '{comm.sender}' {NO_REPLIES}"
+    return message
 
 
 def _outcome_message(report: DeliveryReport, retrying: bool) -> str:

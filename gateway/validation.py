@@ -24,6 +24,8 @@ MAX_NOTES_LENGTH = 4000
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 SHORT_CODE_SENDER = re.compile(r"^\d{3,8}$")
+NO_REPLIES = ("is an alphanumeric sender id: no reply, and no STOP, can reach it; send from a phone number or a "
+              "short code")
 
 
 # Where each property of the stored rows comes from in the request.
@@ -92,6 +94,11 @@ def validate_send(request: SMSSend, settings: Settings) -> ValidSend:
         _check_text(body, "SMSModel.MessageBody", "Message Body", None, errors)
 
     sender = _sender(model.From.PhoneNumber if model.From else None, settings, errors)
+    if sender and model.ReplyIsRequired and not can_receive_replies(sender):
+        named = "The sender" if model.From and (model.From.PhoneNumber or "").strip() else "The default sender"
+        errors.append(FieldError("SMSModel.From.PhoneNumber", "ReplyNotPossible",
+                                 f"'Reply Is Required' needs a sender that can be answered. {named} "
+                                 f"'{sender}' {NO_REPLIES}."))
     if model.From:
         _check_text(model.From.Name, "SMSModel.From.Name", "Name", MAX_NAME_LENGTH, errors)
     _check_text(model.Notes, "SMSModel.Notes", "Notes", MAX_NOTES_LENGTH, errors)
@@ -152,6 +159,12 @@ def _sender(raw: str | None, settings: Settings, errors: list[FieldError]) -> st
             )
         )
     return number
+
+
+def can_receive_replies(sender: str) -> bool:
+    """Whether a reply (or a STOP) can reach ``sender``: a phone number or a short code can be answered, a
+    name cannot. An empty sender is a Twilio Messaging Service's pick, always a number."""
+    return not ALPHANUMERIC_SENDER.match(sender.strip())
 
 
 def _recipients(contacts: list, settings: Settings, errors: list[FieldError]) -> list[RecipientSpec]:

@@ -369,6 +369,10 @@ Delivery receipts (docs/providers.md, "Wiring delivery receipts"): the gateway g
 with every message; for a Twilio Messaging Service, paste this as its status callback URL:
   $(output TWILIO_MESSAGING_SERVICE_CALLBACK_URL)
 
+Replies and STOP (docs/replies.md): set each Twilio number's (or the Messaging Service's) incoming message
+webhook, HTTP POST, to:
+  $(output TWILIO_INBOUND_URL)
+
 EOF
   if [[ -n "${SMS_CUSTOM_DOMAIN:-}" ]]; then
     cat <<EOF

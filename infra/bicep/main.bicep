@@ -286,6 +286,7 @@ var vaultSecretsUri = 'https://${vaultName}${environment().suffixes.keyvaultDns}
 var publicBaseUrl = empty(customDomain) ? 'https://${appName}.azurewebsites.net' : 'https://${customDomain}'
 // The route Twilio posts status callbacks to (gateway/routes.py; tests/infra/test_receipts_infra.py checks it).
 var twilioStatusPath = 'api/providers/twilio/status'
+var twilioInboundPath = 'api/providers/twilio/inbound'
 // The app takes a connection string or an endpoint, not both: a configured connection string wins.
 var acsIdentityEndpoint = createCommunicationService ? communication.outputs.endpoint : acsEndpoint
 var acsEndpointValue = useAcsConnectionString ? '' : acsIdentityEndpoint
@@ -601,6 +602,8 @@ output CUSTOM_DOMAIN_TXT_VALUE string = empty(customDomain) ? '' : frontDoor.out
 // azd keeps outputs in its environment, and main.parameters.json reads that name into twilioStatusCallbackUrl.
 output SMS_PUBLIC_BASE_URL string = publicBaseUrl
 output TWILIO_MESSAGING_SERVICE_CALLBACK_URL string = '${publicBaseUrl}/${twilioStatusPath}'
+// Replies and STOP (docs/replies.md): the URL to set as a Twilio number's (or Messaging Service's) incoming webhook.
+output TWILIO_INBOUND_URL string = '${publicBaseUrl}/${twilioInboundPath}'
 // What infra/hooks/subscribe-acs-events.sh needs after the code is deployed; empty without a created ACS resource.
 output ACS_EVENTS_SYSTEM_TOPIC string = createCommunicationService ? acsEvents.outputs.name : ''
 output ACS_EVENTS_DEAD_LETTER_CONTAINER string = acsEventsDeadLetterContainerName

@@ -34,6 +34,7 @@ OUTPUTS = {"FUNCTION_APP_NAME": "app-test", "ENDPOINT_URL": "https://app-test.az
            "STORAGE_ACCOUNT_NAME": "sttest", "KEY_VAULT_NAME": "kv-test", "SMS_PROVIDER": "twilio",
            "RESOURCE_GROUP_NAME": "rg-sms-gateway-test", "SMS_PUBLIC_BASE_URL": "https://app-test.azurewebsites.net",
            "TWILIO_MESSAGING_SERVICE_CALLBACK_URL": "https://app-test.azurewebsites.net/api/providers/twilio/status",
+           "TWILIO_INBOUND_URL": "https://app-test.azurewebsites.net/api/providers/twilio/inbound",
            "ACS_EVENTS_SYSTEM_TOPIC": "", "ACS_EVENTS_DEAD_LETTER_CONTAINER": "", "SMS_EVENTGRID_KEY_IN_VAULT": True}
 
 

@@ -615,7 +615,8 @@ outputs = {{"FUNCTION_APP_NAME": "app-test", "ENDPOINT_URL": "https://app-test.a
            "STORAGE_ACCOUNT_NAME": "sttest", "KEY_VAULT_NAME": "kv-test",
            "SMS_PUBLIC_BASE_URL": "https://app-test.azurewebsites.net", "ACS_EVENTS_SYSTEM_TOPIC": "",
            "ACS_EVENTS_DEAD_LETTER_CONTAINER": "", "SMS_EVENTGRID_KEY_IN_VAULT": "true",
-           "TWILIO_MESSAGING_SERVICE_CALLBACK_URL": "https://app-test.azurewebsites.net/api/providers/twilio/status"}}
+           "TWILIO_MESSAGING_SERVICE_CALLBACK_URL": "https://app-test.azurewebsites.net/api/providers/twilio/status",
+           "TWILIO_INBOUND_URL": "https://app-test.azurewebsites.net/api/providers/twilio/inbound"}}
 if args[:2] == ["account", "show"]:
     if "user.type" in joined:
         print("user")

@@ -116,7 +116,9 @@ def test_the_outputs_give_the_twilio_callback_url_for_a_messaging_service(templa
     # next provisioning (TWILIO_STATUS_CALLBACK_URL would turn into the twilioStatusCallbackUrl parameter).
     mapped = json.loads((BICEP_DIR / "main.parameters.json").read_text())["parameters"]
     variables = {re.sub(r"^\$\{(\w+).*$", r"\1", entry["value"]) for entry in mapped.values()}
-    receipts = {"SMS_PUBLIC_BASE_URL", "TWILIO_MESSAGING_SERVICE_CALLBACK_URL", "ACS_EVENTS_SYSTEM_TOPIC",
+    assert outputs["TWILIO_INBOUND_URL"]["value"] == "${publicBaseUrl}/${twilioInboundPath}"
+    receipts = {"SMS_PUBLIC_BASE_URL", "TWILIO_MESSAGING_SERVICE_CALLBACK_URL", "TWILIO_INBOUND_URL",
+                "ACS_EVENTS_SYSTEM_TOPIC",
                 "ACS_EVENTS_DEAD_LETTER_CONTAINER", "SMS_EVENTGRID_KEY_IN_VAULT"}
     assert receipts <= set(outputs)
     assert not receipts & variables, receipts & variables
@@ -124,6 +126,10 @@ def test_the_outputs_give_the_twilio_callback_url_for_a_messaging_service(templa
 
 def test_the_twilio_callback_path_is_the_apps_route(template: Template) -> None:
     provider_route(variable(template.main, "twilioStatusPath"))
+
+
+def test_the_twilio_inbound_path_is_the_apps_route(template: Template) -> None:
+    provider_route(variable(template.main, "twilioInboundPath"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -211,18 +211,7 @@ def inbound_row(gateway: Gateway, message_id: str, provider: str = "twilio") -> 
     return dict(rows[0]) if rows else None
 
 
-# --- keywords reach the opt-out list (gateway/optouts.py lands from its own branch: a recording list here) ---------
-
-
-class RecordingOptOuts:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, uuid.UUID, str]] = []
-
-    def add(self, licensee_id: uuid.UUID, number: str, *, reason: str, source: str) -> None:
-        self.calls.append(("add", licensee_id, number))
-
-    def remove(self, licensee_id: uuid.UUID, number: str, *, source: str) -> None:
-        self.calls.append(("remove", licensee_id, number))
+# --- keywords reach the opt-out list --------------------------------------------------------------------------------
 
 
 def test_stop_and_start_change_the_list_of_every_licensee_that_sent_on_the_pair_once_each(
@@ -231,22 +220,89 @@ def test_stop_and_start_change_the_list_of_every_licensee_that_sent_on_the_pair_
     sender, person = number(), number()
     send(server, keys[A], sender, person)
     send(server, keys[B], sender, person)
-    optouts = RecordingOptOuts()
-    book = InboundBook(InboundStore(gateway.clients.tables, gateway.settings.inbound_table),
-                       ReplyIndex(gateway.clients.tables, gateway.settings.reply_index_table), gateway.store,
-                       window=timedelta(hours=72), optouts=optouts)
+    book = gateway.inbound
     stop = InboundMessage("twilio", "SM" + secrets.token_hex(16), person, sender, " stop ")
     assert book.receive(stop) is InboundOutcome.UNMATCHED  # two licensees: ambiguous, and shown to neither
     assert book.receive(stop) is InboundOutcome.DUPLICATE
-    assert sorted(optouts.calls) == sorted([("add", A, person), ("add", B, person)])
-    optouts.calls.clear()
+    listed = {licensee: gateway.optouts.find(licensee, person) for licensee in (A, B)}
+    assert {(entry.reason, entry.source) for entry in listed.values()} == {("STOP", "keyword")}
     assert book.receive(InboundMessage("twilio", "SM" + secrets.token_hex(16), person, sender, "START")) \
         is InboundOutcome.UNMATCHED
-    assert sorted(optouts.calls) == sorted([("remove", A, person), ("remove", B, person)])
-    optouts.calls.clear()
+    assert gateway.optouts.find(A, person) is None and gateway.optouts.find(B, person) is None
     book.receive(InboundMessage("twilio", "SM" + secrets.token_hex(16), person, sender, "stop please"))
-    assert optouts.calls == []
+    assert gateway.optouts.find(A, person) is None
 
+
+SENT_OR_LATER = {"Sent", "Delivered"}  # the fake's status callbacks may have arrived already
+
+
+def creates_to(twilio: TwilioFake, phone: str) -> int:
+    """How many Messages the fake created for ``phone``: a call it refused creates none."""
+    with twilio.lock:
+        return sum(1 for resource in twilio.resources.values() if resource["to"] == phone)
+
+
+def test_stop_over_http_makes_the_next_send_opted_out_without_a_provider_call_and_start_undoes_it(
+    server: GatewayServer, keys: dict[uuid.UUID, str], twilio: TwilioFake
+) -> None:
+    sender, other_sender, person, friend = number(), number(), number(), number()
+    send(server, keys[A], sender, person)
+    assert twilio.text(person, sender, "Stop").answered == 200
+
+    # The next send, from another of the licensee's numbers (Twilio's own list is per number): no provider call.
+    before = creates_to(twilio, person)
+    comm = send(server, keys[A], other_sender, person, friend)
+    states = {r["PhoneNumber"]: r["Status"] for r in comm["Recipients"]}
+    assert states[person] == "OptedOut" and states[friend] in SENT_OR_LATER
+    assert comm["FailedCount"] == 1 and creates_to(twilio, person) == before
+    listed = server.get("/api/optouts", key=keys[A]).json()["OptOuts"]
+    assert [(o["PhoneNumber"], o["Reason"], o["Source"]) for o in listed if o["PhoneNumber"] == person] == \
+        [(person, "STOP", "keyword")]
+    assert person not in {o["PhoneNumber"] for o in server.get("/api/optouts", key=keys[B]).json()["OptOuts"]}
+
+    assert twilio.text(person, sender, "start").answered == 200
+    again = send(server, keys[A], other_sender, person)
+    assert again["Recipients"][0]["Status"] in SENT_OR_LATER and creates_to(twilio, person) == before + 1
+
+
+def test_twilio_refusing_an_unsubscribed_recipient_ends_it_opted_out_and_lists_the_number(
+    server: GatewayServer, keys: dict[uuid.UUID, str], twilio: TwilioFake
+) -> None:
+    sender, person = number(), number()
+    twilio.unsubscribe(person, sender)  # the person texted STOP to that number in Twilio's own records only
+    comm = send(server, keys[A], sender, person)
+    [recipient] = comm["Recipients"]
+    assert (recipient["Status"], recipient["ErrorCode"], comm["Status"]) == ("OptedOut", "21610", "Failed")
+    listed = {o["PhoneNumber"]: o for o in server.get("/api/optouts", key=keys[A]).json()["OptOuts"]}
+    assert (listed[person]["Reason"], listed[person]["Source"]) == ("21610", "twilio")
+
+
+# --- reply-capable senders ----------------------------------------------------------------------------------------
+
+
+def test_reply_required_from_an_alphanumeric_sender_is_a_400_naming_the_sender(
+    server: GatewayServer, keys: dict[uuid.UUID, str]
+) -> None:
+    model = {"From": {"PhoneNumber": "Clinic"}, "To": [{"PhoneNumber": number()}], "MessageBody": "Reply YES",
+             "ReplyIsRequired": True}
+    answer = server.post("/api/sendmessage", {"SMSModel": model}, key=keys[A])
+    assert answer.status_code == 400, answer.text
+    [error] = answer.json()["ResponseStatus"]["Errors"]
+    assert (error["FieldName"], error["ErrorCode"]) == ("SMSModel.From.PhoneNumber", "ReplyNotPossible")
+    assert "alphanumeric" in error["Message"] and "'Clinic'" in error["Message"]
+
+
+def test_reply_allowed_from_an_alphanumeric_sender_is_accepted_with_a_warning(
+    server: GatewayServer, keys: dict[uuid.UUID, str]
+) -> None:
+    model = {"From": {"PhoneNumber": "Clinic"}, "To": [{"PhoneNumber": number()}], "MessageBody": "Hello",
+             "ReplyIsAllowed": True}
+    answer = server.post("/api/sendmessage", {"SMSModel": model}, key=keys[A])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["Message"].startswith("Queued for delivery to 1 recipient. Replies cannot arrive")
+    model["From"]["PhoneNumber"] = number()
+    answer = server.post("/api/sendmessage", {"SMSModel": model}, key=keys[A])
+    assert answer.json()["Message"] == "Queued for delivery to 1 recipient"
 
 
 def test_a_message_is_stored_before_anything_can_fail_and_a_retry_finishes_the_work(

@@ -3,7 +3,7 @@ import pytest
 from gateway.errors import ApiError
 from gateway.models import SMSSend
 from gateway.settings import Settings
-from gateway.validation import normalise_number, validate_send
+from gateway.validation import can_receive_replies, normalise_number, validate_send
 from tests.samples import send_body
 
 ENV = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_DEFAULT_SENDER": "+15005550006"}
@@ -87,6 +87,26 @@ def test_alphanumeric_sender_ids_and_short_codes_are_kept(sender: str) -> None:
     body = send_body()
     body["SMSModel"]["From"] = {"PhoneNumber": sender}
     assert validate_send(SMSSend.model_validate(body), settings()).sender == sender
+
+
+@pytest.mark.parametrize(("sender", "answerable"), [("ACME", False), ("Clinic 24", False), ("12345", True),
+                                                    ("+14155550123", True), ("", True)])
+def test_only_numbers_and_short_codes_can_receive_replies(sender: str, answerable: bool) -> None:
+    assert can_receive_replies(sender) is answerable
+
+
+def test_reply_required_needs_a_sender_that_can_be_answered_given_or_by_default() -> None:
+    body = send_body(ReplyIsRequired=True)
+    body["SMSModel"]["From"] = {"PhoneNumber": "ACME"}
+    assert errors_of(body) == [("SMSModel.From.PhoneNumber", "ReplyNotPossible")]
+    del body["SMSModel"]["From"]
+    with pytest.raises(ApiError) as caught:
+        validate_send(SMSSend.model_validate(body), settings(SMS_DEFAULT_SENDER="ACME"))
+    assert caught.value.errors[0].message.startswith("'Reply Is Required' needs a sender that can be answered. "
+                                                     "The default sender 'ACME' is an alphanumeric sender id")
+    assert validate_send(SMSSend.model_validate(body), settings()).reply_is_required is True
+    body["SMSModel"].update(ReplyIsRequired=False, ReplyIsAllowed=True)
+    assert validate_send(SMSSend.model_validate(body), settings(SMS_DEFAULT_SENDER="ACME")).sender == "ACME"
 
 
 def test_all_errors_are_reported_at_once() -> None:
