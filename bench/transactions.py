@@ -18,7 +18,9 @@ of 100) adds at most 2 to each: budget(n) = base + 2 * ceil((n - 1) / 100); a fa
 at most 4 + 10 per unit (the price of delivering units in parallel, docs/performance.md). Delivery through
 a provider whose receipts may name only its message id (Twilio without a callback URL of ours) also writes
 the message-id index, one row per recipient sent (docs/delivery.md, "Receipts"): + n; and through a provider
-the missing-receipt check can ask (Twilio), one transaction per batch of watch rows: + 1 per batch.
+the missing-receipt check can ask (Twilio), one transaction per batch of watch rows: + 1 per batch; and from a
+sender that can be answered (a number), one transaction per batch of reply-index rows (docs/replies.md): + 1 per
+batch.
 
     python -m bench.transactions [--recipients 1,100,1000]
 """
@@ -56,6 +58,7 @@ from gateway.storage import CommStatus
 ACCEPT_BASE, DELIVER_BASE, PER_100 = 2, 7, 2
 INDEX_PER_RECIPIENT = 1  # the message-id index: one write per recipient the provider accepted
 WATCH_PER_BATCH = 1  # the missing-receipt check's watch rows: one transaction per batch the provider accepted
+REPLIES_PER_BATCH = 1  # the reply index's rows: one transaction per batch sent from a number
 # A fanned-out communication: its first message (receive, read, a send per unit, delete) plus per unit at most
 # receive, read, the opt-out look-up, claim, record, the settle's narrow read (two pages past 1,000 rows) and
 # conditional write, delete.
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         units = row["messages"] - 1
         accept_budget = budget(ACCEPT_BASE, count)
         deliver_budget = ((fan_out_budget(units) if units else budget(DELIVER_BASE, count))
-                          + INDEX_PER_RECIPIENT * count + WATCH_PER_BATCH * max(units, 1))
+                          + INDEX_PER_RECIPIENT * count + (WATCH_PER_BATCH + REPLIES_PER_BATCH) * max(units, 1))
         accept_met, deliver_met = accept <= accept_budget, deliver <= deliver_budget
         all_met = all_met and accept_met and deliver_met
         flag = "true" if row["references_now"] else "false"
@@ -178,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["references now", "recipients", "accept: requests", "deliver: requests"], breakdown))
     path = write_results("transactions", args, {"budget": "base + 2 * ceil((n - 1) / 100); accept base 2, deliver "
                                                           "base 7 (host receive and delete included); a fanned-out "
-                                                          "delivery 4 + 10 per unit; deliver + n index writes",
+                                                          "delivery 4 + 10 per unit; deliver + n index writes + 2 per "
+                                                          "batch (watch rows, reply index)",
                                                 "cases": cases, "all_met": all_met})
     print(f"results: {path.relative_to(path.parents[2])}")
     return 0

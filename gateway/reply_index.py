@@ -29,6 +29,7 @@ from azure.data.tables import UpdateMode
 
 from gateway.connections import TableStore
 from gateway.redact import describe, mask_phone
+from gateway.storage import TRANSACTION_LIMIT
 
 log = logging.getLogger("gateway.reply_index")
 
@@ -85,37 +86,42 @@ class ReplyIndex(TableStore):
     """Writes the pair's row at send time and reads it for a reply."""
 
     def record(self, ours: str, theirs: Sequence[tuple[str, Sent]], *, concurrency: int = 1) -> int:
-        """Merge each (their number, send) into its pair's row, ``concurrency`` at a time; returns how many could
-        not be written (an alphanumeric ``ours``: none is written, none fails).
+        """Merge each (their number, send) into its pair's row; returns how many could not be written (an
+        alphanumeric ``ours``: none is written, none fails).
 
-        Best effort, like the message-id index: a send is recorded whatever happens here; a reply to a send
-        whose row is missing is kept unmatched.
+        Every row of one sender shares a partition, so a batch is one transaction per 100 rows; a transaction
+        the service refuses is written again row by row, ``concurrency`` at a time, so one bad row costs only
+        itself. Best effort, like the message-id index: a send is recorded whatever happens here; a reply to a
+        send whose row is missing is kept unmatched.
         """
         partition = number_key(ours)
         if partition is None or not theirs:
             return 0
-
-        def write(pair: tuple[str, Sent]) -> bool:
-            number, sent = pair
-            row = number_key(number)
-            if row is None:
-                return True
-            value = f"{sent.comm_id.hex} {sent.index} {sent.sent_at.isoformat()}"
-            entity = {"PartitionKey": partition, "RowKey": row, LATEST + sent.licensee_id.hex: value}
-            if sent.reply_is_allowed:
-                entity[ALLOWED + sent.licensee_id.hex] = value
+        rows = [row for row in (_row(partition, number, sent) for number, sent in theirs) if row is not None]
+        unwritten: list[dict[str, str]] = []
+        for start in range(0, len(rows), TRANSACTION_LIMIT):
+            chunk = rows[start:start + TRANSACTION_LIMIT]
             try:
-                self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
-            except AzureError as error:
-                log.warning("comm %s recipient %d to %s: reply index not written: %s", sent.comm_id.hex, sent.index,
-                            mask_phone(number), describe(error))
-                return False
-            return True
+                self._table.submit_transaction([("upsert", row, {"mode": UpdateMode.MERGE}) for row in chunk])
+            except AzureError as error:  # TableTransactionError is one
+                log.info("reply index: a transaction of %d rows refused, writing them one by one: %s", len(chunk),
+                         describe(error))
+                unwritten.extend(chunk)
+        if not unwritten:
+            return 0
+        if concurrency <= 1 or len(unwritten) == 1:
+            return sum(not self._write(row) for row in unwritten)
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(unwritten)), thread_name_prefix="replies") as pool:
+            return sum(not written for written in pool.map(self._write, unwritten))
 
-        if concurrency <= 1 or len(theirs) == 1:
-            return sum(not write(pair) for pair in theirs)
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(theirs)), thread_name_prefix="replies") as pool:
-            return sum(not written for written in pool.map(write, theirs))
+    def _write(self, row: dict[str, str]) -> bool:
+        try:
+            self._table.upsert_entity(row, mode=UpdateMode.MERGE)
+        except AzureError as error:
+            log.warning("reply index: the row of recipient %s not written: %s", mask_phone(row["RowKey"]),
+                        describe(error))
+            return False
+        return True
 
     def candidates(self, ours: str, theirs: str) -> list[Sent]:
         """What was sent on the pair, per licensee its latest and its latest with ReplyIsAllowed; a point read."""
@@ -137,6 +143,18 @@ class ReplyIndex(TableStore):
 
     def find(self, ours: str, theirs: str, at: datetime, window: timedelta) -> Match:
         return match(self.candidates(ours, theirs), at, window)
+
+
+def _row(partition: str, number: str, sent: Sent) -> dict[str, str] | None:
+    """The properties one send merges into its pair's row: only its licensee's."""
+    row = number_key(number)
+    if row is None:
+        return None
+    value = f"{sent.comm_id.hex} {sent.index} {sent.sent_at.isoformat()}"
+    entity = {"PartitionKey": partition, "RowKey": row, LATEST + sent.licensee_id.hex: value}
+    if sent.reply_is_allowed:
+        entity[ALLOWED + sent.licensee_id.hex] = value
+    return entity
 
 
 def _parse(name: str, value: str) -> Sent | None:

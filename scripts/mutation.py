@@ -41,7 +41,12 @@ GUARDS: dict[str, list[str]] = {
         "tests/integration/test_guarantees.py", "tests/integration/test_delivery.py",
         "tests/integration/test_delivery_reconcile.py", "tests/integration/test_retry_delay.py",
         "tests/integration/test_receipts.py", "tests/integration/test_receipt_checks.py",
+        "tests/integration/test_optouts.py", "tests/integration/test_inbound.py",
     ],
+    "gateway/optouts.py": ["tests/integration/test_optouts.py", "tests/integration/test_inbound.py"],
+    "gateway/keywords.py": ["tests/unit/test_keywords.py", "tests/integration/test_inbound.py"],
+    "gateway/reply_index.py": ["tests/unit/test_reply_match.py", "tests/integration/test_inbound.py"],
+    "gateway/inbound.py": ["tests/unit/test_inbound_parsing.py", "tests/integration/test_inbound.py"],
     "gateway/auth.py": [
         "tests/integration/test_auth.py", "tests/integration/test_http_guarantees.py",
         "tests/integration/test_auth_cache.py",

@@ -21,10 +21,10 @@ from fakes.acs import AcsFake
 from fakes.twilio import TwilioFake
 from gateway.inbound import InboundBook, InboundMessage, InboundOutcome, InboundStore
 from gateway.message_index import key_of
-from gateway.reply_index import ReplyIndex
+from gateway.reply_index import ReplyIndex, Sent
 from gateway.runtime import Gateway
 from gateway.settings import Settings
-from gateway.storage import CommunicationStore
+from gateway.storage import CommunicationStore, utcnow
 from tests.server import GatewayServer, server_env
 
 INBOUND = "/api/providers/twilio/inbound"
@@ -323,3 +323,21 @@ def test_a_message_is_stored_before_anything_can_fail_and_a_retry_finishes_the_w
     assert book.receive(message) is InboundOutcome.MATCHED
     assert book.receive(message) is InboundOutcome.DUPLICATE
     assert [r["Body"] for r in status(server, keys[A], comm["CommId"])["Replies"]] == ["On my way"]
+
+
+def test_the_reply_index_writes_a_batch_in_one_transaction_and_row_by_row_when_it_is_refused(
+    gateway: Gateway,
+) -> None:
+    index = ReplyIndex(gateway.clients.tables, gateway.settings.reply_index_table)
+    sender, comm = number(), uuid.uuid4()
+    people = [number() for _ in range(3)]
+    sends = [(person, Sent(A, comm, i, utcnow(), reply_is_allowed=True)) for i, person in enumerate(people)]
+    assert index.record(sender, sends) == 0
+    assert [[(s.comm_id, s.index) for s in index.candidates(sender, p) if s.reply_is_allowed] for p in people] == \
+        [[(comm, 0)], [(comm, 1)], [(comm, 2)]]
+    # The same number twice in one batch: the service refuses the transaction; every row is still written.
+    later = uuid.uuid4()
+    again = [(people[0], Sent(B, later, 0, utcnow())), (people[0], Sent(B, later, 1, utcnow()))]
+    assert index.record(sender, again) == 0
+    assert {(s.licensee_id, s.comm_id) for s in index.candidates(sender, people[0])} == {(A, comm), (B, later)}
+    assert index.record("Clinic", sends) == 0 and index.candidates("Clinic", people[0]) == []
