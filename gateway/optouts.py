@@ -6,7 +6,7 @@ Delivery asks ``suppressed`` for each batch just before claiming it, so a number
 accepted is still never sent to; the recipient ends ``OptedOut`` with no provider call.
 
 Table ``<prefix>OptOuts``: PartitionKey = the licensee id (hex), RowKey = the number in E.164, with ``Reason``
-(the keyword, ``21610``, ``api``…), ``Source`` (``inbound``, ``twilio``, ``api``, ``cli``…) and ``At`` (UTC).
+(the keyword, ``21610``, ``api``…), ``Source`` (``keyword``, ``twilio``, ``acs``, ``api``, ``cli``) and ``At`` (UTC).
 A licensee's numbers are one partition: listing them is one query, and another licensee's are never read.
 """
 
