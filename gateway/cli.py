@@ -1,4 +1,5 @@
-"""`python -m gateway keys create|list|revoke`, `optouts list|add|remove` and `outbox`: administration from a shell.
+"""`python -m gateway keys create|list|revoke`, `optouts list|add|remove`, `inbound unattributed` and `outbox`:
+administration from a shell.
 
 Reads the same settings as the app (the environment, then local.settings.json), so it
 works against Azurite locally and against the real account with an identity in Azure.
@@ -10,15 +11,18 @@ import argparse
 import sys
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from gateway.auth import ApiKeyStore
 from gateway.connections import StorageClients
+from gateway.inbound import InboundStore
 from gateway.models import EMPTY_GUID, parse_guid
 from gateway.optouts import OptOutList
 from gateway.redact import mask_phone
 from gateway.settings import ConfigError, Settings, load_local_settings
+from gateway.storage import utcnow
 from gateway.validation import normalise_number
 
 OPERATOR_SOURCE = "cli"
@@ -83,6 +87,20 @@ def _optouts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inbound(args: argparse.Namespace) -> int:
+    """Inbound messages no licensee can see (docs/replies.md): an operator decides what becomes of them."""
+    settings, clients = _connect()
+    inbound = InboundStore(clients.tables, settings.inbound_table)
+    inbound.ensure_table()
+    rows = inbound.unattributed(utcnow() - timedelta(hours=args.hours))
+    print(f"{'RECEIVED (UTC)':<21}{'PROVIDER':<10}{'MATCH':<11}{'FROM':<18}{'TO':<18}BODY")
+    for row in rows:
+        print(f"{row['ReceivedAt']:%Y-%m-%d %H:%M:%S}  {row['RowKey']:<10}{row.get('Match', ''):<11}"
+              f"{row['From']:<18}{row['To']:<18}{row['Body']!r}")
+    print(f"{len(rows)} message(s) in the last {args.hours} hour(s) attributed to no licensee.")
+    return 0
+
+
 def _outbox(args: argparse.Namespace) -> int:
     """The newest would-be SMS the outbox provider recorded."""
     settings, clients = _connect()
@@ -129,12 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("number", help="the phone number, international (+...) or national")
         if name == "add":
             command.add_argument("--reason", default="operator", help="why, as the list shows it")
+    inbound = commands.add_parser("inbound", help="inbound messages").add_subparsers(dest="command", required=True)
+    unattributed = inbound.add_parser("unattributed", help="replies no licensee is shown: unmatched or ambiguous")
+    unattributed.add_argument("--hours", type=int, default=72, help="how far back to look (default 72)")
     outbox = commands.add_parser("outbox", help="show what the outbox provider would have sent")
     outbox.add_argument("--limit", type=int, default=20, help="how many of the newest to show")
     args = parser.parse_args(argv)
 
     try:
-        run = {"keys": _keys, "optouts": _optouts, "outbox": _outbox}[args.area]
+        run = {"keys": _keys, "optouts": _optouts, "inbound": _inbound, "outbox": _outbox}[args.area]
         return run(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import UpdateMode
@@ -92,6 +92,15 @@ class InboundStore(TableStore):
             entity |= {"LicenseeId": result.sent.licensee_id.hex, "CommId": result.sent.comm_id.hex,
                        "Index": result.sent.index}
         self._table.update_entity(entity, mode=UpdateMode.MERGE)
+
+
+    def unattributed(self, since: datetime) -> list[dict[str, Any]]:
+        """Messages received since ``since`` that no licensee is shown (unmatched or ambiguous), oldest first:
+        for operators. A filtered query over the table (operators ask rarely and for a few
+        days; the request path never does)."""
+        rows = self._table.query_entities("ReceivedAt ge @since and Match ne @matched",
+                                          parameters={"since": since, "matched": MatchKind.MATCHED.value})
+        return sorted((dict(row) for row in rows), key=lambda row: row["ReceivedAt"])
 
 
 class InboundBook:

@@ -25,6 +25,7 @@ from gateway.reply_index import ReplyIndex, Sent
 from gateway.runtime import Gateway
 from gateway.settings import Settings
 from gateway.storage import CommunicationStore, utcnow
+from tests.integration.test_cli import cli
 from tests.server import GatewayServer, server_env
 
 INBOUND = "/api/providers/twilio/inbound"
@@ -341,3 +342,16 @@ def test_the_reply_index_writes_a_batch_in_one_transaction_and_row_by_row_when_i
     assert index.record(sender, again) == 0
     assert {(s.licensee_id, s.comm_id) for s in index.candidates(sender, people[0])} == {(A, comm), (B, later)}
     assert index.record("Clinic", sends) == 0 and index.candidates("Clinic", people[0]) == []
+
+
+def test_operators_see_the_messages_no_licensee_is_shown(
+    server: GatewayServer, env: dict[str, str], keys: dict[uuid.UUID, str], twilio: TwilioFake
+) -> None:
+    sender, stranger, patient = number(), number(), number()
+    send(server, keys[A], sender, patient, ReplyIsAllowed=True)
+    twilio.text(stranger, sender, "Who is this?")
+    twilio.text(patient, sender, "See you then")
+    shown = cli(env, "inbound", "unattributed", "--hours", "1")
+    assert shown.returncode == 0, shown.stderr
+    assert "'Who is this?'" in shown.stdout and stranger in shown.stdout and "Unmatched" in shown.stdout
+    assert "See you then" not in shown.stdout  # attributed: the licensee sees it in Replies
