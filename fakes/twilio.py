@@ -437,7 +437,8 @@ class TwilioFake(FakeService):
         if scripted is not None:
             return scripted
         with self.lock:
-            unsubscribed = (str(params.get("From")), to) in self._unsubscribed
+            # A Messaging Service sends from its pool: the fake's pool is its one number.
+            unsubscribed = (str(params.get("From") or DEV_SENDER), to) in self._unsubscribed
         if unsubscribed:
             return _Rejection(*UNSUBSCRIBED)
         if not (E164.match(to) or CHANNEL_ADDRESS.match(to)):

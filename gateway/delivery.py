@@ -174,6 +174,7 @@ class Delivery:
         self._follow_up = follow_up or ReceiptFollowUp()
         # Receipts can reach this provider's messages (the outbox says it sends none): a final record settles them.
         self._receipts = bool(getattr(provider, "sends_receipts", True))
+        self._picks_sender = bool(getattr(provider, "picks_sender", False))
         # Every receipt names CommId and index (the callback URL the provider was given carries them): no index.
         self._named_by_callbacks = bool(getattr(provider, "receipts_name_the_recipient", False))
         self._claim_timeout = claim_timeout_seconds
@@ -612,10 +613,12 @@ class Delivery:
     def _index_replies(self, comm: Communication, batch: Sequence[Recipient]) -> None:
         """The reply index's rows for the recipients now Sent, so a reply finds this communication (best effort).
 
-        Not for a provider that sends nothing (the outbox: no phone has the message, so none can answer it).
+        Not for a provider that sends nothing (the outbox: no phone has the message, so none can answer it), nor
+        for one that picks the sender itself (a Twilio Messaging Service): its receipts name the number, and the
+        receipt book writes the row then (``ReceiptBook``).
         """
         sent = [r for r in batch if r.status is RecipientState.SENT]
-        if self._replies is None or not self._receipts or not sent:
+        if self._replies is None or not self._receipts or self._picks_sender or not sent:
             return
         now = self._clock()
         self._replies.record(comm.sender, [(r.phone_number, Sent(comm.licensee_id, comm.comm_id, r.index, now,

@@ -16,8 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from azure.core.exceptions import AzureError
+
 from gateway.message_index import MessageIndex
 from gateway.optouts import OptOutList
+from gateway.redact import describe
+from gateway.reply_index import ReplyIndex, Sent, number_key
 from gateway.storage import (
     RECEIPT_COUNT_PROPERTIES,
     CommStatus,
@@ -68,6 +72,9 @@ class Receipt:
     # The recipient blocked the sender (ACS's "Sender blocked for given recipient"): the number joins the
     # licensee's opt-out list (``gateway/optouts.py``), so no other sender of the licensee tries it.
     opted_out: bool = False
+    # The number the message went from, when the provider names it (Twilio's From): a Messaging Service picks it
+    # only after the create, so the reply index is written from here for such a provider (docs/replies.md).
+    sender: str | None = None
 
 
 class ReceiptOutcome(enum.StrEnum):
@@ -193,11 +200,13 @@ class ReceiptBook:
     """
 
     def __init__(self, store: CommunicationStore, index: MessageIndex | None = None,
-                 clock: Callable[[], datetime] = utcnow, optouts: OptOutList | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, optouts: OptOutList | None = None,
+                 replies: ReplyIndex | None = None) -> None:
         self._store = store
         self._index = index
         self._clock = clock
         self._optouts = optouts
+        self._replies = replies  # given when the provider picks the sender: the receipt names it
 
     def apply(self, receipt: Receipt) -> ReceiptOutcome:
         """Record ``receipt`` on its recipient and say what it did; raises only when storage fails (AzureError)."""
@@ -227,6 +236,8 @@ class ReceiptBook:
                 continue
             log.info("receipt %s %s on comm %s recipient %d: %s%s", receipt.provider, receipt.provider_status,
                      comm_id.hex, index, decision.outcome, f", comm {decision.status}" if decision.status else "")
+            if decision.outcome is ReceiptOutcome.APPLIED:
+                self._index_reply(comm_id, index, receipt)
             return decision.outcome
         raise ConcurrentUpdate(f"{comm_id.hex} recipient {index}: receipt not recorded after {APPLY_TRIES} tries")
 
@@ -242,6 +253,24 @@ class ReceiptBook:
             return
         self._optouts.add(comm.licensee_id, comm.recipients_spec[index].phone_number,
                           reason=receipt.error_message or receipt.provider_status, source=receipt.provider)
+
+    def _index_reply(self, comm_id: uuid.UUID, index: int, receipt: Receipt) -> None:
+        """The reply index's row for the number the provider picked (best effort, as at send time).
+
+        Only for a provider that picks the sender, and only on a receipt that moved the recipient forward (at most
+        two per message: sent, then delivered or not): one point read of the header and one merge.
+        """
+        if self._replies is None or not receipt.sender or number_key(receipt.sender) is None:
+            return
+        try:
+            comm = self._store.load_header(comm_id)
+        except AzureError as error:
+            log.warning("comm %s recipient %d: reply index not written: %s", comm_id.hex, index, describe(error))
+            return
+        if comm is None or index >= len(comm.recipients_spec):
+            return
+        sent = Sent(comm.licensee_id, comm_id, index, receipt.occurred_at or self._clock(), comm.reply_is_allowed)
+        self._replies.record(receipt.sender, [(comm.recipients_spec[index].phone_number, sent)])
 
     def _find(self, receipt: Receipt) -> tuple[uuid.UUID, int] | None:
         """The recipient a receipt is about: named, through the message-id index, or by CommId and number."""

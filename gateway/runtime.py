@@ -68,13 +68,20 @@ class Gateway:
                              give_up=timedelta(hours=settings.receipt_give_up_hours),
                              per_run=settings.receipt_checks_per_run)
 
+        def replies_by_receipt(provider: SmsProvider, tables: TableServiceClient) -> ReplyIndex | None:
+            """The reply index for the receipt book, when the provider picks the sender and receipts name it."""
+            if not getattr(provider, "picks_sender", False):
+                return None
+            return ReplyIndex(tables, settings.reply_index_table)
+
         def follow_up(tables: TableServiceClient) -> ReceiptFollowUp:
             return ReceiptFollowUp(index=MessageIndex(tables, settings.message_index_table),
                                    checks=ReceiptChecks(tables, settings.receipt_checks_table), policy=policy,
                                    concurrency=index_concurrency(settings))
 
         worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table),
-                                  optouts=OptOutList(clients.worker_tables, settings.optouts_table))
+                                  optouts=OptOutList(clients.worker_tables, settings.optouts_table),
+                                  replies=replies_by_receipt(provider, clients.worker_tables))
         optouts = OptOutList(clients.tables, settings.optouts_table)
         return cls(
             settings=settings,
@@ -97,7 +104,7 @@ class Gateway:
                               optouts=OptOutList(clients.worker_tables, settings.optouts_table),
                               replies=ReplyIndex(clients.worker_tables, settings.reply_index_table)),
             receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table),
-                                 optouts=optouts),
+                                 optouts=optouts, replies=replies_by_receipt(provider, clients.tables)),
             receipt_checker=ReceiptChecker(ReceiptChecks(clients.worker_tables, settings.receipt_checks_table), store,
                                            worker_book, provider if isinstance(provider, ReceiptSource) else None,
                                            policy),

@@ -12,7 +12,10 @@ recipient's fate.
 Two optional attributes tell delivery what receipts need (docs/delivery.md, "Receipts"): ``sends_receipts``
 (default True; the outbox says False) and ``receipts_name_the_recipient`` (default False: a receipt may name only
 the provider's message id, so delivery writes the message-id index, one row per message accepted; True when every
-message's callback URL carries its CommId and index, and the index would never be read).
+message's callback URL carries its CommId and index, and the index would never be read). A third,
+``picks_sender`` (default False), says the provider chooses the sending number itself (a Twilio Messaging
+Service): the communication's sender is then not the number a reply comes to, so the reply index is written from
+the receipt that names the number (``Receipt.sender``), not at send time (docs/replies.md).
 """
 
 from __future__ import annotations

@@ -86,6 +86,8 @@ class TwilioProvider(ReconcilingProvider):
         # Every create then names the gateway's own URL with CommId and Index, and Twilio calls that URL rather than
         # a Messaging Service's: delivery needs no message-id index to find what a callback is about.
         self.receipts_name_the_recipient = bool(self._callback_base) and not settings.status_callback_url
+        # A Messaging Service picks the From from its pool after the create; the status callbacks name it.
+        self.picks_sender = bool(settings.messaging_service_sid)
         self._concurrency = concurrency
         self._session = session if session is not None else _new_session(settings, concurrency)
 

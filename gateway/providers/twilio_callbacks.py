@@ -102,6 +102,7 @@ def receipt_from(form: Sequence[tuple[str, str]], query: Mapping[str, str]) -> R
         comm_id=_comm_id(query.get(COMM_ID)),
         index=_index(query.get(INDEX)),
         to=to if E164.fullmatch(to) else None,
+        sender=fields.get("From") or None,
     )
 
 

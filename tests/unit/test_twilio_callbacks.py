@@ -142,3 +142,8 @@ def test_the_query_finds_the_row_or_leaves_it_to_the_sid(query: dict[str, str], 
 
 def test_a_to_that_is_not_a_phone_number_is_not_kept() -> None:
     assert receipt_from(form(To="whatsapp:+447700900123"), {}).to is None
+
+
+def test_the_from_a_callback_names_is_the_sender_a_messaging_service_picked() -> None:
+    assert receipt_from(form(From="+14155550123"), {}).sender == "+14155550123"
+    assert receipt_from([(k, v) for k, v in form() if k != "From"], {}).sender is None
