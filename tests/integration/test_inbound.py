@@ -355,3 +355,16 @@ def test_operators_see_the_messages_no_licensee_is_shown(
     assert shown.returncode == 0, shown.stderr
     assert "'Who is this?'" in shown.stdout and stranger in shown.stdout and "Unmatched" in shown.stdout
     assert "See you then" not in shown.stdout  # attributed: the licensee sees it in Replies
+
+
+def test_help_is_recorded_as_a_keyword_and_changes_nothing_else(
+    server: GatewayServer, keys: dict[uuid.UUID, str], gateway: Gateway, twilio: TwilioFake
+) -> None:
+    sender, patient = number(), number()
+    comm = send(server, keys[A], sender, patient, ReplyIsAllowed=True)
+    posted = twilio.text(patient, sender, " help ")
+    assert posted.answered == 200 and posted.text == TWIML  # the gateway sends no automatic answer
+    row = inbound_row(gateway, posted.form["MessageSid"])
+    assert (row["Keyword"], row["Match"]) == ("Help", "Matched")
+    assert gateway.optouts.find(A, patient) is None
+    assert [r["Body"] for r in status(server, keys[A], comm["CommId"])["Replies"]] == [" help "]
