@@ -776,10 +776,9 @@ class CommunicationStore(TableStore):
         communication knows only its own rows; ``save_counts`` settles them). A ``mark`` (the change's webhook
         events, not yet published) is written in the same transaction.
         """
-        rows = len(recipients) + 1 + (mark is not None)
-        if rows > TRANSACTION_LIMIT:
-            raise ValueError(f"at most {TRANSACTION_LIMIT} rows per save: {len(recipients)} recipients, the header"
-                             f"{' and a mark' if mark is not None else ''}")
+        most = TRANSACTION_LIMIT - 1 - (mark is not None)  # the header, and the mark, take one place each
+        if len(recipients) > most:
+            raise ValueError(f"at most {most} recipients per save{' with a mark' if mark is not None else ''}")
         operations: list[Any] = []
         for recipient in recipients:
             entity = recipient_entity(comm.comm_id, recipient)

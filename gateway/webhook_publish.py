@@ -18,8 +18,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from azure.core.exceptions import AzureError
-
 from gateway.redact import describe
 from gateway.storage import CommunicationStore, EventMark
 from gateway.webhook_emit import derive
@@ -49,15 +47,16 @@ class Emitter:
     def publish(self, mark: EventMark | None, events: Sequence[WebhookEvent]) -> None:
         """Publish the events of a change written with ``mark``, then delete the mark.
 
-        A failure is logged, not raised: the change is written and its mark stays, so the sweep publishes the
-        events; raising would only make the caller's retry find the change done and publish nothing.
+        Whatever the sink or storage raised is logged, not raised: the change is written and its mark stays, so
+        the sweep publishes the events; raising would only make the caller's retry find the change done and
+        publish nothing (and fail a delivery run whose SMS went out).
         """
         if mark is None:
             return
         try:
             self._sink.publish(events)
             self._store.clear_mark(mark)
-        except AzureError as error:
+        except Exception as error:  # the mark stays: recovered by the sweep
             log.warning("comm %s: %d webhook event(s) left for the sweep: %s", mark.comm_id.hex, len(events),
                         describe(error))
 
@@ -75,7 +74,7 @@ class Emitter:
         for comm_id, marks in by_comm.items():
             try:
                 recovered += self._recover(comm_id, marks)
-            except AzureError as error:
+            except Exception as error:  # the marks stay: the next sweep tries again, and the other comms go on
                 log.warning("comm %s: webhook events not recovered this sweep: %s", comm_id.hex, describe(error))
         return recovered
 
