@@ -217,7 +217,7 @@ class ReceiptBook:
             return ReceiptOutcome.UNKNOWN
         comm_id, index = found
         for _ in range(APPLY_TRIES):
-            view = self._store.receipt_view(comm_id, index)
+            view = self._view(comm_id, index)
             if view is None or index >= view.header.recipient_count:
                 log.info("receipt %s %s: comm %s has no recipient %d", receipt.provider, receipt.provider_status,
                          comm_id.hex, index)
@@ -242,6 +242,12 @@ class ReceiptBook:
                      comm_id.hex, index, decision.outcome, f", comm {decision.status}" if decision.status else "")
             return decision.outcome
         raise ConcurrentUpdate(f"{comm_id.hex} recipient {index}: receipt not recorded after {APPLY_TRIES} tries")
+
+    def _view(self, comm_id: uuid.UUID, index: int) -> ReceiptView | None:
+        """What applying the receipt reads; with webhooks, the header in full as well (what its event carries)."""
+        if self._emitter is None:
+            return self._store.receipt_view(comm_id, index)
+        return self._store.receipt_view(comm_id, index, communication=True)
 
     def _events(self, view: ReceiptView, decision: Decision) -> list[WebhookEvent]:
         """The webhook event of a receipt that moved its recipient to a final state; none for any other."""

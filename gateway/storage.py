@@ -266,7 +266,7 @@ class ReceiptView:
     recipient_status: RecipientState | None  # None: delivery has not written the recipient's row yet
     provider_message_id: str | None
     receipt: ReceiptRecord | None
-    communication: Communication | None = None  # the whole header as read: what a receipt's webhook event carries
+    communication: Communication | None = None  # the header in full, when asked for: what a receipt's event carries
 
 
 @dataclass(frozen=True)
@@ -876,8 +876,11 @@ class CommunicationStore(TableStore):
                 raise ConcurrentUpdate(comm_id.hex) from error
             raise
 
-    def receipt_view(self, comm_id: uuid.UUID, index: int) -> ReceiptView | None:
-        """The header's counts, recipient ``index``'s row and its receipt row, in one query; None without a header."""
+    def receipt_view(self, comm_id: uuid.UUID, index: int, *, communication: bool = False) -> ReceiptView | None:
+        """The header's counts, recipient ``index``'s row and its receipt row, in one query; None without a header.
+
+        With ``communication``, the header read in full too (its recipient list parsed: only when an event needs it).
+        """
         query = "PartitionKey eq @pk and ( RowKey eq @header or RowKey eq @recipient or RowKey eq @receipt )"
         parameters = {"pk": comm_id.hex, "header": HEADER_ROW, "recipient": _row_key(index),
                       "receipt": receipt_row_key(index)}
@@ -892,7 +895,7 @@ class CommunicationStore(TableStore):
             recipient_status=RecipientState(recipient["Status"]) if recipient is not None else None,
             provider_message_id=recipient.get("ProviderMessageId") if recipient is not None else None,
             receipt=receipt_from_entity(receipt) if receipt is not None else None,
-            communication=communication_from_entity(header),
+            communication=communication_from_entity(header) if communication else None,
         )
 
     def save_receipt(self, comm_id: uuid.UUID, record: ReceiptRecord, header: dict[str, Any] | None,
