@@ -9,10 +9,12 @@ the sweep publishes the same events, same ids and same bodies.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +35,7 @@ from gateway.reply_index import ReplyIndex
 from gateway.runtime import Gateway, use_gateway
 from gateway.settings import Settings
 from gateway.storage import MARK_ROW_PREFIX, Communication, CommunicationStore, RecipientSpec, utcnow
-from gateway.webhook_events import EventType, WebhookEvent
+from gateway.webhook_events import EventType, WebhookEvent, event_id_for
 from gateway.webhook_publish import Emitter
 from tests.integration.test_delivery import ScriptedProvider, make_delivery
 from tests.integration.test_storage import make_comm
@@ -192,6 +194,32 @@ def test_a_fanned_out_communication_is_completed_once_by_the_unit_that_settles_i
     assert (types.count("message.sent"), types.count("communication.completed")) == (150, 1)
     assert sink.published_ids().count(next(i for i, b in sink.stored(comm.licensee_id).items()
                                            if b["type"] == "communication.completed")) == 1
+
+
+def test_units_delivered_at_once_complete_the_communication_once(gateway: Gateway, sink: RecordingSink) -> None:
+    comm = comm_for(gateway.store, 300)
+    delivery = with_events(gateway, sink, ScriptedProvider())
+    units = delivery.units(300)
+    with ThreadPoolExecutor(len(units)) as pool:
+        list(pool.map(lambda unit: delivery.deliver(comm.comm_id, unit), units))
+    types = sink.types(comm.licensee_id)
+    assert (types.count("message.sent"), types.count("communication.completed")) == (300, 1)
+    assert marks(gateway.store, comm.comm_id) == []
+    assert gateway.store.load_header(comm.comm_id).status.value == "Sent"
+
+
+def test_a_run_killed_before_its_record_is_told_once_by_the_run_that_finishes_it(gateway: Gateway,
+                                                                                 sink: RecordingSink) -> None:
+    comm = comm_for(gateway.store, 2)
+    with pytest.raises(SystemExit):
+        with_events(gateway, sink, ScriptedProvider(resend_is_safe=True, crash_after=1)).deliver(comm.comm_id)
+    assert sink.calls == []  # claimed, maybe sent, nothing recorded: nothing to tell yet
+    later = with_events(gateway, sink, ScriptedProvider(resend_is_safe=True),
+                        clock=lambda: utcnow() + timedelta(seconds=120))  # past the dead worker's claim
+    later.deliver(comm.comm_id)
+    assert sorted(sink.published_ids()) == sorted([event_id_for(comm.comm_id, EventType.SENT, 0),
+                                                   event_id_for(comm.comm_id, EventType.SENT, 1),
+                                                   event_id_for(comm.comm_id, EventType.COMPLETED)])
 
 
 def test_a_licensee_without_an_endpoint_costs_no_storage_call(storage_env: dict[str, str]) -> None:
@@ -357,7 +385,7 @@ def test_the_sweep_recovers_events_of_quiet_marks_through_the_gateway(gateway: G
     comm = comm_for(gateway.store, 1)
     sink.fail = 1
     with_events(gateway, sink, ScriptedProvider()).deliver(comm.comm_id)
-    use_gateway(Gateway(**{**vars(gateway), "events": sink}))
+    use_gateway(dataclasses.replace(gateway, events=sink))
     try:
         worker.sweep(now=utcnow())
         assert sink.stored(comm.licensee_id) == {}  # the mark is younger than SMS_SWEEP_AFTER_SECONDS
