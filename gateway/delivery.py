@@ -369,8 +369,9 @@ class Delivery:
             comm.sent_count, comm.failed_count = sent, failed
             comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
             comm.updated_at = now
+            last = start + self._batch_size >= len(open_recipients)
             try:
-                self._save(comm, batch, claim=True, counts=unit is None)
+                self._save(comm, batch, claim=True, counts=unit is None, completes=last)
             except ConcurrentUpdate as error:
                 raise DeliveryInProgress(comm_id.hex) from error
         if unit is None and comm.status.is_final:
@@ -614,17 +615,20 @@ class Delivery:
             self._settle_receipts(comm)
             log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
 
-    def _save(self, comm: Communication, batch: Sequence[Recipient], *, counts: bool, claim: bool = False) -> None:
+    def _save(self, comm: Communication, batch: Sequence[Recipient], *, counts: bool, claim: bool = False,
+              completes: bool = True) -> None:
         """Write the batch's final outcomes and the header (``CommunicationStore.save``), and publish their events.
 
         The events (``webhook_emit``: one per recipient made final, and ``communication.completed`` when this write
-        makes the communication final) are marked in the same transaction, then published
+        makes the communication final and ``completes``: a give-up tells it with its last batch) are marked in the
+        same transaction, then published
         (``gateway/webhook_publish.py``): a crash in between leaves them to the sweep, never lost.
         """
         events: list[WebhookEvent] = []
         if self._emitter is not None:
             events = recipients_events(comm, batch)
-            completed = completed_event(comm, comm.sent_count, comm.failed_count, comm.updated_at) if counts else None
+            completed = (completed_event(comm, comm.sent_count, comm.failed_count, comm.updated_at)
+                         if counts and completes else None)
             events += [completed] if completed is not None else []
         mark = self._mark(comm, events, comm.updated_at)
         self._store.save(comm, batch, claim=claim, counts=counts, mark=mark)

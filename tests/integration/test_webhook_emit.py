@@ -222,6 +222,14 @@ def test_a_run_killed_before_its_record_is_told_once_by_the_run_that_finishes_it
                                                    event_id_for(comm.comm_id, EventType.COMPLETED)])
 
 
+def test_a_large_give_up_tells_each_recipient_and_the_completion_once(gateway: Gateway, sink: RecordingSink) -> None:
+    comm = comm_for(gateway.store, 150)
+    with_events(gateway, sink, ScriptedProvider()).give_up(comm.comm_id, "Delivery did not finish after 3 sweeps")
+    published = [event.type for call in sink.calls for event in call]
+    assert (published.count(EventType.FAILED), published.count(EventType.COMPLETED)) == (150, 1)
+    assert len(sink.calls) == 2  # one publish per transaction of 98 recipients
+
+
 def test_a_licensee_without_an_endpoint_costs_no_storage_call(storage_env: dict[str, str]) -> None:
     """Delivery with webhooks for a licensee the sink does not want makes exactly the calls it makes without."""
     counter = CountingPolicy()
