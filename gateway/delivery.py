@@ -37,12 +37,16 @@ from gateway.storage import (
     Communication,
     CommunicationStore,
     ConcurrentUpdate,
+    EventMark,
     Recipient,
     RecipientState,
     aggregate_status,
     count_recipients,
     utcnow,
 )
+from gateway.webhook_emit import completed_event, recipients_events
+from gateway.webhook_events import EventSink, WebhookEvent
+from gateway.webhook_publish import Emitter
 
 log = logging.getLogger("gateway.delivery")
 
@@ -166,8 +170,11 @@ class Delivery:
         follow_up: ReceiptFollowUp | None = None,
         optouts: OptOutList | None = None,
         replies: ReplyIndex | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self._store = store
+        # Webhook events of every recipient made final and of the communication completed (None: no webhooks).
+        self._emitter = Emitter(events, store) if events is not None else None
         self._replies = replies
         self._provider = provider
         self._optouts = optouts
@@ -181,7 +188,9 @@ class Delivery:
         self._run_seconds = run_seconds
         self._clock = clock
         self._pacer = pacer or NoPacing()
-        self._batch_size = self._pacer.batch_size(max(1, min(provider.max_batch_size, TRANSACTION_LIMIT - 1)))
+        # A batch's record is one transaction: its rows, the header, and with webhooks the events' mark.
+        rows_per_batch = TRANSACTION_LIMIT - (2 if events is not None else 1)
+        self._batch_size = self._pacer.batch_size(max(1, min(provider.max_batch_size, rows_per_batch)))
 
     def units(self, count: int) -> list[range]:
         """The units a communication of ``count`` recipients fans out into: one provider batch each."""
@@ -216,7 +225,7 @@ class Delivery:
             return self._deliver(comm, recipients, scope, started, counts=unit is None)
         finally:
             if fanned_out:
-                self._settle(comm_id)
+                self._settle(comm)
 
     def _fan_out(self, comm: Communication, recipients: Sequence[Recipient], fan_out: FanOut) -> DeliveryReport:
         """Queue a message per unit with recipients still open; with none open, put the counts right."""
@@ -226,7 +235,7 @@ class Delivery:
             log.info("comm %s: %d recipient(s) fanned out into %d unit(s)", comm.comm_id.hex, len(recipients),
                      len(units))
         else:
-            comm.status = self._settle(comm.comm_id) or comm.status
+            comm.status = self._settle(comm) or comm.status
         return self._report(comm, recipients, None)
 
     def _deliver(
@@ -277,15 +286,17 @@ class Delivery:
             raise RetryLater(report)
         return report
 
-    def _settle(self, comm_id: uuid.UUID) -> CommStatus | None:
+    def _settle(self, comm: Communication) -> CommStatus | None:
         """Write the communication's counts and status as its recipient rows (and the receipts the header
         counts) say, on the ETag read with them.
 
         A unit writes only its own rows (its record leaves the header's counts alone); this puts the
         counts right. The write is conditional: when another unit wrote the header since it was read, read
         again, so the last write always follows every recorded outcome. Rows only move towards final, so
-        no count ever shows a communication final too early. Returns the status it leaves.
+        no count ever shows a communication final too early. The write that makes it final carries
+        ``communication.completed``. Returns the status it leaves.
         """
+        comm_id = comm.comm_id
         for _ in range(SETTLE_TRIES):
             tally = self._store.tally(comm_id)
             if tally is None:
@@ -295,10 +306,15 @@ class Delivery:
             status = overall_status(status, sent, tally.receipts)
             if (tally.sent_count, tally.failed_count, tally.status) == (sent, failed, status):
                 return status
+            now = self._clock()
+            completed = completed_event(comm, sent, failed, now) if not tally.status.is_final else None
+            events = [completed] if completed is not None and self._emitter is not None else []
+            mark = self._mark(comm, events, now)
             try:
-                self._store.save_counts(comm_id, tally, status, self._clock())
+                self._store.save_counts(comm_id, tally, status, now, mark=mark)
             except ConcurrentUpdate:
                 continue
+            self._publish(mark, events)
             if status.is_final:
                 log.info("comm %s %s: %d sent, %d failed", comm_id.hex, status, sent, failed)
             return status
@@ -322,7 +338,7 @@ class Delivery:
             return self._give_up(comm, recipients, reason, unit)
         finally:
             if len(recipients) > self._batch_size:
-                self._settle(comm_id)
+                self._settle(comm)
 
     def _give_up(
         self, comm: Communication, recipients: Sequence[Recipient], reason: str, unit: range | None
@@ -338,7 +354,7 @@ class Delivery:
                 comm.sent_count, comm.failed_count = sent, failed
                 comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
                 comm.updated_at = now
-                self._store.save(comm, [])
+                self._save(comm, [], counts=True)
                 self._settle_receipts(comm)
             return self._report(comm, recipients, None)
         for recipient in open_recipients:
@@ -354,8 +370,9 @@ class Delivery:
             comm.sent_count, comm.failed_count = sent, failed
             comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
             comm.updated_at = now
+            last = start + self._batch_size >= len(open_recipients)
             try:
-                self._store.save(comm, batch, claim=True, counts=unit is None)
+                self._save(comm, batch, claim=True, counts=unit is None, completes=last)
             except ConcurrentUpdate as error:
                 raise DeliveryInProgress(comm_id.hex) from error
         if unit is None and comm.status.is_final:
@@ -503,7 +520,7 @@ class Delivery:
         comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
         comm.updated_at = now
         try:
-            self._store.save(comm, opted, claim=True, counts=counts)
+            self._save(comm, opted, claim=True, counts=counts)
         except ConcurrentUpdate as error:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
         log.info("comm %s: %d recipient(s) on the opt-out list, not sent", comm.comm_id.hex, len(opted))
@@ -592,12 +609,38 @@ class Delivery:
         comm.updated_at = self._clock()
         accepted = [r for r in batch if r.status is RecipientState.SENT and r.provider_message_id]
         self._index(comm, accepted)
-        self._store.save(comm, batch, counts=counts)
+        self._save(comm, batch, counts=counts)
         self._watch(comm, accepted)
         self._index_replies(comm, batch)
         if counts and comm.status.is_final:
             self._settle_receipts(comm)
             log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
+
+    def _save(self, comm: Communication, batch: Sequence[Recipient], *, counts: bool, claim: bool = False,
+              completes: bool = True) -> None:
+        """Write the batch's final outcomes and the header (``CommunicationStore.save``), and publish their events.
+
+        The events (``webhook_emit``: one per recipient made final, and ``communication.completed`` when this write
+        makes the communication final and ``completes``: a give-up tells it with its last batch) are marked in the
+        same transaction, then published
+        (``gateway/webhook_publish.py``): a crash in between leaves them to the sweep, never lost.
+        """
+        events: list[WebhookEvent] = []
+        if self._emitter is not None:
+            events = recipients_events(comm, batch)
+            completed = (completed_event(comm, comm.sent_count, comm.failed_count, comm.updated_at)
+                         if counts and completes else None)
+            events += [completed] if completed is not None else []
+        mark = self._mark(comm, events, comm.updated_at)
+        self._store.save(comm, batch, claim=claim, counts=counts, mark=mark)
+        self._publish(mark, events)
+
+    def _mark(self, comm: Communication, events: Sequence[WebhookEvent], changed_at: datetime) -> EventMark | None:
+        return self._emitter.mark(comm.comm_id, events, changed_at) if self._emitter is not None else None
+
+    def _publish(self, mark: EventMark | None, events: Sequence[WebhookEvent]) -> None:
+        if self._emitter is not None:
+            self._emitter.publish(mark, events)
 
     def _index(self, comm: Communication, accepted: Sequence[Recipient]) -> None:
         """Map each provider message id to its recipient, before the record, so a receipt in between is matched.

@@ -6,7 +6,8 @@ event) and hands it to ``InboundBook.receive``, which, before the provider is an
 1. stores it in ``<prefix>Inbound`` (PartitionKey = the provider's message id, escaped; RowKey = the provider),
    so nothing received is lost, and a message already processed (providers deliver at least once) is a duplicate;
 2. matches it through the reply index (``gateway/reply_index.py``) and, when it is attributed, writes it as a reply
-   row in its communication's partition (``CommunicationStore.save_reply``), where the status read shows it;
+   row in its communication's partition (``CommunicationStore.save_reply``), where the status read shows it, and
+   with webhooks its ``message.reply`` event's mark in the same transaction, then publishes the event;
 3. for a keyword (``gateway/keywords.py``), adds or removes the number on the opt-out list of every licensee that
    sent to it from that number (an opt-out is honoured even outside the reply window, and on a shared number);
 4. marks the message processed, with what it matched.
@@ -35,6 +36,9 @@ from gateway.message_index import key_of
 from gateway.redact import mask_phone
 from gateway.reply_index import Match, MatchKind, ReplyIndex
 from gateway.storage import CommunicationStore, ReplyRecord, utcnow
+from gateway.webhook_emit import reply_event
+from gateway.webhook_events import EventSink
+from gateway.webhook_publish import Emitter
 
 log = logging.getLogger("gateway.inbound")
 
@@ -108,8 +112,9 @@ class InboundBook:
 
     def __init__(self, inbound: InboundStore, index: ReplyIndex, communications: CommunicationStore, *,
                  window: timedelta, optouts: OptOutSink | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, events: EventSink | None = None) -> None:
         self._inbound = inbound
+        self._emitter = Emitter(events, communications) if events is not None else None
         self._index = index
         self._communications = communications
         self._window = window
@@ -124,7 +129,7 @@ class InboundBook:
             return InboundOutcome.DUPLICATE
         result = self._index.find(message.to, message.sender, received_at, self._window)
         if result.sent is not None:
-            self._communications.save_reply(result.sent.comm_id, ReplyRecord(
+            self._save_reply(result.sent.licensee_id, result.sent.comm_id, ReplyRecord(
                 provider=message.provider, message_id=message.message_id, index=result.sent.index,
                 sender=message.sender, to=message.to, body=message.body, received_at=received_at))
         keyword = classify(message.body)
@@ -135,6 +140,19 @@ class InboundBook:
                  mask_phone(message.sender), mask_phone(message.to), result.kind,
                  f" comm {result.sent.comm_id.hex}" if result.sent else "", f", keyword {keyword}" if keyword else "")
         return InboundOutcome.MATCHED if result.kind is MatchKind.MATCHED else InboundOutcome.UNMATCHED
+
+    def _save_reply(self, licensee_id: uuid.UUID, comm_id: uuid.UUID, reply: ReplyRecord) -> None:
+        """Write the reply row; with webhooks for its licensee, mark its ``message.reply`` in the same transaction
+        and publish it (reading the header first: the event carries the communication's Reference and ids)."""
+        if self._emitter is None or not self._emitter.wants(licensee_id):
+            self._communications.save_reply(comm_id, reply)
+            return
+        comm = self._communications.load_header(comm_id)
+        event = reply_event(comm, reply) if comm is not None else None
+        events = [event] if event is not None else []
+        mark = self._emitter.mark(comm_id, events, reply.received_at)
+        self._communications.save_reply(comm_id, reply, mark)
+        self._emitter.publish(mark, events)
 
     def _consent(self, keyword: Keyword, message: InboundMessage, result: Match) -> None:
         """STOP or START for every licensee that ever sent to this number from this one (idempotent)."""

@@ -27,6 +27,7 @@ from gateway.storage import (
     CommStatus,
     CommunicationStore,
     ConcurrentUpdate,
+    EventMark,
     HeaderCounts,
     ReceiptCounts,
     ReceiptRecord,
@@ -35,6 +36,9 @@ from gateway.storage import (
     aggregate_status,
     utcnow,
 )
+from gateway.webhook_emit import receipt_event
+from gateway.webhook_events import EventSink, WebhookEvent
+from gateway.webhook_publish import Emitter
 
 log = logging.getLogger("gateway.receipts")
 
@@ -196,17 +200,21 @@ class ReceiptBook:
     Costs per receipt (docs/delivery.md, "What a receipt costs"): finding the recipient (nothing when the
     receipt names CommId and index, one point read of the message-id index otherwise, or of the header by
     CommId and number), one query for the header, the recipient row and its receipt row, and one write (the
-    receipt row, with the header's counts in the same transaction when the state is final).
+    receipt row, with the header's counts in the same transaction when the state is final). With webhooks
+    (``events``), a receipt that moves a recipient to a final state makes one event (``message.delivered``,
+    ``message.undelivered``, ``message.failed``), marked in that same write; a duplicate, or a receipt that moves
+    nothing, makes none.
     """
 
     def __init__(self, store: CommunicationStore, index: MessageIndex | None = None,
                  clock: Callable[[], datetime] = utcnow, optouts: OptOutList | None = None,
-                 replies: ReplyIndex | None = None) -> None:
+                 replies: ReplyIndex | None = None, events: EventSink | None = None) -> None:
         self._store = store
         self._index = index
         self._clock = clock
         self._optouts = optouts
         self._replies = replies  # given when the provider picks the sender: the receipt names it
+        self._emitter = Emitter(events, store) if events is not None else None
 
     def apply(self, receipt: Receipt) -> ReceiptOutcome:
         """Record ``receipt`` on its recipient and say what it did; raises only when storage fails (AzureError)."""
@@ -217,7 +225,7 @@ class ReceiptBook:
             return ReceiptOutcome.UNKNOWN
         comm_id, index = found
         for _ in range(APPLY_TRIES):
-            view = self._store.receipt_view(comm_id, index)
+            view = self._view(comm_id, index)
             if view is None or index >= view.header.recipient_count:
                 log.info("receipt %s %s: comm %s has no recipient %d", receipt.provider, receipt.provider_status,
                          comm_id.hex, index)
@@ -229,17 +237,39 @@ class ReceiptBook:
                 return decision.outcome
             if receipt.opted_out and decision.outcome is ReceiptOutcome.APPLIED:
                 self._list_number(comm_id, index, receipt)  # before the receipt: a failure here is retried whole
+            events = self._events(view, decision)
+            mark = self._mark(comm_id, events)
             try:
                 self._store.save_receipt(comm_id, decision.record, _header_update(decision, self._clock()),
-                                         view.header.etag)
+                                         view.header.etag, mark)
             except ConcurrentUpdate:
                 continue
+            if self._emitter is not None:
+                self._emitter.publish(mark, events)
             log.info("receipt %s %s on comm %s recipient %d: %s%s", receipt.provider, receipt.provider_status,
                      comm_id.hex, index, decision.outcome, f", comm {decision.status}" if decision.status else "")
             if decision.outcome is ReceiptOutcome.APPLIED:
                 self._index_reply(comm_id, index, receipt)
             return decision.outcome
         raise ConcurrentUpdate(f"{comm_id.hex} recipient {index}: receipt not recorded after {APPLY_TRIES} tries")
+
+    def _view(self, comm_id: uuid.UUID, index: int) -> ReceiptView | None:
+        """What applying the receipt reads; with webhooks, the header in full as well (what its event carries)."""
+        if self._emitter is None:
+            return self._store.receipt_view(comm_id, index)
+        return self._store.receipt_view(comm_id, index, communication=True)
+
+    def _events(self, view: ReceiptView, decision: Decision) -> list[WebhookEvent]:
+        """The webhook event of a receipt that moved its recipient to a final state; none for any other."""
+        if self._emitter is None or decision.outcome is not ReceiptOutcome.APPLIED or decision.record is None:
+            return []
+        event = receipt_event(view.communication, decision.record) if view.communication is not None else None
+        return [event] if event is not None else []
+
+    def _mark(self, comm_id: uuid.UUID, events: list[WebhookEvent]) -> EventMark | None:
+        if self._emitter is None or not events:
+            return None
+        return self._emitter.mark(comm_id, events, events[0].timestamp)
 
     def _list_number(self, comm_id: uuid.UUID, index: int, receipt: Receipt) -> None:
         """Put the recipient's number on its licensee's opt-out list: one point read of the header, one upsert.

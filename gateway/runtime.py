@@ -26,6 +26,7 @@ from gateway.service import SendService
 from gateway.settings import Settings, get_settings
 from gateway.status import StatusService
 from gateway.storage import CommunicationStore
+from gateway.webhook_events import EventSink
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Gateway:
     receipt_checker: ReceiptChecker
     optouts: OptOutList
     inbound: InboundBook
+    events: EventSink | None = None  # where webhook events go (issue 15); the sweep recovers unpublished ones into it
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:

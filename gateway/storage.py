@@ -7,6 +7,8 @@ Layout (docs/storage.md has the reasoning):
   own RecipientId, delivery status, provider message id and error;
 - RowKey ``s00000``… one row per recipient that a provider's delivery receipt reached: what receipts said
   (``gateway/receipts.py``), apart from the recipient row so delivery's writes and receipts' never meet.
+- RowKey ``w<hash>``… one row per state change whose webhook events are not yet published
+  (``gateway/webhook_publish.py``), written in the change's own transaction and deleted once they are.
 - RowKey ``y<provider>-<message id>``… one row per reply a recipient sent to this communication
   (``gateway/inbound.py``), after every other row.
 - CommId is derived from (LicenseeId, Reference) with uuid5, so a lookup by Reference is a
@@ -17,6 +19,7 @@ Layout (docs/storage.md has the reasoning):
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -35,6 +38,7 @@ HEADER_ROW = "comm"
 CLAIM_ROW = "idempotency"  # sorts between the header and the recipient rows
 RECIPIENT_ROW_PREFIX = "r"
 RECEIPT_ROW_PREFIX = "s"  # sorts after every recipient row: a RowKey range of recipients never reads one
+MARK_ROW_PREFIX = "w"  # after the receipt rows too: no query of recipients or receipts reads a mark
 REPLY_ROW_PREFIX = "y"  # sorts after the receipt rows: no query of recipients or receipts reads a reply
 TRANSACTION_LIMIT = 100
 RECIPIENTS_PROPERTY = "Recipients"  # the header's recipient list: Recipients0, Recipients1, ...
@@ -262,6 +266,7 @@ class ReceiptView:
     recipient_status: RecipientState | None  # None: delivery has not written the recipient's row yet
     provider_message_id: str | None
     receipt: ReceiptRecord | None
+    communication: Communication | None = None  # the header in full, when asked for: what a receipt's event carries
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,24 @@ class ReplyRecord:
 
 def reply_row_key(provider: str, message_id: str) -> str:
     return f"{REPLY_ROW_PREFIX}{provider}-{key_of(message_id)}"
+
+
+@dataclass(frozen=True)
+class EventMark:
+    """A state change whose webhook events are not yet published: the ids of its events and when it happened.
+
+    Written in the same transaction as the change (``mark=`` of the writes below), deleted once the events are
+    published; the sweep publishes what a mark left behind lists (``gateway/webhook_publish.py``).
+    """
+
+    comm_id: uuid.UUID
+    event_ids: tuple[str, ...]
+    changed_at: datetime
+
+    @property
+    def row_key(self) -> str:
+        digest = hashlib.sha256(" ".join(sorted(self.event_ids)).encode()).hexdigest()[:32]
+        return f"{MARK_ROW_PREFIX}{digest}"  # the same change again writes the same row
 
 
 @dataclass(frozen=True)
@@ -609,6 +632,21 @@ def reply_from_entity(entity: Any) -> ReplyRecord:
                        received_at=entity["ReceivedAt"])
 
 
+def mark_entity(mark: EventMark) -> dict[str, Any]:
+    return {"PartitionKey": mark.comm_id.hex, "RowKey": mark.row_key, "EventIds": " ".join(mark.event_ids),
+            "ChangedAt": mark.changed_at}
+
+
+def mark_from_entity(entity: Any) -> EventMark:
+    return EventMark(comm_id=uuid.UUID(entity["PartitionKey"]), event_ids=tuple(entity["EventIds"].split()),
+                     changed_at=entity["ChangedAt"])
+
+
+def _mark_operations(mark: EventMark | None) -> list[Any]:
+    """The upsert that writes ``mark`` beside a change, in the change's transaction (none without a mark)."""
+    return [] if mark is None else [("upsert", mark_entity(mark), {"mode": UpdateMode.REPLACE})]
+
+
 def header_counts_of(entity: Any) -> HeaderCounts:
     return HeaderCounts(status=CommStatus(entity["Status"]), recipient_count=int(entity.get("RecipientCount") or 0),
                         sent_count=int(entity.get("SentCount") or 0), failed_count=int(entity.get("FailedCount") or 0),
@@ -726,7 +764,8 @@ class CommunicationStore(TableStore):
             return None
 
     def save(
-        self, comm: Communication, recipients: Sequence[Recipient], *, claim: bool = False, counts: bool = True
+        self, comm: Communication, recipients: Sequence[Recipient], *, claim: bool = False, counts: bool = True,
+        mark: EventMark | None = None,
     ) -> None:
         """Write recipient rows and the header's new state in one transaction.
 
@@ -734,10 +773,12 @@ class CommunicationStore(TableStore):
         were read (ETag) and new rows must not exist, so two workers never both take the
         same recipient. Raises ConcurrentUpdate when another writer got there first. Without
         ``counts`` the header's counts and status are left as they are (a unit of a fanned-out
-        communication knows only its own rows; ``save_counts`` settles them).
+        communication knows only its own rows; ``save_counts`` settles them). A ``mark`` (the change's webhook
+        events, not yet published) is written in the same transaction.
         """
-        if len(recipients) + 1 > TRANSACTION_LIMIT:
-            raise ValueError(f"at most {TRANSACTION_LIMIT - 1} recipients per save")
+        most = TRANSACTION_LIMIT - 1 - (mark is not None)  # the header, and the mark, take one place each
+        if len(recipients) > most:
+            raise ValueError(f"at most {most} recipients per save{' with a mark' if mark is not None else ''}")
         operations: list[Any] = []
         for recipient in recipients:
             entity = recipient_entity(comm.comm_id, recipient)
@@ -762,6 +803,7 @@ class CommunicationStore(TableStore):
             for name in ("Status", "SentCount", "FailedCount", "RecipientRowsWritten"):
                 del header[name]
         operations.append(("update", header, {"mode": UpdateMode.MERGE}))
+        operations += _mark_operations(mark)
         try:
             results = self._table.submit_transaction(operations)
         except TableTransactionError as error:
@@ -796,14 +838,15 @@ class CommunicationStore(TableStore):
                      etag=counts.etag, rows=RecipientCounts(sent, failed, counts.recipient_count - sent - failed),
                      receipts=counts.receipts)
 
-    def save_counts(self, comm_id: uuid.UUID, tally: Tally, status: CommStatus, when: datetime) -> None:
+    def save_counts(self, comm_id: uuid.UUID, tally: Tally, status: CommStatus, when: datetime,
+                    mark: EventMark | None = None) -> None:
         """Write the counts the rows say and ``status``, if the header is unchanged since ``tally`` read it.
 
         How a fanned-out communication's units settle its counts (``delivery``); ConcurrentUpdate when
-        another writer changed the header since.
+        another writer changed the header since. A ``mark`` is written in the same transaction.
         """
         self._merge_header(comm_id, {"Status": status.value, "SentCount": tally.rows.sent,
-                                     "FailedCount": tally.rows.failed, "UpdatedAt": when}, tally.etag)
+                                     "FailedCount": tally.rows.failed, "UpdatedAt": when}, tally.etag, mark)
 
     def header_counts(self, comm_id: uuid.UUID) -> HeaderCounts | None:
         """The header's status and counts with its ETag: a point read of a few columns."""
@@ -817,19 +860,27 @@ class CommunicationStore(TableStore):
         """Write the header's status if it is unchanged since it was read with ``etag``; else ConcurrentUpdate."""
         self._merge_header(comm_id, {"Status": status.value, "UpdatedAt": when}, etag)
 
-    def _merge_header(self, comm_id: uuid.UUID, properties: dict[str, Any], etag: str | None) -> None:
-        """Merge ``properties`` into the header on condition of ``etag``; ConcurrentUpdate when it changed since."""
+    def _merge_header(self, comm_id: uuid.UUID, properties: dict[str, Any], etag: str | None,
+                      mark: EventMark | None = None) -> None:
+        """Merge ``properties`` into the header on condition of ``etag`` (with ``mark``, in one transaction);
+        ConcurrentUpdate when it changed since."""
         entity = {"PartitionKey": comm_id.hex, "RowKey": HEADER_ROW, **properties}
+        conditional = {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=etag,
-                                      match_condition=MatchConditions.IfNotModified)
+            if mark is None:
+                self._table.update_entity(entity, **conditional)
+            else:
+                self._table.submit_transaction([("update", entity, conditional), *_mark_operations(mark)])
         except HttpResponseError as error:
             if _is_conflict(error):
                 raise ConcurrentUpdate(comm_id.hex) from error
             raise
 
-    def receipt_view(self, comm_id: uuid.UUID, index: int) -> ReceiptView | None:
-        """The header's counts, recipient ``index``'s row and its receipt row, in one query; None without a header."""
+    def receipt_view(self, comm_id: uuid.UUID, index: int, *, communication: bool = False) -> ReceiptView | None:
+        """The header's counts, recipient ``index``'s row and its receipt row, in one query; None without a header.
+
+        With ``communication``, the header read in full too (its recipient list parsed: only when an event needs it).
+        """
         query = "PartitionKey eq @pk and ( RowKey eq @header or RowKey eq @recipient or RowKey eq @receipt )"
         parameters = {"pk": comm_id.hex, "header": HEADER_ROW, "recipient": _row_key(index),
                       "receipt": receipt_row_key(index)}
@@ -844,15 +895,17 @@ class CommunicationStore(TableStore):
             recipient_status=RecipientState(recipient["Status"]) if recipient is not None else None,
             provider_message_id=recipient.get("ProviderMessageId") if recipient is not None else None,
             receipt=receipt_from_entity(receipt) if receipt is not None else None,
+            communication=communication_from_entity(header) if communication else None,
         )
 
     def save_receipt(self, comm_id: uuid.UUID, record: ReceiptRecord, header: dict[str, Any] | None,
-                     header_etag: str | None) -> None:
+                     header_etag: str | None, mark: EventMark | None = None) -> None:
         """Write a receipt row, with the header's new counts and status when given, in one transaction.
 
         Both conditional: the receipt row inserted, or replaced on the ETag it was read with, and the header
         merged on ``header_etag``; ConcurrentUpdate when another writer got there first (read again and
         retry). Delivery's record and claim never touch a receipt row, and a receipt never a recipient row.
+        A ``mark`` is written in the same transaction.
         """
         entity = receipt_entity(comm_id, record)
         if record.etag is None:
@@ -864,6 +917,7 @@ class CommunicationStore(TableStore):
             merge = {"PartitionKey": comm_id.hex, "RowKey": HEADER_ROW, **header}
             operations.append(("update", merge, {"mode": UpdateMode.MERGE, "etag": header_etag,
                                                  "match_condition": MatchConditions.IfNotModified}))
+        operations += _mark_operations(mark)
         try:
             if len(operations) == 1 and record.etag is None:
                 self._table.create_entity(entity)
@@ -876,11 +930,30 @@ class CommunicationStore(TableStore):
                 raise ConcurrentUpdate(comm_id.hex) from error
             raise
 
-    def save_reply(self, comm_id: uuid.UUID, reply: ReplyRecord) -> None:
-        """Write a reply row; the same message again rewrites the same row (providers deliver at least once)."""
+    def save_reply(self, comm_id: uuid.UUID, reply: ReplyRecord, mark: EventMark | None = None) -> None:
+        """Write a reply row (with ``mark``, in one transaction); the same message again rewrites the same row
+        (providers deliver at least once)."""
         entity = reply_entity(comm_id, reply)
         check_fits(entity)
-        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        if mark is None:
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        else:
+            self._table.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE}),
+                                            *_mark_operations(mark)])
+
+    def clear_mark(self, mark: EventMark) -> None:
+        """Delete a mark once its events are published (a mark already gone is fine: someone published them)."""
+        self._table.delete_entity(mark.comm_id.hex, mark.row_key)
+
+    def marks(self, changed_before: datetime) -> Iterable[EventMark]:
+        """Marks of changes older than ``changed_before``: events whose publish failed or never ran.
+
+        A filtered scan across partitions, like ``stale``: the sweep runs it (docs/webhooks-emission.md).
+        """
+        query = "RowKey ge @first and RowKey lt @stop and ChangedAt lt @before"
+        parameters = {"first": MARK_ROW_PREFIX, "stop": chr(ord(MARK_ROW_PREFIX) + 1), "before": changed_before}
+        for entity in self._table.query_entities(query, parameters=parameters):
+            yield mark_from_entity(entity)
 
     def stale(self, updated_before: datetime, created_after: datetime) -> Iterable[Communication]:
         """Communications not yet final whose last change is older than ``updated_before``.

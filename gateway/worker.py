@@ -25,6 +25,7 @@ from gateway.receipt_checks import CheckReport
 from gateway.redact import brief
 from gateway.runtime import get_gateway
 from gateway.storage import utcnow
+from gateway.webhook_publish import Emitter
 
 log = logging.getLogger("gateway.worker")
 
@@ -104,7 +105,8 @@ def sweep(now: datetime | None = None) -> int:
     was due to bring. When the queue is behind (its oldest waiting message is older than
     that), only communications last changed before that message count: the others may have
     a message waiting behind it, and queueing them again would only lengthen the queue.
-    Returns how many communications it queued.
+    With webhooks, it also publishes the events of changes whose publish failed or never ran (their marks are
+    older than the same quiet time: ``Emitter.recover``). Returns how many communications it queued.
     """
     gateway = get_gateway()
     now = now or utcnow()
@@ -126,6 +128,8 @@ def sweep(now: datetime | None = None) -> int:
         gateway.queue.enqueue(comm.comm_id)
         gateway.store.mark_swept(comm, now)
         queued += 1
+    if gateway.events is not None:
+        Emitter(gateway.events, gateway.store).recover(changed_before=quiet_since)
     return queued
 
 
