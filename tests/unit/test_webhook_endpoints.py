@@ -7,6 +7,9 @@ import hashlib
 import hmac
 import uuid
 
+import pytest
+
+from gateway.settings import ConfigError, Settings
 from gateway.webhook_endpoints import SECRET_PREFIX, CachedEndpoints, new_secret
 from gateway.webhook_events import Endpoint
 
@@ -84,3 +87,27 @@ def test_a_zero_ttl_caches_nothing() -> None:
     cached.find(LICENSEE)
     cached.find(LICENSEE)
     assert directory.asked == [LICENSEE, LICENSEE]
+
+
+@pytest.mark.parametrize(("env", "need_https"), [
+    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}, False),
+    ({"AzureWebJobsStorage": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                             "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"}, False),
+    ({"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=stsmsprod;AccountKey=a2V5;"
+                             "EndpointSuffix=core.windows.net"}, True),  # an operator's CLI against production
+    ({"AzureWebJobsStorage__accountName": "stsmsprod"}, True),
+    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "WEBSITE_INSTANCE_ID": "abc123",
+      "SMS_ALLOW_OUTBOX_IN_AZURE": "true"}, True),
+])
+def test_webhook_urls_must_be_https_except_on_a_local_emulator(env: dict[str, str], need_https: bool) -> None:
+    settings = Settings.from_env(env)
+    assert settings.webhooks_need_https is need_https
+    assert settings.webhook_allow_private is False
+    assert settings.webhooks_table == "SmsWebhooks"
+
+
+def test_private_addresses_are_allowed_only_when_the_setting_says_so() -> None:
+    env = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    assert Settings.from_env({**env, "SMS_WEBHOOK_ALLOW_PRIVATE": "true"}).webhook_allow_private is True
+    with pytest.raises(ConfigError, match="SMS_WEBHOOK_ALLOW_PRIVATE"):
+        Settings.from_env({**env, "SMS_WEBHOOK_ALLOW_PRIVATE": "sometimes"})
