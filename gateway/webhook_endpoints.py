@@ -18,6 +18,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,16 +56,15 @@ class WebhookEndpoints(TableStore):
     """
 
     def __init__(self, service: TableServiceClient, table_name: str, *, allow_private: bool, require_https: bool,
-                 clock: Callable[[], datetime] = utcnow, check: Callable[..., None] = check_url) -> None:
+                 clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__(service, table_name)
         self._allow_private = allow_private
         self._require_https = require_https
         self._clock = clock
-        self._check = check
 
     def check(self, url: str) -> None:
         """Raise ``RefusedUrl`` (a ValueError saying why) unless ``url`` may receive events."""
-        self._check(url, allow_private=self._allow_private, require_https=self._require_https)
+        check_url(url, allow_private=self._allow_private, require_https=self._require_https)
 
     def find(self, licensee_id: uuid.UUID) -> Endpoint | None:
         """The licensee's endpoint (one point read); a previous secret past its grace is left out."""
@@ -77,34 +77,35 @@ class WebhookEndpoints(TableStore):
     def set(self, licensee_id: uuid.UUID, url: str) -> Endpoint:
         """Register ``url`` for the licensee with a new secret; the secret it had signs too for ``ROTATION_GRACE``.
 
-        Conditional on the row read (create when absent, replace if unchanged), so two registrations at once
-        both end in the table's history: the later one keeps the earlier one's secret as its previous.
+        Conditional on the row read (create when absent, replace if unchanged), so of two registrations at once
+        neither loses the other's secret: the one that lost the race reads again and keeps it as its previous.
         """
         self.check(url)
-        for attempt in range(WRITE_TRIES):
+        for _ in range(WRITE_TRIES - 1):
             try:
-                current = self._table.get_entity(licensee_id.hex, ROW_KEY)
-            except ResourceNotFoundError:
-                current = None
-            now = self._clock()
-            entity: dict[str, Any] = {"PartitionKey": licensee_id.hex, "RowKey": ROW_KEY, "Url": url,
-                                      "Secret": new_secret(), "UpdatedAt": now}
-            if current is not None:
-                entity.update(PreviousSecret=current["Secret"], PreviousUntil=now + ROTATION_GRACE)
-            try:
-                if current is None:
-                    self._table.create_entity(entity)
-                else:
-                    self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
-                                              match_condition=MatchConditions.IfNotModified)
+                return self._write(licensee_id, url)
             except (ResourceExistsError, ResourceModifiedError):
-                if attempt == WRITE_TRIES - 1:
-                    raise
                 continue
-            log.info("licensee %s: webhook %s (secret %s)", licensee_id.hex,
-                     "registered" if current is None else "changed", "new" if current is None else "rotated")
-            return _endpoint(licensee_id, entity, now)
-        raise AssertionError("unreachable: the last try returns or raises")
+        return self._write(licensee_id, url)
+
+    def _write(self, licensee_id: uuid.UUID, url: str) -> Endpoint:
+        """One read and one conditional write; raises when another registration wrote in between."""
+        try:
+            current = self._table.get_entity(licensee_id.hex, ROW_KEY)
+        except ResourceNotFoundError:
+            current = None
+        now = self._clock()
+        entity: dict[str, Any] = {"PartitionKey": licensee_id.hex, "RowKey": ROW_KEY, "Url": url,
+                                  "Secret": new_secret(), "UpdatedAt": now}
+        if current is None:
+            self._table.create_entity(entity)
+        else:
+            entity.update(PreviousSecret=current["Secret"], PreviousUntil=now + ROTATION_GRACE)
+            self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                      match_condition=MatchConditions.IfNotModified)
+        log.info("licensee %s: webhook %s", licensee_id.hex,
+                 "registered" if current is None else "changed, secret rotated")
+        return _endpoint(licensee_id, entity, now)
 
     def delete(self, licensee_id: uuid.UUID) -> Endpoint | None:
         """Remove the licensee's endpoint and its secrets; answers what was removed, None when there was none."""
@@ -130,16 +131,22 @@ class CachedEndpoints:
     """
 
     def __init__(self, directory: EndpointDirectory, ttl_seconds: float = CACHE_SECONDS, *,
-                 capacity: int = CACHE_CAPACITY, clock: Callable[[], float] = time.monotonic) -> None:
+                 capacity: int = CACHE_CAPACITY, clock: Callable[[], float] = time.monotonic,
+                 utc: Callable[[], datetime] = utcnow) -> None:
         self._directory = directory
         self._cache: ExpiringCache[uuid.UUID, tuple[Endpoint | None]] = ExpiringCache(capacity, ttl_seconds, clock)
+        self._utc = utc
 
     def find(self, licensee_id: uuid.UUID) -> Endpoint | None:
+        """The licensee's endpoint as the directory said within ``ttl_seconds``; a previous secret whose grace
+        ended since is left out, as the directory itself would."""
         cached = self._cache.get(licensee_id)  # a 1-tuple: (None,) is a cached "no endpoint", None a miss
-        if cached is not None:
-            return cached[0]
-        found = self._directory.find(licensee_id)
-        self._cache.put(licensee_id, (found,))
+        if cached is None:
+            cached = (self._directory.find(licensee_id),)
+            self._cache.put(licensee_id, cached)
+        found = cached[0]
+        if found is not None and found.previous_until is not None and found.previous_until <= self._utc():
+            return replace(found, previous_secret=None, previous_until=None)
         return found
 
     def forget(self, licensee_id: uuid.UUID) -> None:

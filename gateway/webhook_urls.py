@@ -5,7 +5,7 @@ without a check, ``http://169.254.169.254/`` (the cloud's instance metadata), ``
 private address would let a licensee make the gateway call them (server-side request forgery). So the host is
 resolved and the URL refused if ANY address it resolves to is not a public unicast one: loopback, private,
 link-local, multicast, reserved, unspecified, shared (100.64/10), documentation, and the IPv4 addresses carried
-inside IPv6 (IPv4-mapped, NAT64, 6to4, Teredo) are looked at as what they carry. A literal IP is checked the same
+inside IPv6 (IPv4-mapped, NAT64, 6to4) are looked at as what they carry. A literal IP is checked the same
 way. Registration checks once and the dispatcher checks again before each send, so a name that resolved to a
 public address then and a private one now (DNS rebinding) is refused at send. ``SMS_WEBHOOK_ALLOW_PRIVATE`` turns
 the address check off, for local development against a receiver on the same machine.
@@ -16,9 +16,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
+RESOLVE_SECONDS = 3.0  # within the request path's budget (a few seconds), as long as a healthy resolver ever takes
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the last 32 bits are an IPv4 address
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -34,10 +38,17 @@ class UnresolvableHost(RefusedUrl):
     """The host name did not resolve: at registration a typo, at send possibly a passing DNS failure."""
 
 
-def resolve_host(host: str, port: int) -> list[str]:
-    """Every address the system resolver gives for ``host`` (IPv4 and IPv6)."""
+def resolve_host(host: str, port: int, *, timeout: float = RESOLVE_SECONDS) -> list[str]:
+    """Every address the system resolver gives for ``host`` (IPv4 and IPv6), waiting at most ``timeout``.
+
+    ``getaddrinfo`` has no time-out of its own and a slow name server would hold a request or a send for as long
+    as it likes, so the look-up runs on a small pool of threads and a late answer counts as none.
+    """
+    lookup = _LOOKUPS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        found = lookup.result(timeout=timeout)
+    except FutureTimeout:
+        raise UnresolvableHost(f"the host {host!r} did not resolve within {timeout:g} s") from None
     except (socket.gaierror, UnicodeError) as error:
         raise UnresolvableHost(f"the host {host!r} does not resolve ({error.__class__.__name__})") from None
     return [str(info[4][0]) for info in found]
@@ -59,7 +70,7 @@ def checked_addresses(url: str, *, allow_private: bool, require_https: bool,
     sender can connect to exactly those and leave no second look-up for DNS rebinding to answer differently."""
     if len(url) > MAX_URL_LENGTH:
         raise RefusedUrl(f"the URL is longer than {MAX_URL_LENGTH} characters")
-    if any(character.isspace() or ord(character) < 0x20 for character in url):
+    if any(character.isspace() or not character.isprintable() for character in url):
         raise RefusedUrl("the URL holds a space or a control character")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -73,9 +84,12 @@ def checked_addresses(url: str, *, allow_private: bool, require_https: bool,
     if not host:
         raise RefusedUrl("the URL has no host")
     try:
-        port = parts.port or (443 if scheme == "https" else 80)
+        port = parts.port
     except ValueError:
-        raise RefusedUrl("the URL's port is not a number from 1 to 65535") from None
+        port = 0
+    if port == 0:
+        raise RefusedUrl("the URL's port is not a number from 1 to 65535")
+    port = port or (443 if scheme == "https" else 80)
     if allow_private:
         return ()
     literal = _literal(host)
@@ -116,12 +130,8 @@ def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Non
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address in NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]  # (server, client): the client is where the traffic goes
-    return None
+        return ipaddress.IPv4Address(address.packed[-4:])
+    return address.sixtofour  # Teredo (2001::/32) needs no look inside: it is never a global address
 
 
 def _literal(host: str) -> IpAddress | None:

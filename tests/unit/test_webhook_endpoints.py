@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -79,6 +80,18 @@ def test_forget_makes_the_next_find_ask_again() -> None:
     cached.forget(LICENSEE)
     assert cached.find(LICENSEE) == directory.endpoints[LICENSEE]
     assert directory.asked == [LICENSEE, LICENSEE]
+
+
+def test_a_cached_previous_secret_is_left_out_once_its_grace_has_ended() -> None:
+    directory, utc_now = Directory(), [datetime(2026, 11, 30, 9, 0, tzinfo=UTC)]
+    rotated = Endpoint(LICENSEE, "https://hooks.example.com/sms", new_secret(), previous_secret=new_secret(),
+                       previous_until=utc_now[0] + timedelta(seconds=30))
+    directory.endpoints[LICENSEE] = rotated
+    cached = CachedEndpoints(directory, 60, clock=Clock(), utc=lambda: utc_now[0])
+    assert cached.find(LICENSEE) == rotated
+    utc_now[0] += timedelta(seconds=30)
+    assert cached.find(LICENSEE) == Endpoint(LICENSEE, rotated.url, rotated.secret)
+    assert directory.asked == [LICENSEE]
 
 
 def test_a_zero_ttl_caches_nothing() -> None:

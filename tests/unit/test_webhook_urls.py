@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 
 from gateway.webhook_urls import RefusedUrl, UnresolvableHost, check_url, checked_addresses, resolve_host
@@ -42,6 +46,7 @@ def refuse(url: str, *, resolve=None, require_https: bool = False) -> str:
     ("[64:ff9b::a9fe:a9fe]", "link-local address (inside an IPv6 address)"),  # NAT64 of 169.254.169.254
     ("[2002:c0a8:0101::1]", "private address (inside an IPv6 address)"),  # 6to4 of 192.168.1.1
     ("[fec0::1]", "site-local"),
+    ("[2001:0:5ef5:79fd:0:0:f5ff:fffe]", "private address"),  # Teredo: never global, whichever client it names
     ("2130706433", "loopback"), ("0x7f.1", "loopback"), ("127.1", "loopback"),  # IPv4 as the resolver reads it
 ])
 def test_a_literal_address_that_is_not_public_is_refused_without_a_look_up(host: str, why: str) -> None:
@@ -52,9 +57,16 @@ def test_a_literal_address_that_is_not_public_is_refused_without_a_look_up(host:
 
 
 @pytest.mark.parametrize("url", [f"https://{PUBLIC_V4}/hooks", f"http://{PUBLIC_V4}:8080/x?y=1",
-                                 f"https://[{PUBLIC_V6}]/hooks", f"https://[::ffff:{PUBLIC_V4}]/hooks"])
+                                 f"https://[{PUBLIC_V6}]/hooks", f"https://[::ffff:{PUBLIC_V4}]/hooks",
+                                 "https://[64:ff9b::5db8:d70e]/hooks"])
 def test_a_public_literal_address_is_accepted(url: str) -> None:
     check_url(url, allow_private=False, require_https=False)
+
+
+def test_the_longest_url_accepted_is_2048_characters() -> None:
+    base = f"https://{PUBLIC_V4}/"
+    check_url(base + "a" * (2048 - len(base)), allow_private=False, require_https=True)
+    assert "longer" in refuse(base + "a" * (2049 - len(base)))
 
 
 def test_a_name_is_resolved_and_refused_if_any_address_is_not_public() -> None:
@@ -87,6 +99,24 @@ def test_a_name_that_does_not_resolve_is_refused_as_unresolvable() -> None:
         check_url("https://hooks.example.com/", allow_private=False, require_https=True, resolve=resolver())
 
 
+def test_a_resolver_that_does_not_answer_in_time_counts_as_no_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name server that hangs (getaddrinfo has no time-out of its own) must not hold a request for long."""
+    release = threading.Event()
+
+    def hanging(*args: object, **kwargs: object) -> list:
+        release.wait(10)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    started = time.monotonic()
+    try:
+        with pytest.raises(UnresolvableHost, match=r"within 0\.3 s"):
+            resolve_host("slow.example.com", 443, timeout=0.3)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 2
+
+
 def test_allow_private_accepts_any_address_and_looks_nothing_up() -> None:
     resolve = resolver("10.0.0.1")
     for url in ("http://localhost:8080/hooks", "http://127.0.0.1/x", "http://[::1]:9/x", "https://10.0.0.1/x",
@@ -99,8 +129,10 @@ def test_allow_private_accepts_any_address_and_looks_nothing_up() -> None:
     ("ftp://hooks.example.com/x", "absolute"), ("hooks.example.com/x", "absolute"), ("/api/hooks", "absolute"),
     ("javascript:alert(1)", "absolute"), ("https:///path", "no host"), ("https://user:pw@hooks.example.com/", "user"),
     ("https://hooks.example.com@10.0.0.1/", "user"), ("https://hooks.example.com:99999/", "port"),
-    ("https://hooks.example.com:x/", "port"), ("https://hooks.example.com/a b", "space"),
-    ("https://hooks.example.com/\nx", "control"), ("https://hooks.example.com/" + "a" * 2048, "longer"),
+    ("https://hooks.example.com:x/", "port"), ("https://hooks.example.com:0/", "port"),
+    ("https://hooks.example.com/a b", "space"),
+    ("https://hooks.example.com/\nx", "control"), ("https://hooks.example.com/\x7f", "control"),
+    ("https://hooks.example.com/" + "a" * 2048, "longer"),
 ])
 def test_a_malformed_url_is_refused_saying_why(url: str, why: str) -> None:
     assert why in refuse(url)
