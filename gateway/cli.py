@@ -19,7 +19,7 @@ from gateway.connections import StorageClients
 from gateway.models import EMPTY_GUID, parse_guid
 from gateway.optouts import OptOutList
 from gateway.redact import mask_phone
-from gateway.runtime import webhook_endpoints
+from gateway.runtime import webhook_endpoints_for
 from gateway.settings import ConfigError, Settings, load_local_settings
 from gateway.validation import normalise_number
 from gateway.webhook_urls import RefusedUrl
@@ -89,7 +89,7 @@ def _optouts(args: argparse.Namespace) -> int:
 def _webhooks(args: argparse.Namespace) -> int:
     """A licensee's webhook, for operators: what the licensee's own PUT, GET and DELETE /api/webhook do."""
     settings, clients = _connect()
-    webhooks = webhook_endpoints(settings, clients.tables)
+    webhooks = webhook_endpoints_for(settings, clients.tables)
     webhooks.ensure_table()
     licensee = args.licensee.hex
     if args.command == "set":

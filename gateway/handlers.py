@@ -146,7 +146,7 @@ def webhook_set(call: Call) -> WebhookRegistration:
     if not url:
         raise ApiError.validation([FieldError("Url", "NotEmpty", "'Url' must not be empty.")])
     try:
-        endpoint = gateway.webhooks.set(call.caller.licensee_id, url)
+        endpoint = gateway.webhook_endpoints.set(call.caller.licensee_id, url)
     except RefusedUrl as refused:
         raise ApiError.validation([FieldError("Url", "InvalidUrl", f"'Url' is refused: {refused}.")]) from None
     return WebhookRegistration(Url=endpoint.url, Secret=endpoint.secret)
@@ -154,7 +154,7 @@ def webhook_set(call: Call) -> WebhookRegistration:
 
 def webhook_show(call: Call) -> Webhook:
     """The caller's webhook URL, never its secret; 404 when none is registered."""
-    endpoint = get_gateway().webhooks.find(call.caller.licensee_id)
+    endpoint = get_gateway().webhook_endpoints.find(call.caller.licensee_id)
     if endpoint is None:
         raise not_found("This licensee has no webhook; register one with PUT /api/webhook")
     return Webhook(Url=endpoint.url)
@@ -162,7 +162,7 @@ def webhook_show(call: Call) -> Webhook:
 
 def webhook_delete(call: Call) -> Webhook:
     """Remove the caller's webhook and its secrets: no event is posted any more; 404 when none is registered."""
-    removed = get_gateway().webhooks.delete(call.caller.licensee_id)
+    removed = get_gateway().webhook_endpoints.delete(call.caller.licensee_id)
     if removed is None:
         raise not_found("This licensee has no webhook")
     return Webhook(Url=removed.url)

@@ -36,7 +36,7 @@ class Gateway:
     missing-receipt check (``receipt_checker``) use the worker's longer one (``gateway.connections``). ``receipts``
     is the request path's: the provider routes apply what providers report with it; so is ``optouts``, the licensees'
     opt-out lists the routes, the CLI and inbound keywords change (delivery reads them with its own clients), and
-    ``webhooks``, the licensees' webhook registrations the routes and the CLI change."""
+    ``webhook_endpoints``, the licensees' webhook registrations the routes and the CLI change."""
 
     settings: Settings
     clients: StorageClients
@@ -54,7 +54,7 @@ class Gateway:
     receipt_checker: ReceiptChecker
     optouts: OptOutList
     inbound: InboundBook
-    webhooks: WebhookEndpoints
+    webhook_endpoints: WebhookEndpoints
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -108,7 +108,7 @@ class Gateway:
                                 ReplyIndex(clients.tables, settings.reply_index_table), request_store,
                                 window=timedelta(hours=settings.reply_window_hours), optouts=optouts),
             optouts=optouts,
-            webhooks=webhook_endpoints(settings, clients.tables),
+            webhook_endpoints=webhook_endpoints_for(settings, clients.tables),
         )
 
     @classmethod
@@ -139,7 +139,7 @@ class Gateway:
             DeliveryQueue(self.clients.queue(queue)).ensure_queue()
 
 
-def webhook_endpoints(settings: Settings, tables: TableServiceClient) -> WebhookEndpoints:
+def webhook_endpoints_for(settings: Settings, tables: TableServiceClient) -> WebhookEndpoints:
     """The webhook registrations on ``tables``, refusing URLs as settings say (``SMS_WEBHOOK_ALLOW_PRIVATE``, https
     in Azure and on any real storage account)."""
     return WebhookEndpoints(tables, settings.webhooks_table, allow_private=settings.webhook_allow_private,

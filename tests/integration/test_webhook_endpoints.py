@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from azure.core.exceptions import ResourceModifiedError
 
 from gateway.runtime import Gateway
-from gateway.webhook_endpoints import ROTATION_GRACE, SECRET_PREFIX, WebhookEndpoints
+from gateway.webhook_endpoints import ROTATION_GRACE, SECRET_PREFIX, WRITE_TRIES, WebhookEndpoints
 from gateway.webhook_urls import RefusedUrl
 from tests.http_fixtures import LICENSEE
 from tests.integration.test_cli import cli
@@ -23,16 +24,15 @@ OTHER_PUBLIC = "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443/events?sou
 
 
 class Clock:
-    """UTC time that a test moves, and that can run something the first time it is read (a racing write)."""
+    """UTC time that a test moves, and that can run something each time it is read (a racing write)."""
 
     def __init__(self) -> None:
         self.now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-        self.on_first_read = None
+        self.on_read: list = []  # run one per read, first first
 
     def __call__(self) -> datetime:
-        if self.on_first_read is not None:
-            run, self.on_first_read = self.on_first_read, None
-            run()
+        if self.on_read:
+            self.on_read.pop(0)()
         return self.now
 
 
@@ -56,7 +56,7 @@ def test_a_new_url_rotates_the_secret_and_the_old_one_signs_for_24_hours(gateway
     clock.now += timedelta(hours=1)
     second = table.set(licensee, OTHER_PUBLIC)
     assert second.url == OTHER_PUBLIC and second.secret != first.secret
-    assert (second.previous_secret, second.previous_until) == (first.secret, clock.now + ROTATION_GRACE)
+    assert (second.previous_secret, second.previous_until) == (first.secret, clock.now + timedelta(hours=24))
     assert table.find(licensee) == second
 
     clock.now += timedelta(minutes=5)
@@ -84,21 +84,34 @@ def test_one_licensees_row_is_never_another_licensees(gateway: Gateway) -> None:
     assert table.delete(mine) == kept and table.delete(mine) is None and table.find(mine) is None
 
 
-@pytest.mark.parametrize("existing", [False, True])
-def test_a_registration_that_races_another_keeps_both_secrets_in_order(gateway: Gateway, existing: bool) -> None:
-    """Between our read and our write another registration lands: ours retries, and keeps its secret as previous."""
+@pytest.mark.parametrize(("existing", "races"), [(False, 1), (True, 1), (True, 2)])
+def test_a_registration_that_races_others_keeps_the_last_ones_secret(gateway: Gateway, existing: bool,
+                                                                     races: int) -> None:
+    """Between our read and our write another registration lands: ours reads again and keeps its secret as previous
+    (up to ``WRITE_TRIES`` times)."""
     clock, licensee = Clock(), uuid.uuid4()
     ours, theirs = endpoints(gateway, clock), endpoints(gateway, Clock())
     if existing:
         theirs.set(licensee, OTHER_PUBLIC)
     racing: list = []
-    clock.on_first_read = lambda: racing.append(theirs.set(licensee, OTHER_PUBLIC))  # after our read
+    clock.on_read = [lambda: racing.append(theirs.set(licensee, OTHER_PUBLIC))] * races  # after each of our reads
 
     mine = ours.set(licensee, PUBLIC)
 
-    assert len(racing) == 1
-    assert mine.previous_secret == racing[0].secret
+    assert len(racing) == races
+    assert mine.previous_secret == racing[-1].secret
     assert ours.find(licensee) == mine
+
+
+def test_a_registration_that_loses_every_race_says_so_and_writes_nothing(gateway: Gateway) -> None:
+    clock, licensee = Clock(), uuid.uuid4()
+    ours, theirs = endpoints(gateway, clock), endpoints(gateway, Clock())
+    theirs.set(licensee, OTHER_PUBLIC)
+    racing: list = []
+    clock.on_read = [lambda: racing.append(theirs.set(licensee, OTHER_PUBLIC))] * WRITE_TRIES
+    with pytest.raises(ResourceModifiedError):
+        ours.set(licensee, PUBLIC)
+    assert ours.find(licensee) == racing[-1]
 
 
 def test_a_refused_url_writes_nothing(gateway: Gateway) -> None:
@@ -144,14 +157,14 @@ def test_a_licensee_registers_sees_rotates_and_removes_its_webhook(server: Gatew
     rotated = call(server, "PUT", key, {"url": OTHER_PUBLIC})  # camelCase in, camelCase out
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["url"] == OTHER_PUBLIC and rotated.json()["secret"] != first["Secret"]
-    stored = gateway.webhooks.find(LICENSEE)
+    stored = gateway.webhook_endpoints.find(LICENSEE)
     assert stored is not None and stored.secret == rotated.json()["secret"]
     assert stored.previous_secret == first["Secret"]  # events in flight still verify with the old secret
 
     removed = call(server, "DELETE", key)
     assert removed.status_code == 200 and removed.json() == {"Url": OTHER_PUBLIC}
     assert call(server, "GET", key).status_code == 404 and call(server, "DELETE", key).status_code == 404
-    assert gateway.webhooks.find(LICENSEE) is None
+    assert gateway.webhook_endpoints.find(LICENSEE) is None
     log = server.log_text()
     assert first["Secret"] not in log and rotated.json()["secret"] not in log
 
@@ -167,7 +180,7 @@ def test_another_licensee_can_neither_see_nor_change_a_webhook(server: GatewaySe
     assert call(server, "GET", key).json() == {"Url": PUBLIC}
     assert call(server, "DELETE", other_key).status_code == 200
 
-    kept = gateway.webhooks.find(LICENSEE)
+    kept = gateway.webhook_endpoints.find(LICENSEE)
     assert kept is not None and (kept.url, kept.secret) == (PUBLIC, mine["Secret"])
     assert call(server, "GET", key).json() == {"Url": PUBLIC}
     call(server, "DELETE", key)
@@ -186,7 +199,7 @@ def test_another_licensee_can_neither_see_nor_change_a_webhook(server: GatewaySe
 def test_a_url_that_is_not_public_is_refused_with_a_400_naming_url(server: GatewayServer, gateway: Gateway,
                                                                    other_key: str, url: str, why: str) -> None:
     assert_refused(call(server, "PUT", other_key, {"Url": url}), why)
-    assert gateway.webhooks.find(OTHER_LICENSEE) is None
+    assert gateway.webhook_endpoints.find(OTHER_LICENSEE) is None
 
 
 def test_a_missing_url_or_key_is_refused(server: GatewayServer, other_key: str) -> None:
@@ -206,11 +219,11 @@ def test_the_cli_sets_shows_and_deletes_and_prints_the_secret_last(storage_env: 
     secret = created.stdout.strip().splitlines()[-1]
     assert secret.startswith(SECRET_PREFIX)
     gateway = make_gateway()
-    assert gateway.webhooks.find(licensee).secret == secret
+    assert gateway.webhook_endpoints.find(licensee).secret == secret
 
     rotated = cli(storage_env, "webhooks", "set", "--licensee", licensee.hex, "--url", OTHER_PUBLIC)
     assert rotated.returncode == 0 and "previous secret keeps signing" in rotated.stdout
-    assert gateway.webhooks.find(licensee).previous_secret == secret
+    assert gateway.webhook_endpoints.find(licensee).previous_secret == secret
 
     shown = cli(storage_env, "webhooks", "show", "--licensee", str(licensee))
     assert shown.returncode == 0 and OTHER_PUBLIC in shown.stdout and SECRET_PREFIX not in shown.stdout
@@ -226,10 +239,10 @@ def test_the_cli_refuses_private_addresses_unless_the_setting_allows_them(storag
     local = "http://localhost:8099/hooks"
     refused = cli(storage_env, "webhooks", "set", "--licensee", str(licensee), "--url", local)
     assert refused.returncode == 1 and "loopback" in refused.stderr and refused.stdout == ""
-    assert make_gateway().webhooks.find(licensee) is None
+    assert make_gateway().webhook_endpoints.find(licensee) is None
 
     allowed = cli({**storage_env, "SMS_WEBHOOK_ALLOW_PRIVATE": "true"}, "webhooks", "set", "--licensee",
                   str(licensee), "--url", local)
     assert allowed.returncode == 0, allowed.stderr
-    assert make_gateway().webhooks.find(licensee).url == local
+    assert make_gateway().webhook_endpoints.find(licensee).url == local
     assert cli(storage_env, "webhooks", "set", "--licensee", "nope", "--url", PUBLIC).returncode == 2

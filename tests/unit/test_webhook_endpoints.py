@@ -56,7 +56,7 @@ def test_the_cache_asks_once_per_licensee_per_ttl_and_remembers_none_too() -> No
     directory, clock = Directory(), Clock()
     endpoint = Endpoint(LICENSEE, "https://hooks.example.com/sms", new_secret())
     directory.endpoints[LICENSEE] = endpoint
-    cached = CachedEndpoints(directory, 60, clock=clock)
+    cached = CachedEndpoints(directory, clock=clock)  # a minute by default
 
     for _ in range(5):
         assert cached.find(LICENSEE) == endpoint
