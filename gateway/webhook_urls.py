@@ -97,7 +97,7 @@ def checked_addresses(url: str, *, allow_private: bool, require_https: bool,
     if not addresses:
         raise UnresolvableHost(f"the host {host!r} resolves to no address")
     for text in addresses:
-        address = ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 zone (fe80::1%eth0) is not the address
+        address = ipaddress.ip_address(text.partition("%")[0])  # an IPv6 zone (fe80::1%eth0) is not the address
         why = not_public(address)
         if why is not None:
             shown = host if literal is not None else f"{host} ({address})"
