@@ -46,5 +46,10 @@ class ExpiringCache(Generic[K, V]):
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
 
+    def discard(self, key: K) -> None:
+        """Forget ``key``'s entry, if any: the next ``get`` misses."""
+        with self._lock:
+            self._entries.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._entries)

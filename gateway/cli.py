@@ -1,5 +1,5 @@
-"""`python -m gateway keys create|list|revoke`, `optouts list|add|remove`, `inbound unattributed` and `outbox`:
-administration from a shell.
+"""`python -m gateway keys create|list|revoke`, `optouts list|add|remove`, `inbound unattributed`,
+`webhooks set|show|delete` and `outbox`: administration from a shell.
 
 Reads the same settings as the app (the environment, then local.settings.json), so it
 works against Azurite locally and against the real account with an identity in Azure.
@@ -21,9 +21,11 @@ from gateway.inbound import InboundStore
 from gateway.models import EMPTY_GUID, parse_guid
 from gateway.optouts import OptOutList
 from gateway.redact import mask_phone
+from gateway.runtime import webhook_endpoints_for
 from gateway.settings import ConfigError, Settings, load_local_settings
 from gateway.storage import utcnow
 from gateway.validation import normalise_number
+from gateway.webhook_urls import RefusedUrl
 
 OPERATOR_SOURCE = "cli"
 
@@ -101,6 +103,35 @@ def _inbound(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhooks(args: argparse.Namespace) -> int:
+    """A licensee's webhook, for operators: what the licensee's own PUT, GET and DELETE /api/webhook do."""
+    settings, clients = _connect()
+    webhooks = webhook_endpoints_for(settings, clients.tables)
+    webhooks.ensure_table()
+    licensee = args.licensee.hex
+    if args.command == "set":
+        try:
+            endpoint = webhooks.set(args.licensee, args.url.strip())
+        except RefusedUrl as refused:
+            print(f"error: the URL is refused: {refused}", file=sys.stderr)
+            return 1
+        print(f"Licensee {licensee}'s events now go to {endpoint.url}.")
+        if endpoint.previous_secret is not None:
+            print("The previous secret keeps signing beside the new one for 24 hours.")
+        print("Give the licensee this signing secret now: it is shown only once.")
+        print(endpoint.secret)
+        return 0
+    endpoint = webhooks.find(args.licensee) if args.command == "show" else webhooks.delete(args.licensee)
+    if endpoint is None:
+        print(f"error: licensee {licensee} has no webhook", file=sys.stderr)
+        return 1
+    if args.command == "show":
+        print(f"Licensee {licensee}'s events go to {endpoint.url}.")
+    else:
+        print(f"Removed licensee {licensee}'s webhook {endpoint.url}; no more events are posted to it.")
+    return 0
+
+
 def _outbox(args: argparse.Namespace) -> int:
     """The newest would-be SMS the outbox provider recorded."""
     settings, clients = _connect()
@@ -150,12 +181,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     inbound = commands.add_parser("inbound", help="inbound messages").add_subparsers(dest="command", required=True)
     unattributed = inbound.add_parser("unattributed", help="replies no licensee is shown: unmatched or ambiguous")
     unattributed.add_argument("--hours", type=int, default=72, help="how far back to look (default 72)")
+    webhooks = commands.add_parser("webhooks", help="a licensee's webhook").add_subparsers(dest="command",
+                                                                                           required=True)
+    for name, what in (("set", "register a URL with a new secret; prints the secret once, on the last line"),
+                       ("show", "show the URL (never the secret)"), ("delete", "remove the webhook")):
+        command = webhooks.add_parser(name, help=what)
+        command.add_argument("--licensee", required=True, type=_licensee, help="the licensee (Guid)")
+        if name == "set":
+            command.add_argument("--url", required=True, help="where events are posted (https in production)")
     outbox = commands.add_parser("outbox", help="show what the outbox provider would have sent")
     outbox.add_argument("--limit", type=int, default=20, help="how many of the newest to show")
     args = parser.parse_args(argv)
 
     try:
-        run = {"keys": _keys, "optouts": _optouts, "inbound": _inbound, "outbox": _outbox}[args.area]
+        run = {"keys": _keys, "optouts": _optouts, "inbound": _inbound, "webhooks": _webhooks,
+               "outbox": _outbox}[args.area]
         return run(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

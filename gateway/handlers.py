@@ -27,6 +27,9 @@ from gateway.models import (
     OptOutsResponse,
     SMSSend,
     SMSStatusResponse,
+    Webhook,
+    WebhookRegistration,
+    WebhookRequest,
     WireModel,
 )
 from gateway.optouts import OptOut as ListedNumber
@@ -36,6 +39,7 @@ from gateway.runtime import get_gateway
 from gateway.settings import get_settings
 from gateway.storage import TooLargeToStore
 from gateway.validation import too_large_to_store, validate_number
+from gateway.webhook_urls import RefusedUrl
 from gateway.wire import decode_body
 
 if TYPE_CHECKING:
@@ -132,6 +136,36 @@ def optouts_remove(call: Call) -> OptOut:
 
 def _opt_out(entry: ListedNumber) -> OptOut:
     return OptOut(PhoneNumber=entry.number, Reason=entry.reason, Source=entry.source, At=entry.at)
+
+
+def webhook_set(call: Call) -> WebhookRegistration:
+    """Register the caller's webhook URL with a new secret (the one it replaces signs too for 24 hours)."""
+    gateway = get_gateway()
+    data = decode_body(call.headers, call.body, call.query, max_bytes=gateway.settings.max_request_bytes)
+    url = (parse_dto(WebhookRequest, data).Url or "").strip()
+    if not url:
+        raise ApiError.validation([FieldError("Url", "NotEmpty", "'Url' must not be empty.")])
+    try:
+        endpoint = gateway.webhook_endpoints.set(call.caller.licensee_id, url)
+    except RefusedUrl as refused:
+        raise ApiError.validation([FieldError("Url", "InvalidUrl", f"'Url' is refused: {refused}.")]) from None
+    return WebhookRegistration(Url=endpoint.url, Secret=endpoint.secret)
+
+
+def webhook_show(call: Call) -> Webhook:
+    """The caller's webhook URL, never its secret; 404 when none is registered."""
+    endpoint = get_gateway().webhook_endpoints.find(call.caller.licensee_id)
+    if endpoint is None:
+        raise not_found("This licensee has no webhook; register one with PUT /api/webhook")
+    return Webhook(Url=endpoint.url)
+
+
+def webhook_delete(call: Call) -> Webhook:
+    """Remove the caller's webhook and its secrets: no event is posted any more; 404 when none is registered."""
+    removed = get_gateway().webhook_endpoints.delete(call.caller.licensee_id)
+    if removed is None:
+        raise not_found("This licensee has no webhook")
+    return Webhook(Url=removed.url)
 
 
 def health(call: Call) -> HealthResponse:

@@ -270,6 +270,32 @@ class OptOutsResponse(WireModel):
     OptOuts: list[OptOut] = Field([], description="Every number on the list")
 
 
+class WebhookRequest(WireModel):
+    """PUT /api/webhook: where the licensee's events are to be posted."""
+
+    Url: str | None = Field(
+        None, description="An absolute https URL (http only on a local gateway) whose host resolves to public "
+                          "addresses only; at most 2,048 characters"
+    )
+
+
+class Webhook(WireModel):
+    """The licensee's webhook: where its events are posted (the secret is shown only when it is made)."""
+
+    Url: str | None = Field(None, description="The URL events are posted to")
+
+
+class WebhookRegistration(WireModel):
+    """PUT /api/webhook's answer: the URL and the new secret that signs every event from now on."""
+
+    Url: str | None = Field(None, description="The URL events are posted to")
+    Secret: str | None = Field(
+        None, description="The signing secret (whsec_ and base64), shown only now: verify each event's "
+                          "webhook-signature with it (Standard Webhooks). The secret it replaces keeps signing beside "
+                          "it for 24 hours"
+    )
+
+
 class ResponseError(WireModel):
     """One offending field of a request, as ServiceStack's validation feature reports it."""
 

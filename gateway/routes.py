@@ -26,6 +26,9 @@ from gateway.models import (
     OptOutsResponse,
     SMSSend,
     SMSStatusResponse,
+    Webhook,
+    WebhookRegistration,
+    WebhookRequest,
     WireModel,
 )
 from gateway.providers import acs_events
@@ -258,6 +261,28 @@ OPTOUTS_REMOVE = Operation(
                                    "%2B) or national with SMS_DEFAULT_REGION"),),
 )
 
+WEBHOOK_SET = Operation(
+    "WebhookSet",
+    "Registers where the caller's licensee's events are posted (Standard Webhooks: signed, retried) and answers "
+    "the URL with a new signing secret, shown only now. A licensee has one webhook: a new PUT replaces the URL and "
+    "rotates the secret, the one it replaces signing beside it for 24 hours. The URL must be https in Azure, and its "
+    "host must resolve to public addresses only (not private, loopback or link-local) unless "
+    "SMS_WEBHOOK_ALLOW_PRIVATE is set; otherwise a 400 naming Url says why.",
+    handlers.webhook_set, errors=(400, 401, 406, 413, 415, 500, 503), request=WebhookRequest,
+    response=WebhookRegistration,
+)
+WEBHOOK_SHOW = Operation(
+    "WebhookShow",
+    "The caller's licensee's webhook URL (never its secret); 404 when none is registered.",
+    handlers.webhook_show, errors=(401, 404, 406, 500, 503), response=Webhook,
+)
+WEBHOOK_DELETE = Operation(
+    "WebhookDelete",
+    "Removes the caller's licensee's webhook and its secrets, so no more events are posted; answers the URL "
+    "removed, 404 when none is registered.",
+    handlers.webhook_delete, errors=(401, 404, 406, 500, 503), response=Webhook,
+)
+
 
 def _send_routes() -> list[Route]:
     routes: list[Route] = []
@@ -305,4 +330,8 @@ ROUTES: tuple[Route, ...] = (
     Route("optouts_add", "api/optouts", ("POST",), OPTOUTS_ADD, summary="Add a number to the caller's opt-out list"),
     Route("optouts_remove", "api/optouts/{phoneNumber}", ("DELETE",), OPTOUTS_REMOVE,
           summary="Take a number off the caller's opt-out list"),
+    Route("webhook_set", "api/webhook", ("PUT",), WEBHOOK_SET,
+          summary="Register the caller's webhook URL; answers a new signing secret"),
+    Route("webhook_show", "api/webhook", ("GET",), WEBHOOK_SHOW, summary="The caller's webhook URL"),
+    Route("webhook_delete", "api/webhook", ("DELETE",), WEBHOOK_DELETE, summary="Remove the caller's webhook"),
 )

@@ -26,6 +26,7 @@ from gateway.service import SendService
 from gateway.settings import Settings, get_settings
 from gateway.status import StatusService
 from gateway.storage import CommunicationStore
+from gateway.webhook_endpoints import WebhookEndpoints
 from gateway.webhook_events import EventSink
 
 
@@ -35,7 +36,8 @@ class Gateway:
     few seconds' budget; the queue worker's parts (``store``, ``queue``, ``poison_queue``, ``delivery``) and the
     missing-receipt check (``receipt_checker``) use the worker's longer one (``gateway.connections``). ``receipts``
     is the request path's: the provider routes apply what providers report with it; so is ``optouts``, the licensees'
-    opt-out lists the routes, the CLI and inbound keywords change (delivery reads them with its own clients)."""
+    opt-out lists the routes, the CLI and inbound keywords change (delivery reads them with its own clients), and
+    ``webhook_endpoints``, the licensees' webhook registrations the routes and the CLI change."""
 
     settings: Settings
     clients: StorageClients
@@ -53,6 +55,7 @@ class Gateway:
     receipt_checker: ReceiptChecker
     optouts: OptOutList
     inbound: InboundBook
+    webhook_endpoints: WebhookEndpoints
     events: EventSink | None = None  # where webhook events go (issue 15); the sweep recovers unpublished ones into it
 
     @classmethod
@@ -114,6 +117,7 @@ class Gateway:
                                 ReplyIndex(clients.tables, settings.reply_index_table), request_store,
                                 window=timedelta(hours=settings.reply_window_hours), optouts=optouts),
             optouts=optouts,
+            webhook_endpoints=webhook_endpoints_for(settings, clients.tables),
         )
 
     @classmethod
@@ -135,13 +139,20 @@ class Gateway:
         """
         tables = [self.settings.communications_table, self.settings.api_keys_table,
                   self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table,
-                  self.settings.inbound_table, self.settings.reply_index_table]
+                  self.settings.inbound_table, self.settings.reply_index_table, self.settings.webhooks_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:
             self.clients.tables.create_table_if_not_exists(table)
         for queue in (self.settings.queue_name, self.settings.poison_queue_name):
             DeliveryQueue(self.clients.queue(queue)).ensure_queue()
+
+
+def webhook_endpoints_for(settings: Settings, tables: TableServiceClient) -> WebhookEndpoints:
+    """The webhook registrations on ``tables``, refusing URLs as settings say (``SMS_WEBHOOK_ALLOW_PRIVATE``, https
+    in Azure and on any real storage account)."""
+    return WebhookEndpoints(tables, settings.webhooks_table, allow_private=settings.webhook_allow_private,
+                            require_https=settings.webhooks_need_https)
 
 
 INDEX_CONCURRENCY = 10  # the most index writes in flight, like Twilio's calls: one per message it accepted

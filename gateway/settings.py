@@ -22,6 +22,7 @@ import phonenumbers
 from gateway.config import (
     Choice,
     ConfigError,
+    Flag,
     Integer,
     Number,
     Pattern,
@@ -89,6 +90,12 @@ class StorageSettings(SettingsTable):
         description="identity-based connection: the user-assigned identity's client id",
     )
 
+    @property
+    def is_emulator(self) -> bool:
+        """Whether this is the local storage emulator (Azurite), whose well-known account no deployment uses."""
+        text = (self.connection_string or "").replace(" ", "").lower()
+        return "usedevelopmentstorage=true" in text or "accountname=devstoreaccount1" in text
+
     def __post_init__(self) -> None:
         has_uris = self.table_service_uri and self.queue_service_uri
         if not self.connection_string and not self.account_name and not has_uris:
@@ -113,7 +120,7 @@ class Settings:
         default="Sms",
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
         "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`, "
-        "`<prefix>Inbound`, `<prefix>ReplyIndex`",
+        "`<prefix>Inbound`, `<prefix>ReplyIndex`, `<prefix>Webhooks`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -224,6 +231,12 @@ class Settings:
         description="the `key` Event Grid must give in the query of `/api/providers/acs/events` (a Key Vault "
         "reference in Azure); unset, that route answers 404",
     )
+    webhook_allow_private: bool = setting(
+        "SMS_WEBHOOK_ALLOW_PRIVATE", Flag(), default=False,
+        description="let a licensee's webhook URL resolve to a private, loopback or link-local address, for local "
+        "development with a receiver on the same machine ([docs/webhooks.md](docs/webhooks.md#registering)); "
+        "never in production",
+    )
     provider_settings: SettingsTable | None = None  # the chosen provider's, as PROVIDERS declares them
 
     def __post_init__(self) -> None:
@@ -238,6 +251,12 @@ class Settings:
     @property
     def running_in_azure(self) -> bool:
         return bool(self.instance_id)
+
+    @property
+    def webhooks_need_https(self) -> bool:
+        """Webhook URLs must be https in Azure and against any real storage account (an operator's CLI run against
+        production); only a local run on Azurite may register and post to http."""
+        return self.running_in_azure or not self.storage.is_emulator
 
     @property
     def concurrent_calls(self) -> int:
@@ -279,6 +298,10 @@ class Settings:
     @property
     def reply_index_table(self) -> str:
         return f"{self.table_prefix}ReplyIndex"
+
+    @property
+    def webhooks_table(self) -> str:
+        return f"{self.table_prefix}Webhooks"
 
     @property
     def poison_queue_name(self) -> str:

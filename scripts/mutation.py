@@ -67,6 +67,10 @@ GUARDS: dict[str, list[str]] = {
         "tests/integration/test_delivery.py", "tests/integration/test_idempotency.py",
         "tests/integration/test_http_storage_limits.py", "tests/integration/test_receipts.py",
     ],
+    "gateway/webhook_urls.py": ["tests/unit/test_webhook_urls.py", "tests/integration/test_webhook_endpoints.py"],
+    "gateway/webhook_endpoints.py": [
+        "tests/unit/test_webhook_endpoints.py", "tests/integration/test_webhook_endpoints.py",
+    ],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]
 LOGGERS = {"log", "logger", "logging"}  # calls on these are not deleted: no behaviour the tests guard depends on them

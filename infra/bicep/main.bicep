@@ -118,7 +118,7 @@ param smsQueueName string = 'sms-outbound'
 
 @minLength(1)
 @maxLength(40)
-@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts, <prefix>Inbound, <prefix>ReplyIndex.')
+@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts, <prefix>Inbound, <prefix>ReplyIndex, <prefix>Webhooks.')
 param smsTablePrefix string = 'Sms'
 
 @allowed([
@@ -263,6 +263,7 @@ var tableNames = [
   '${smsTablePrefix}OptOuts'
   '${smsTablePrefix}Inbound'
   '${smsTablePrefix}ReplyIndex'
+  '${smsTablePrefix}Webhooks'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.
@@ -396,6 +397,11 @@ var appSettings = [
   {
     name: 'SMS_PUBLIC_BASE_URL'
     value: publicBaseUrl
+  }
+  {
+    // Webhook URLs resolving to private, loopback or link-local addresses are for local development only.
+    name: 'SMS_WEBHOOK_ALLOW_PRIVATE'
+    value: 'false'
   }
   {
     name: 'SMS_EVENTGRID_KEY'

@@ -40,6 +40,9 @@ from gateway.models import (
     SMSContact,
     SMSSend,
     SMSStatusResponse,
+    Webhook,
+    WebhookRegistration,
+    WebhookRequest,
     WireModel,
 )
 from gateway.routes import ROUTES, SEND, Operation, Route
@@ -182,9 +185,13 @@ def test_every_path_parameter_is_declared(document: dict[str, Any]) -> None:
         assert declared == set(re.findall(r"\{(\w+)\}", path))
 
 
-def test_post_bodies_accept_json_jsv_and_forms(document: dict[str, Any]) -> None:
+BODY_MODELS = {"/api/optouts": OptOutRequest, "/api/webhook": WebhookRequest}
+"""The request DTO of each path whose POST or PUT is not a send."""
+
+
+def test_post_and_put_bodies_accept_json_jsv_and_forms(document: dict[str, Any]) -> None:
     for path, method, operation in operations(document):
-        if method != "post":
+        if method not in ("post", "put"):
             assert "requestBody" not in operation
             continue
         if path.startswith("/api/providers/"):  # a provider's callback: its body is the provider's, not a DTO
@@ -193,7 +200,7 @@ def test_post_bodies_accept_json_jsv_and_forms(document: dict[str, Any]) -> None
         content = operation["requestBody"]["content"]
         assert set(content) == {"application/json", "application/jsv", "application/x-www-form-urlencoded",
                                 "multipart/form-data"}, path
-        model = OptOutRequest if path == "/api/optouts" else SMSSend
+        model = BODY_MODELS.get(path, SMSSend)
         assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model.__name__}"}
         assert content["application/jsv"]["schema"]["type"] == "string"
         form = content["application/x-www-form-urlencoded"]["schema"]["properties"]
@@ -206,7 +213,8 @@ def test_post_bodies_accept_json_jsv_and_forms(document: dict[str, Any]) -> None
 def test_success_responses_name_the_right_dto(document: dict[str, Any]) -> None:
     expected = {"SMSSend": "CommResponse", "SMSStatus": "SMSStatusResponse",
                 "SMSStatusByReference": "SMSStatusResponse", "Health": "HealthResponse",
-                "OptOutList": "OptOutsResponse", "OptOutAdd": "OptOut", "OptOutRemove": "OptOut"}
+                "OptOutList": "OptOutsResponse", "OptOutAdd": "OptOut", "OptOutRemove": "OptOut",
+                "WebhookSet": "WebhookRegistration", "WebhookShow": "Webhook", "WebhookDelete": "Webhook"}
     by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
     for route in ROUTES:
         if route.operation.name == "TwilioStatusCallback":  # Twilio is answered an empty 204
@@ -575,18 +583,24 @@ def _sample_response_model(sample: str) -> type[WireModel]:
     line = sample.split("\n", 1)[0]
     if "/api/optouts" in line:
         return OptOutsResponse if line.startswith("GET ") else OptOut
+    if "/api/webhook" in line:
+        return WebhookRegistration if line.startswith("PUT ") else Webhook
     return SMSStatusResponse if "/api/sms/" in line else HealthResponse
 
 
 def test_every_dto_operation_has_both_samples_and_they_parse(parsed: _Page, document: dict[str, Any]) -> None:
     json_samples, jsv_samples = samples(parsed, "json"), samples(parsed, "jsv")
-    # SMSSend, SMSStatus, SMSStatusByReference, Health, OptOutList, OptOutAdd, OptOutRemove
-    assert len(json_samples) == len(jsv_samples) == 7
+    # SMSSend, SMSStatus, SMSStatusByReference, Health, OptOutList, OptOutAdd, OptOutRemove, WebhookSet,
+    # WebhookShow, WebhookDelete
+    assert len(json_samples) == len(jsv_samples) == 10
     for sample in json_samples[1:]:
-        assert sample.startswith(("GET /api/", "POST /api/optouts", "DELETE /api/optouts/"))
+        assert sample.startswith(("GET /api/", "POST /api/optouts", "DELETE /api/optouts/", "PUT /api/webhook",
+                                  "DELETE /api/webhook"))
         request, response = bodies(sample)
         if sample.startswith("POST "):
             assert OptOutRequest.model_validate(json.loads(request)) == example(OptOutRequest)
+        if sample.startswith("PUT "):
+            assert WebhookRequest.model_validate(json.loads(request)) == example(WebhookRequest)
         model = _sample_response_model(sample)
         assert model.model_validate(json.loads(response)) == example(model)
         check(document, model.__name__, json.loads(response))
