@@ -27,6 +27,8 @@ from gateway.models import (
     OptOutsResponse,
     SMSSend,
     SMSStatusResponse,
+    WebhookEventEntry,
+    WebhookEventsResponse,
     WireModel,
 )
 from gateway.optouts import OptOut as ListedNumber
@@ -36,6 +38,7 @@ from gateway.runtime import get_gateway
 from gateway.settings import get_settings
 from gateway.storage import TooLargeToStore
 from gateway.validation import too_large_to_store, validate_number
+from gateway.webhook_outbox import EventNotFailed, EventNotFound, StoredEvent
 from gateway.wire import decode_body
 
 if TYPE_CHECKING:
@@ -132,6 +135,39 @@ def optouts_remove(call: Call) -> OptOut:
 
 def _opt_out(entry: ListedNumber) -> OptOut:
     return OptOut(PhoneNumber=entry.number, Reason=entry.reason, Source=entry.source, At=entry.at)
+
+
+WEBHOOK_STATUS_PARAMETER = "status"
+LISTED_WEBHOOK_STATUSES = ("failed",)
+
+
+def webhook_events_list(call: Call) -> WebhookEventsResponse:
+    """The caller's licensee's Failed webhook events, newest first (the only status listed: the others move)."""
+    asked = next((value for name, value in call.query.items() if name.lower() == WEBHOOK_STATUS_PARAMETER), "failed")
+    if asked.lower() not in LISTED_WEBHOOK_STATUSES:
+        raise ApiError.validation([FieldError("Status", "InvalidStatus",
+                                              f"'Status' must be one of: {', '.join(LISTED_WEBHOOK_STATUSES)}.")])
+    events = get_gateway().webhooks.failed(call.caller.licensee_id)
+    return WebhookEventsResponse(Events=[_webhook_event(event) for event in events])
+
+
+def webhook_event_retry(call: Call) -> WebhookEventEntry:
+    """Send one of the caller's Failed events again (a fresh round of retries); 404 for an event not the
+    caller's, 409 for one that is not Failed."""
+    try:
+        event = get_gateway().webhooks.retry(call.caller.licensee_id, call.values["eventId"])
+    except EventNotFound:
+        raise not_found("No webhook event with that id for this licensee") from None
+    except EventNotFailed as error:
+        raise ApiError(409, "EventNotFailed", f"Only a Failed event can be sent again: {error}") from None
+    return _webhook_event(event)
+
+
+def _webhook_event(event: StoredEvent) -> WebhookEventEntry:
+    return WebhookEventEntry(Id=event.event_id, Type=event.type, Status=event.status, Attempts=event.attempts,
+                             LastError=event.last_error or None, CommId=event.comm_id or None,
+                             CreatedAt=event.created_at, LastAttemptAt=event.last_attempt_at,
+                             FailedAt=event.failed_at, Body=event.body)
 
 
 def health(call: Call) -> HealthResponse:

@@ -26,6 +26,12 @@ from gateway.service import SendService
 from gateway.settings import Settings, get_settings
 from gateway.status import StatusService
 from gateway.storage import CommunicationStore
+from gateway.webhook_dispatch import WebhookDispatcher, WebhookSender
+from gateway.webhook_endpoints import CachedEndpoints, WebhookEndpoints
+from gateway.webhook_outbox import WebhookOutbox
+from gateway.webhook_queue import WebhookQueue
+
+ENDPOINT_CACHE_SECONDS = 60  # a licensee's endpoint (or that it has none) is read at most once a minute per instance
 
 
 @dataclass
@@ -34,7 +40,9 @@ class Gateway:
     few seconds' budget; the queue worker's parts (``store``, ``queue``, ``poison_queue``, ``delivery``) and the
     missing-receipt check (``receipt_checker``) use the worker's longer one (``gateway.connections``). ``receipts``
     is the request path's: the provider routes apply what providers report with it; so is ``optouts``, the licensees'
-    opt-out lists the routes, the CLI and inbound keywords change (delivery reads them with its own clients)."""
+    opt-out lists the routes, the CLI and inbound keywords change (delivery reads them with its own clients).
+    ``webhooks`` is the request path's webhook outbox (the event routes); ``webhook_dispatcher`` sends the webhook
+    queue's events with the worker's clients, and its ``outbox`` is the worker's EventSink."""
 
     settings: Settings
     clients: StorageClients
@@ -52,6 +60,8 @@ class Gateway:
     receipt_checker: ReceiptChecker
     optouts: OptOutList
     inbound: InboundBook
+    webhooks: WebhookOutbox
+    webhook_dispatcher: WebhookDispatcher
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -76,6 +86,10 @@ class Gateway:
         worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table),
                                   optouts=OptOutList(clients.worker_tables, settings.optouts_table))
         optouts = OptOutList(clients.tables, settings.optouts_table)
+        endpoints = CachedEndpoints(WebhookEndpoints(clients.tables, settings.webhooks_table), ENDPOINT_CACHE_SECONDS)
+        worker_endpoints = CachedEndpoints(WebhookEndpoints(clients.worker_tables, settings.webhooks_table),
+                                           ENDPOINT_CACHE_SECONDS)
+        worker_webhook_queue = WebhookQueue(clients.queue(settings.webhook_queue_name, worker=True))
         return cls(
             settings=settings,
             clients=clients,
@@ -105,6 +119,14 @@ class Gateway:
                                 ReplyIndex(clients.tables, settings.reply_index_table), request_store,
                                 window=timedelta(hours=settings.reply_window_hours), optouts=optouts),
             optouts=optouts,
+            webhooks=WebhookOutbox(clients.tables, settings.webhook_events_table,
+                                   WebhookQueue(clients.queue(settings.webhook_queue_name)), endpoints),
+            webhook_dispatcher=WebhookDispatcher(
+                WebhookOutbox(clients.worker_tables, settings.webhook_events_table, worker_webhook_queue,
+                              worker_endpoints),
+                worker_endpoints, worker_webhook_queue, WebhookSender(connections=settings.concurrent_calls),
+                retry_base_seconds=settings.webhook_retry_base_seconds,
+                allow_private=settings.webhook_allow_private, require_https=settings.running_in_azure),
         )
 
     @classmethod
@@ -126,13 +148,16 @@ class Gateway:
         """
         tables = [self.settings.communications_table, self.settings.api_keys_table,
                   self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table,
-                  self.settings.inbound_table, self.settings.reply_index_table]
+                  self.settings.inbound_table, self.settings.reply_index_table, self.settings.webhooks_table,
+                  self.settings.webhook_events_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:
             self.clients.tables.create_table_if_not_exists(table)
         for queue in (self.settings.queue_name, self.settings.poison_queue_name):
             DeliveryQueue(self.clients.queue(queue)).ensure_queue()
+        for queue in (self.settings.webhook_queue_name, self.settings.webhook_poison_queue_name):
+            WebhookQueue(self.clients.queue(queue)).ensure_queue()
 
 
 INDEX_CONCURRENCY = 10  # the most index writes in flight, like Twilio's calls: one per message it accepted
