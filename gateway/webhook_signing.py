@@ -26,7 +26,7 @@ def secret_key(secret: str) -> bytes:
     """The HMAC key a ``whsec_…`` secret stands for."""
     encoded = secret.removeprefix(SECRET_PREFIX)
     try:
-        key = base64.b64decode(encoded, validate=True)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)  # padding may be left off
     except binascii.Error:
         raise BadSecret("a webhook secret is whsec_ and base64") from None
     if not key:
