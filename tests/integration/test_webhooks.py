@@ -322,3 +322,24 @@ def test_an_event_whose_endpoint_went_away_fails_and_a_poison_message_abandons(
     assert local.outbox.abandon(licensee, message.event_ids, "Abandoned: test") == 1  # gone is Failed already
     assert {e.event_id: e.last_error for e in local.outbox.failed(licensee)} == {
         gone.event_id: stored.last_error, stuck.event_id: "Abandoned: test"}
+
+
+def test_publishing_again_queues_only_what_is_still_pending(
+        gateway: Gateway, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
+    licensee = uuid.uuid4()
+    path, _ = register(receiver, endpoints, licensee)
+    local = Local(gateway)
+    sent = events(licensee, EventType.SENT, EventType.DELIVERED)
+    local.outbox.publish(sent)
+    assert local.count() == 1  # one message for the licensee's two events
+    local.run()
+    assert len(receiver.at(path)) == 2 and local.count() == 0
+    local.outbox.publish(sent)  # delivered already: nothing to store, nothing to queue
+    assert local.count() == 0
+    [lost] = events(licensee, EventType.COMPLETED)
+    local.outbox.publish([lost])
+    assert len(local.messages()) == 1  # taken and dropped: a crash before it was handled
+    local.outbox.publish([lost])  # the sweep's publish finds it still Pending, and queues it again
+    local.run()
+    assert [each.webhook_id for each in receiver.at(path)][2:] == [lost.event_id]
+    assert all(event.attempts == 1 for event in local.outbox.find_many(licensee, [e.event_id for e in [*sent, lost]]))
