@@ -29,7 +29,7 @@ from gateway.storage import utcnow
 from gateway.webhook_events import Endpoint, EndpointDirectory
 from gateway.webhook_outbox import PENDING, AttemptFailed, StoredEvent, WebhookOutbox
 from gateway.webhook_queue import MAX_DELAY_SECONDS, WebhookMessage, WebhookQueue
-from gateway.webhook_signing import webhook_headers
+from gateway.webhook_signing import BadSecret, webhook_headers
 from gateway.webhook_urls import check_url
 
 log = logging.getLogger("gateway.webhooks")
@@ -139,7 +139,11 @@ class WebhookDispatcher:
         except ValueError as refused:
             return f"RefusedUrl: {refused}"
         body = event.body.encode("utf-8")
-        return self._sender.post(endpoint.url, webhook_headers(endpoint, event.event_id, body, now), body)
+        try:
+            headers = webhook_headers(endpoint, event.event_id, body, now)
+        except BadSecret as bad:
+            return f"BadSecret: {bad}"  # a registration's fault: kept and retried like any failure, never raised
+        return self._sender.post(endpoint.url, headers, body)
 
     def _failed(self, licensee_id: uuid.UUID, event: StoredEvent, untried: Sequence[StoredEvent], error: str,
                 now: datetime) -> None:

@@ -200,11 +200,11 @@ class Local:
 class Fixed:
     """An endpoint directory with one URL for everyone (a port nobody listens on: every send fails at once)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, secret: str = "whsec_" + "a2V5" * 8) -> None:
+        self.url, self.secret = url, secret
 
     def find(self, licensee_id: uuid.UUID) -> Endpoint | None:
-        return Endpoint(licensee_id, self.url, "whsec_" + "a2V5" * 8)
+        return Endpoint(licensee_id, self.url, self.secret)
 
 
 def test_retries_end_after_a_day_and_the_failed_event_can_be_sent_again_over_http(
@@ -343,3 +343,14 @@ def test_publishing_again_queues_only_what_is_still_pending(
     local.run()
     assert [each.webhook_id for each in receiver.at(path)][2:] == [lost.event_id]
     assert all(event.attempts == 1 for event in local.outbox.find_many(licensee, [e.event_id for e in [*sent, lost]]))
+
+
+def test_a_broken_secret_is_a_failed_attempt_not_a_crash(gateway: Gateway, receiver: WebhookReceiver) -> None:
+    url = receiver.endpoint(f"/hooks/{uuid.uuid4().hex}")
+    local = Local(gateway, endpoints=Fixed(url, secret="whsec_not base64!"))
+    [event] = events(uuid.uuid4(), EventType.SENT)
+    local.outbox.publish([event])
+    local.run()
+    stored = local.outbox.get(event.licensee_id, event.event_id)
+    assert stored is not None and stored.status == PENDING and stored.last_error.startswith("BadSecret")
+    assert receiver.at(url.removeprefix(receiver.base_url)) == [] and local.count() == 1
