@@ -15,8 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bench.common import CountingPolicy
 from devhost.azurite import free_port
+from gateway.connections import StorageClients
 from gateway.runtime import Gateway
+from gateway.settings import Settings
 from gateway.storage import utcnow
 from gateway.webhook_dispatch import WebhookDispatcher, WebhookSender
 from gateway.webhook_endpoints import WebhookEndpoints
@@ -354,3 +357,33 @@ def test_a_broken_secret_is_a_failed_attempt_not_a_crash(gateway: Gateway, recei
     stored = local.outbox.get(event.licensee_id, event.event_id)
     assert stored is not None and stored.status == PENDING and stored.last_error.startswith("BadSecret")
     assert receiver.at(url.removeprefix(receiver.base_url)) == [] and local.count() == 1
+
+
+def test_what_an_event_costs_in_storage_requests(env: dict[str, str], gateway: Gateway, receiver: WebhookReceiver,
+                                                 endpoints: WebhookEndpoints) -> None:
+    """The figures docs/webhooks.md gives ("Durability and cost"), counted on the wire."""
+    counter = CountingPolicy()
+    settings = Settings.from_env({**env, "SMS_WEBHOOK_QUEUE_NAME": f"cost{uuid.uuid4().hex[:12]}"})  # not the host's
+    counted = Gateway.start(settings, clients=StorageClients.create(settings.storage, policies=[counter]))
+    queue = gateway.clients.queue(settings.webhook_queue_name)
+    registered, silent = uuid.uuid4(), uuid.uuid4()
+    path, _ = register(receiver, endpoints, registered)
+    counter.take()
+
+    counted.webhooks.publish(events(silent, EventType.SENT))
+    assert counter.take() == {"table read": 1}  # "no endpoint", cached from now on
+    counted.webhooks.publish(events(silent, EventType.SENT))
+    assert counter.take() == {}
+    counted.webhooks.publish(events(registered, EventType.SENT))
+    assert counter.take() == {"table read": 1, "table transaction": 1, "queue send": 1}
+    counted.webhooks.publish(events(registered, EventType.DELIVERED, EventType.COMPLETED))
+    assert counter.take() == {"table transaction": 1, "queue send": 1}  # the endpoint is cached
+
+    taken = list(queue.receive_messages(messages_per_page=32))
+    messages = [decode_webhook_message(each.content) for each in taken]
+    assert [len(message.event_ids) for message in messages] == [1, 2]
+    for message in messages:
+        counted.webhook_dispatcher.handle(message)
+    # per message a query for its events (up to 14 ids), the endpoint once a minute, an update per delivered event
+    assert counter.take() == {"table query": 2, "table read": 1, "table PATCH entity": 3}
+    assert len(receiver.at(path)) == 3
