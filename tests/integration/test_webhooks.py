@@ -387,3 +387,17 @@ def test_what_an_event_costs_in_storage_requests(env: dict[str, str], gateway: G
     # per message a query for its events (up to 14 ids), the endpoint once a minute, an update per delivered event
     assert counter.take() == {"table query": 2, "table read": 1, "table PATCH entity": 3}
     assert len(receiver.at(path)) == 3
+
+
+def test_the_hosts_poison_function_keeps_the_events_as_failed(
+        gateway: Gateway, server: GatewayServer, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
+    licensee = uuid.uuid4()
+    register(receiver, endpoints, licensee)
+    local = Local(gateway)  # stored and queued where the host does not look
+    stuck = events(licensee, EventType.SENT, EventType.FAILED)
+    local.outbox.publish(stuck)
+    [message] = local.messages()
+    WebhookQueue(gateway.clients.queue(gateway.settings.webhook_poison_queue_name)).enqueue(licensee, message.event_ids)
+    failed = wait_until(lambda: len(rows := gateway.webhooks.failed(licensee)) == 2 and rows, what="both Failed")
+    assert {row.event_id for row in failed} == {event.event_id for event in stuck}
+    assert {row.last_error for row in failed} == {"Abandoned: the queue message failed repeatedly"}
