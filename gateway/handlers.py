@@ -147,7 +147,7 @@ def webhook_events_list(call: Call) -> WebhookEventsResponse:
     if asked.lower() not in LISTED_WEBHOOK_STATUSES:
         raise ApiError.validation([FieldError("Status", "InvalidStatus",
                                               f"'Status' must be one of: {', '.join(LISTED_WEBHOOK_STATUSES)}.")])
-    events = get_gateway().webhooks.failed(call.caller.licensee_id)
+    events = get_gateway().webhook_outbox.failed(call.caller.licensee_id)
     return WebhookEventsResponse(Events=[_webhook_event(event) for event in events])
 
 
@@ -155,7 +155,7 @@ def webhook_event_retry(call: Call) -> WebhookEventEntry:
     """Send one of the caller's Failed events again (a fresh round of retries); 404 for an event not the
     caller's, 409 for one that is not Failed."""
     try:
-        event = get_gateway().webhooks.retry(call.caller.licensee_id, call.values["eventId"])
+        event = get_gateway().webhook_outbox.retry(call.caller.licensee_id, call.values["eventId"])
     except EventNotFound:
         raise not_found("No webhook event with that id for this licensee") from None
     except EventNotFailed as error:

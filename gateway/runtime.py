@@ -41,7 +41,7 @@ class Gateway:
     missing-receipt check (``receipt_checker``) use the worker's longer one (``gateway.connections``). ``receipts``
     is the request path's: the provider routes apply what providers report with it; so is ``optouts``, the licensees'
     opt-out lists the routes, the CLI and inbound keywords change (delivery reads them with its own clients).
-    ``webhooks`` is the request path's webhook outbox (the event routes); ``webhook_dispatcher`` sends the webhook
+    ``webhook_outbox`` is the request path's webhook outbox (the event routes); ``webhook_dispatcher`` sends the webhook
     queue's events with the worker's clients, and its ``outbox`` is the worker's EventSink."""
 
     settings: Settings
@@ -60,7 +60,7 @@ class Gateway:
     receipt_checker: ReceiptChecker
     optouts: OptOutList
     inbound: InboundBook
-    webhooks: WebhookOutbox
+    webhook_outbox: WebhookOutbox
     webhook_dispatcher: WebhookDispatcher
 
     @classmethod
@@ -86,9 +86,8 @@ class Gateway:
         worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table),
                                   optouts=OptOutList(clients.worker_tables, settings.optouts_table))
         optouts = OptOutList(clients.tables, settings.optouts_table)
-        endpoints = CachedEndpoints(WebhookEndpoints(clients.tables, settings.webhooks_table), ENDPOINT_CACHE_SECONDS)
-        worker_endpoints = CachedEndpoints(WebhookEndpoints(clients.worker_tables, settings.webhooks_table),
-                                           ENDPOINT_CACHE_SECONDS)
+        endpoints = CachedEndpoints(webhook_endpoints(settings, clients.tables), ENDPOINT_CACHE_SECONDS)
+        worker_endpoints = CachedEndpoints(webhook_endpoints(settings, clients.worker_tables), ENDPOINT_CACHE_SECONDS)
         worker_webhook_queue = WebhookQueue(clients.queue(settings.webhook_queue_name, worker=True))
         return cls(
             settings=settings,
@@ -119,7 +118,7 @@ class Gateway:
                                 ReplyIndex(clients.tables, settings.reply_index_table), request_store,
                                 window=timedelta(hours=settings.reply_window_hours), optouts=optouts),
             optouts=optouts,
-            webhooks=WebhookOutbox(clients.tables, settings.webhook_events_table,
+            webhook_outbox=WebhookOutbox(clients.tables, settings.webhook_events_table,
                                    WebhookQueue(clients.queue(settings.webhook_queue_name)), endpoints),
             webhook_dispatcher=WebhookDispatcher(
                 WebhookOutbox(clients.worker_tables, settings.webhook_events_table, worker_webhook_queue,
@@ -158,6 +157,13 @@ class Gateway:
             DeliveryQueue(self.clients.queue(queue)).ensure_queue()
         for queue in (self.settings.webhook_queue_name, self.settings.webhook_poison_queue_name):
             WebhookQueue(self.clients.queue(queue)).ensure_queue()
+
+
+def webhook_endpoints(settings: Settings, tables: TableServiceClient) -> WebhookEndpoints:
+    """The webhook registrations on ``tables``, refusing URLs as settings say (``SMS_WEBHOOK_ALLOW_PRIVATE``, https
+    in Azure)."""
+    return WebhookEndpoints(tables, settings.webhooks_table, allow_private=settings.webhook_allow_private,
+                            require_https=settings.running_in_azure)
 
 
 INDEX_CONCURRENCY = 10  # the most index writes in flight, like Twilio's calls: one per message it accepted

@@ -55,12 +55,18 @@ def every_request_verified(receiver: WebhookReceiver) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def endpoints(gateway: Gateway) -> WebhookEndpoints:
-    return WebhookEndpoints(gateway.clients.tables, gateway.settings.webhooks_table)
+    return registrations(gateway)
 
 
 @pytest.fixture(scope="module")
 def keys(gateway: Gateway) -> dict[uuid.UUID, str]:
     return {licensee: gateway.keys.create(licensee, "webhooks")[1] for licensee in (LICENSEE_A, LICENSEE_B)}
+
+
+def registrations(gateway: Gateway) -> WebhookEndpoints:
+    """The endpoint table the gateway reads, taking the receiver's loopback URLs."""
+    return WebhookEndpoints(gateway.clients.tables, gateway.settings.webhooks_table, allow_private=True,
+                            require_https=False)
 
 
 def register(receiver: WebhookReceiver, endpoints: WebhookEndpoints, licensee: uuid.UUID) -> tuple[str, Endpoint]:
@@ -92,7 +98,7 @@ def test_each_licensee_gets_its_own_events_verified_in_order(
     their_path, _ = register(receiver, endpoints, theirs)
     my_events = events(mine, EventType.SENT, EventType.DELIVERED, EventType.COMPLETED)
     their_events = events(theirs, EventType.SENT, linked="theirs")
-    gateway.webhooks.publish([*my_events, *their_events])
+    gateway.webhook_outbox.publish([*my_events, *their_events])
 
     got = wait_until(lambda: len(receiver.at(my_path)) == 3 and receiver.at(my_path), what="three events")
     assert [each.webhook_id for each in got] == [event.event_id for event in my_events]
@@ -101,8 +107,8 @@ def test_each_licensee_gets_its_own_events_verified_in_order(
     assert got[0].body == my_events[0].body()
     wait_until(lambda: len(receiver.at(their_path)) == 1, what="the other licensee's event")
     assert receiver.at(their_path)[0].webhook_id == their_events[0].event_id  # and none of mine
-    stored = wait_until(lambda: all(e.status == DELIVERED for e in gateway.webhooks.find_many(
-        mine, [event.event_id for event in my_events])) and gateway.webhooks.get(mine, my_events[0].event_id),
+    stored = wait_until(lambda: all(e.status == DELIVERED for e in gateway.webhook_outbox.find_many(
+        mine, [event.event_id for event in my_events])) and gateway.webhook_outbox.get(mine, my_events[0].event_id),
         what="the events marked Delivered")
     assert stored.attempts == 1 and stored.last_error == ""
 
@@ -113,15 +119,15 @@ def test_a_500_brings_the_same_event_again(
     path, _ = register(receiver, endpoints, licensee)
     receiver.script(path, Answer(500))
     [event] = events(licensee, EventType.UNDELIVERED)
-    gateway.webhooks.publish([event])
+    gateway.webhook_outbox.publish([event])
 
     first, second = wait_until(lambda: len(receiver.at(path)) == 2 and receiver.at(path), timeout=20,
                                what="the event again after the 500")
     assert first.webhook_id == second.webhook_id == event.event_id
     assert first.body == second.body
     assert int(second.headers["webhook-timestamp"]) >= int(first.headers["webhook-timestamp"])
-    stored = wait_until(lambda: (row := gateway.webhooks.get(licensee, event.event_id)) and row.status == DELIVERED
-                        and row, what="Delivered")
+    stored = wait_until(lambda: (row := gateway.webhook_outbox.get(licensee, event.event_id))
+                        and row.status == DELIVERED and row, what="Delivered")
     assert stored.attempts == 2 and stored.first_attempt_at is not None
 
 
@@ -130,12 +136,12 @@ def test_publishing_again_sends_nothing_twice(
     licensee = uuid.uuid4()
     path, _ = register(receiver, endpoints, licensee)
     sent = events(licensee, EventType.SENT, EventType.OPTED_OUT)
-    gateway.webhooks.publish(sent)
-    wait_until(lambda: all(e.status == DELIVERED for e in gateway.webhooks.find_many(
+    gateway.webhook_outbox.publish(sent)
+    wait_until(lambda: all(e.status == DELIVERED for e in gateway.webhook_outbox.find_many(
         licensee, [event.event_id for event in sent])), what="both Delivered")
-    gateway.webhooks.publish([*sent, *sent])  # a retried run, the sweep: the same ids
+    gateway.webhook_outbox.publish([*sent, *sent])  # a retried run, the sweep: the same ids
     [more] = events(licensee, EventType.FAILED)
-    gateway.webhooks.publish([more])  # the queue behind them has run once this arrives
+    gateway.webhook_outbox.publish([more])  # the queue behind them has run once this arrives
     wait_until(lambda: len(receiver.at(path)) == 3, what="the new event")
     assert [each.webhook_id for each in receiver.at(path)] == [*(event.event_id for event in sent), more.event_id]
 
@@ -147,10 +153,10 @@ def test_after_a_rotation_both_secrets_verify(
     new = endpoints.set(licensee, old.url)  # rotated before anything was sent (the host has cached nothing)
     assert new.secret != old.secret and new.previous_secret == old.secret
     receiver.trust(path, old.secret)  # the licensee's receiver still has the old secret
-    gateway.webhooks.publish(events(licensee, EventType.SENT))
+    gateway.webhook_outbox.publish(events(licensee, EventType.SENT))
     wait_until(lambda: len(receiver.at(path)) == 1, what="the event")
     receiver.trust(path, new.secret)  # ...then switches to the new one
-    gateway.webhooks.publish(events(licensee, EventType.SENT))
+    gateway.webhook_outbox.publish(events(licensee, EventType.SENT))
     wait_until(lambda: len(receiver.at(path)) == 2, what="the second event")
     assert [each.verified_by for each in receiver.at(path)] == [(old.secret,), (new.secret,)]
 
@@ -176,7 +182,7 @@ class Local:
         self.queue = WebhookQueue(self.queue_client)
         self.queue.ensure_queue()
         self.clock = Clock()
-        directory = endpoints or WebhookEndpoints(gateway.clients.tables, gateway.settings.webhooks_table)
+        directory = endpoints or registrations(gateway)
         self.outbox = WebhookOutbox(gateway.clients.tables, gateway.settings.webhook_events_table, self.queue,
                                     directory, clock=self.clock)  # type: ignore[arg-type]
         self.dispatcher = WebhookDispatcher(self.outbox, directory, self.queue,  # type: ignore[arg-type]
@@ -233,7 +239,7 @@ def test_retries_end_after_a_day_and_the_failed_event_can_be_sent_again_over_htt
     local.clock.now = start + timedelta(hours=24, minutes=4)  # past the newer one's, and the hold
     local.dispatcher.handle(WebhookMessage(LICENSEE_A, (newer.event_id,)))
     assert local.count() == 2  # nothing more to try: no new message
-    assert [e.event_id for e in gateway.webhooks.failed(LICENSEE_A)][:2] == [newer.event_id, older.event_id]
+    assert [e.event_id for e in gateway.webhook_outbox.failed(LICENSEE_A)][:2] == [newer.event_id, older.event_id]
 
     listed = server.get("/api/webhook/events?status=failed", key=keys[LICENSEE_A])
     assert listed.status_code == 200, listed.text
@@ -252,9 +258,9 @@ def test_retries_end_after_a_day_and_the_failed_event_can_be_sent_again_over_htt
     assert (again.json()["Status"], again.json()["Attempts"]) == (PENDING, 0)
     got = wait_until(lambda: receiver.at(path), what="the event sent again")
     assert [each.webhook_id for each in got] == [older.event_id]  # the same id, verified by the receiver
-    wait_until(lambda: gateway.webhooks.get(LICENSEE_A, older.event_id).status == DELIVERED, what="Delivered")
+    wait_until(lambda: gateway.webhook_outbox.get(LICENSEE_A, older.event_id).status == DELIVERED, what="Delivered")
     assert server.post(retry, key=keys[LICENSEE_A]).status_code == 409  # delivered: nothing to send again
-    assert older.event_id not in {e.event_id for e in gateway.webhooks.failed(LICENSEE_A)}
+    assert older.event_id not in {e.event_id for e in gateway.webhook_outbox.failed(LICENSEE_A)}
     assert server.post(retry).status_code == 401
 
 
@@ -370,13 +376,13 @@ def test_what_an_event_costs_in_storage_requests(env: dict[str, str], gateway: G
     path, _ = register(receiver, endpoints, registered)
     counter.take()
 
-    counted.webhooks.publish(events(silent, EventType.SENT))
+    counted.webhook_outbox.publish(events(silent, EventType.SENT))
     assert counter.take() == {"table read": 1}  # "no endpoint", cached from now on
-    counted.webhooks.publish(events(silent, EventType.SENT))
+    counted.webhook_outbox.publish(events(silent, EventType.SENT))
     assert counter.take() == {}
-    counted.webhooks.publish(events(registered, EventType.SENT))
+    counted.webhook_outbox.publish(events(registered, EventType.SENT))
     assert counter.take() == {"table read": 1, "table transaction": 1, "queue send": 1}
-    counted.webhooks.publish(events(registered, EventType.DELIVERED, EventType.COMPLETED))
+    counted.webhook_outbox.publish(events(registered, EventType.DELIVERED, EventType.COMPLETED))
     assert counter.take() == {"table transaction": 1, "queue send": 1}  # the endpoint is cached
 
     taken = list(queue.receive_messages(messages_per_page=32))
@@ -398,6 +404,6 @@ def test_the_hosts_poison_function_keeps_the_events_as_failed(
     local.outbox.publish(stuck)
     [message] = local.messages()
     WebhookQueue(gateway.clients.queue(gateway.settings.webhook_poison_queue_name)).enqueue(licensee, message.event_ids)
-    failed = wait_until(lambda: len(rows := gateway.webhooks.failed(licensee)) == 2 and rows, what="both Failed")
+    failed = wait_until(lambda: len(rows := gateway.webhook_outbox.failed(licensee)) == 2 and rows, what="both Failed")
     assert {row.event_id for row in failed} == {event.event_id for event in stuck}
     assert {row.last_error for row in failed} == {"Abandoned: the queue message failed repeatedly"}
