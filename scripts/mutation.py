@@ -62,6 +62,9 @@ GUARDS: dict[str, list[str]] = {
         "tests/integration/test_delivery.py", "tests/integration/test_idempotency.py",
         "tests/integration/test_http_storage_limits.py", "tests/integration/test_receipts.py",
     ],
+    "gateway/webhook_signing.py": ["tests/unit/test_webhook_signing.py", "tests/integration/test_webhooks.py"],
+    "gateway/webhook_dispatch.py": ["tests/unit/test_webhook_signing.py", "tests/integration/test_webhooks.py"],
+    "gateway/webhook_outbox.py": ["tests/unit/test_webhook_outbox.py", "tests/integration/test_webhooks.py"],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]
 LOGGERS = {"log", "logger", "logging"}  # calls on these are not deleted: no behaviour the tests guard depends on them

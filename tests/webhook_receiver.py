@@ -38,6 +38,7 @@ class Answer:
     status: int = 204
     delay_seconds: float = 0
     location: str | None = None  # a redirect's Location
+    trickle_seconds: float = 0  # after the headers, a body a byte at a time for this long (no Content-Length)
 
 
 class WebhookReceiver:
@@ -61,8 +62,18 @@ class WebhookReceiver:
                 self.send_response(answer.status)
                 if answer.location:
                     self.send_header("Location", answer.location)
-                self.send_header("Content-Length", "0")
+                if not answer.trickle_seconds:
+                    self.send_header("Content-Length", "0")
                 self.end_headers()
+                deadline = time.monotonic() + answer.trickle_seconds
+                try:
+                    while time.monotonic() < deadline:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    pass  # the gateway hung up: it does not read answers
+                self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -9,8 +9,10 @@ makes which event is the emission's business (part C of issue 15).
 
 from __future__ import annotations
 
+import base64
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,6 +28,7 @@ from gateway.webhook_endpoints import WebhookEndpoints
 from gateway.webhook_events import Endpoint, EventType, WebhookEvent, event_id_for
 from gateway.webhook_outbox import DELIVERED, FAILED, PENDING, WebhookOutbox
 from gateway.webhook_queue import WebhookMessage, WebhookQueue, decode_webhook_message
+from gateway.webhook_signing import webhook_headers
 from tests.server import GatewayServer, server_env
 from tests.waiting import wait_until
 from tests.webhook_receiver import Answer, WebhookReceiver
@@ -176,7 +179,7 @@ class Local:
     """An outbox and a dispatcher on the module's tables with a queue nobody else reads, and a clock."""
 
     def __init__(self, gateway: Gateway, *, allow_private: bool = True, timeout: float = 10,
-                 endpoints: object = None) -> None:
+                 endpoints: object = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         name = f"side{uuid.uuid4().hex[:12]}"
         self.queue_client = gateway.clients.queue(name)
         self.queue = WebhookQueue(self.queue_client)
@@ -187,7 +190,8 @@ class Local:
                                     directory, clock=self.clock)  # type: ignore[arg-type]
         self.dispatcher = WebhookDispatcher(self.outbox, directory, self.queue,  # type: ignore[arg-type]
                                             WebhookSender(timeout_seconds=timeout), retry_base_seconds=30,
-                                            allow_private=allow_private, require_https=False, clock=self.clock)
+                                            allow_private=allow_private, require_https=False, clock=self.clock,
+                                            monotonic=monotonic)
 
     def count(self) -> int:
         """Messages on the queue, delayed ones included."""
@@ -231,20 +235,25 @@ def test_retries_end_after_a_day_and_the_failed_event_can_be_sent_again_over_htt
     first = local.outbox.get(LICENSEE_A, older.event_id)
     assert first is not None and (first.status, first.attempts, first.last_error) == (PENDING, 1, "ConnectionError")
     assert first.next_attempt_at == start + timedelta(minutes=1, seconds=30)
+    local.clock.now = start + timedelta(minutes=1, seconds=30)
+    local.dispatcher.handle(WebhookMessage(LICENSEE_A, (older.event_id,)))
+    second = local.outbox.get(LICENSEE_A, older.event_id)
+    assert second is not None and second.attempts == 2  # and the delay doubles
+    assert second.next_attempt_at == start + timedelta(minutes=1, seconds=30 + 60)
     local.clock.now = start + timedelta(minutes=3)  # past the short hold on this licensee the failure started
     local.dispatcher.handle(WebhookMessage(LICENSEE_A, (newer.event_id,)))
-    assert local.count() == 2  # each back on the queue, 30 s later
+    assert local.count() == 3  # each back on the queue, the older one twice (the test took its messages itself)
     local.clock.now = start + timedelta(hours=24, minutes=2)  # past the older one's last retry
     local.dispatcher.handle(WebhookMessage(LICENSEE_A, (older.event_id,)))
     local.clock.now = start + timedelta(hours=24, minutes=4)  # past the newer one's, and the hold
     local.dispatcher.handle(WebhookMessage(LICENSEE_A, (newer.event_id,)))
-    assert local.count() == 2  # nothing more to try: no new message
+    assert local.count() == 3  # nothing more to try: no new message
     assert [e.event_id for e in gateway.webhook_outbox.failed(LICENSEE_A)][:2] == [newer.event_id, older.event_id]
 
     listed = server.get("/api/webhook/events?status=failed", key=keys[LICENSEE_A])
     assert listed.status_code == 200, listed.text
     entries = {entry["Id"]: entry for entry in listed.json()["Events"]}
-    assert entries[older.event_id]["Status"] == FAILED and entries[older.event_id]["Attempts"] == 2
+    assert entries[older.event_id]["Status"] == FAILED and entries[older.event_id]["Attempts"] == 3
     assert entries[older.event_id]["LastError"] == "ConnectionError"
     assert server.get("/api/webhook/events", key=keys[LICENSEE_B]).json()["Events"] == []
     bad = server.get("/api/webhook/events?status=pending", key=keys[LICENSEE_A])
@@ -407,3 +416,77 @@ def test_the_hosts_poison_function_keeps_the_events_as_failed(
     failed = wait_until(lambda: len(rows := gateway.webhook_outbox.failed(licensee)) == 2 and rows, what="both Failed")
     assert {row.event_id for row in failed} == {event.event_id for event in stuck}
     assert {row.last_error for row in failed} == {"Abandoned: the queue message failed repeatedly"}
+
+
+def test_only_a_2xx_is_taken(gateway: Gateway, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
+    licensee = uuid.uuid4()
+    path, _ = register(receiver, endpoints, licensee)
+    local = Local(gateway)
+    for answer, outcome in ((200, (DELIVERED, "")), (299, (DELIVERED, "")), (300, (PENDING, "HTTP 300"))):
+        receiver.script(path, Answer(answer))
+        [event] = events(licensee, EventType.SENT)
+        local.outbox.publish([event])
+        local.run()
+        stored = local.outbox.get(licensee, event.event_id)
+        assert stored is not None and (stored.status, stored.last_error) == outcome, answer
+
+
+def test_a_failure_sends_nothing_more_of_the_message_and_retries_all_of_it(
+        gateway: Gateway, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
+    licensee = uuid.uuid4()
+    path, _ = register(receiver, endpoints, licensee)
+    receiver.script(path, Answer(500))
+    local = Local(gateway)
+    three = events(licensee, EventType.SENT, EventType.DELIVERED, EventType.COMPLETED)
+    local.outbox.publish(three)
+    local.run()
+    assert [each.webhook_id for each in receiver.at(path)] == [three[0].event_id]  # one call, then it stopped
+    stored = local.outbox.find_many(licensee, [event.event_id for event in three])
+    assert [(row.attempts, row.status) for row in stored] == [(1, PENDING)] * 3  # the day of retries starts for all
+    assert stored[0].last_error == "HTTP 500"
+    assert all(row.last_error == "NotSent: an earlier event to the endpoint failed (HTTP 500)" for row in stored[1:])
+    assert local.count() == 1  # one message brings the three back, 30 s later
+
+
+def test_a_run_out_of_time_hands_the_rest_to_a_fresh_message(
+        gateway: Gateway, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
+    licensee = uuid.uuid4()
+    path, _ = register(receiver, endpoints, licensee)
+    ticks = iter(range(0, 10_000, 100))  # each look at the time: 100 s later
+    local = Local(gateway, monotonic=lambda: next(ticks))
+    three = events(licensee, EventType.SENT, EventType.DELIVERED, EventType.COMPLETED)
+    local.outbox.publish(three)
+    local.run()  # started at 0, sends the first at 100, stops before the second at 200 (> RUN_SECONDS)
+    assert [each.webhook_id for each in receiver.at(path)] == [three[0].event_id]
+    [rest] = local.messages()  # due at once, not delayed
+    assert rest.event_ids == (three[1].event_id, three[2].event_id)
+    assert [row.attempts for row in local.outbox.find_many(licensee, rest.event_ids)] == [0, 0]  # no attempt spent
+
+
+def test_a_slow_answer_body_is_not_waited_for(
+        gateway: Gateway, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
+    licensee = uuid.uuid4()
+    path, _ = register(receiver, endpoints, licensee)
+    receiver.script(path, Answer(200, trickle_seconds=3))
+    local = Local(gateway, timeout=1)
+    [event] = events(licensee, EventType.SENT)
+    local.outbox.publish([event])
+    started = time.monotonic()
+    local.run()
+    assert time.monotonic() - started < 2  # the status is enough: the body is never read
+    stored = local.outbox.get(licensee, event.event_id)
+    assert stored is not None and stored.status == DELIVERED
+
+
+def test_no_proxy_from_the_environment_is_used(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = f"/hooks/{uuid.uuid4().hex}"
+    secret = "whsec_" + base64.b64encode(uuid.uuid4().bytes * 2).decode()
+    url = receiver.endpoint(path, secret)
+    body = b'{"type":"message.sent"}'
+    headers = webhook_headers(Endpoint(uuid.uuid4(), url, secret), "evt_proxy", body, utcnow())
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # a proxy nobody answers on
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert WebhookSender(timeout_seconds=2).post(url, headers, body) is None
+    assert [each.webhook_id for each in receiver.at(path)] == ["evt_proxy"]
