@@ -114,6 +114,7 @@ def test_each_licensee_gets_its_own_events_verified_in_order(
         mine, [event.event_id for event in my_events])) and gateway.webhook_outbox.get(mine, my_events[0].event_id),
         what="the events marked Delivered")
     assert stored.attempts == 1 and stored.last_error == ""
+    assert stored.first_attempt_at is not None and stored.first_attempt_at == stored.last_attempt_at
 
 
 def test_a_500_brings_the_same_event_again(
@@ -255,6 +256,8 @@ def test_retries_end_after_a_day_and_the_failed_event_can_be_sent_again_over_htt
     entries = {entry["Id"]: entry for entry in listed.json()["Events"]}
     assert entries[older.event_id]["Status"] == FAILED and entries[older.event_id]["Attempts"] == 3
     assert entries[older.event_id]["LastError"] == "ConnectionError"
+    entry = entries[older.event_id]
+    assert (entry["Type"], entry["CommId"]) == ("message.sent", older.data["CommId"])
     assert server.get("/api/webhook/events", key=keys[LICENSEE_B]).json()["Events"] == []
     bad = server.get("/api/webhook/events?status=pending", key=keys[LICENSEE_A])
     assert bad.status_code == 400 and bad.json()["ResponseStatus"]["Errors"][0]["FieldName"] == "Status"
@@ -416,6 +419,7 @@ def test_the_hosts_poison_function_keeps_the_events_as_failed(
     failed = wait_until(lambda: len(rows := gateway.webhook_outbox.failed(licensee)) == 2 and rows, what="both Failed")
     assert {row.event_id for row in failed} == {event.event_id for event in stuck}
     assert {row.last_error for row in failed} == {"Abandoned: the queue message failed repeatedly"}
+    assert {row.attempts for row in failed} == {0}  # abandoned, never attempted
 
 
 def test_only_a_2xx_is_taken(gateway: Gateway, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
@@ -490,3 +494,34 @@ def test_no_proxy_from_the_environment_is_used(receiver: WebhookReceiver, monkey
         monkeypatch.delenv(name, raising=False)
     assert WebhookSender(timeout_seconds=2).post(url, headers, body) is None
     assert [each.webhook_id for each in receiver.at(path)] == ["evt_proxy"]
+
+
+def test_an_update_that_lost_a_race_leaves_the_row_as_the_winner_wrote_it(
+        gateway: Gateway, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
+    licensee = uuid.uuid4()
+    register(receiver, endpoints, licensee)
+    local = Local(gateway)
+    taken, gone = events(licensee, EventType.SENT, EventType.DELIVERED)
+    local.outbox.publish([taken, gone])
+    stale, doomed = local.outbox.find_many(licensee, [taken.event_id, gone.event_id])
+    local.outbox.mark_delivered(stale, local.clock.now)  # the winner
+    local.outbox.mark_delivered(stale, local.clock.now)  # another worker, with the row as it read it: 412, ignored
+    winner = local.outbox.get(licensee, taken.event_id)
+    assert winner is not None and (winner.status, winner.attempts) == (DELIVERED, 1)
+    gateway.clients.tables.get_table_client(gateway.settings.webhook_events_table).delete_entity(
+        licensee.hex, gone.event_id)
+    local.outbox.mark_delivered(doomed, local.clock.now)  # 404, ignored
+    assert local.outbox.get(licensee, gone.event_id) is None
+
+
+def test_abandoning_a_whole_message_fails_every_event_in_bounded_transactions(
+        gateway: Gateway, receiver: WebhookReceiver, endpoints: WebhookEndpoints) -> None:
+    licensee = uuid.uuid4()
+    register(receiver, endpoints, licensee)
+    local = Local(gateway)
+    sixty = [event for _ in range(30) for event in events(licensee, EventType.SENT, EventType.DELIVERED)]
+    local.outbox.publish(sixty)  # one transaction, one message
+    [message] = local.messages()
+    abandoned = local.outbox.abandon(licensee, message.event_ids, "Abandoned: test")  # 120 operations
+    assert abandoned == 60
+    assert {row.event_id for row in local.outbox.failed(licensee)} == {event.event_id for event in sixty}
