@@ -45,3 +45,15 @@ def on_sweep_timer(timer: func.TimerRequest) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%SMS_RECEIPT_CHECK_SCHEDULE%", run_on_startup=False)
 def on_receipt_check_timer(timer: func.TimerRequest) -> None:
     worker.check_receipts()
+
+
+@app.function_name("webhooks")
+@app.queue_trigger(arg_name="message", queue_name="%SMS_WEBHOOK_QUEUE_NAME%", connection="AzureWebJobsStorage")
+def on_webhook_message(message: func.QueueMessage) -> None:
+    worker.handle_webhook_message(message)
+
+
+@app.function_name("webhooks_poison")
+@app.queue_trigger(arg_name="message", queue_name="%SMS_WEBHOOK_QUEUE_NAME%-poison", connection="AzureWebJobsStorage")
+def on_webhook_poison_message(message: func.QueueMessage) -> None:
+    worker.handle_webhook_poison_message(message)

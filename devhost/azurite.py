@@ -140,6 +140,7 @@ def isolated_env(connection: str, **overrides: str) -> dict[str, str]:
         "AzureWebJobsStorage": connection,
         "SMS_TABLE_PREFIX": f"T{suffix}",
         "SMS_QUEUE_NAME": f"q{suffix}",
+        "SMS_WEBHOOK_QUEUE_NAME": f"w{suffix}",
         **overrides,
     }
 

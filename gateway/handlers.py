@@ -28,6 +28,8 @@ from gateway.models import (
     SMSSend,
     SMSStatusResponse,
     Webhook,
+    WebhookEventEntry,
+    WebhookEventsResponse,
     WebhookRegistration,
     WebhookRequest,
     WireModel,
@@ -39,6 +41,7 @@ from gateway.runtime import get_gateway
 from gateway.settings import get_settings
 from gateway.storage import TooLargeToStore
 from gateway.validation import too_large_to_store, validate_number
+from gateway.webhook_outbox import EventNotFailed, EventNotFound, StoredEvent
 from gateway.webhook_urls import RefusedUrl
 from gateway.wire import decode_body
 
@@ -149,6 +152,7 @@ def webhook_set(call: Call) -> WebhookRegistration:
         endpoint = gateway.webhook_endpoints.set(call.caller.licensee_id, url)
     except RefusedUrl as refused:
         raise ApiError.validation([FieldError("Url", "InvalidUrl", f"'Url' is refused: {refused}.")]) from None
+    gateway.webhook_directory.forget(call.caller.licensee_id)
     return WebhookRegistration(Url=endpoint.url, Secret=endpoint.secret)
 
 
@@ -162,10 +166,45 @@ def webhook_show(call: Call) -> Webhook:
 
 def webhook_delete(call: Call) -> Webhook:
     """Remove the caller's webhook and its secrets: no event is posted any more; 404 when none is registered."""
-    removed = get_gateway().webhook_endpoints.delete(call.caller.licensee_id)
+    gateway = get_gateway()
+    removed = gateway.webhook_endpoints.delete(call.caller.licensee_id)
+    gateway.webhook_directory.forget(call.caller.licensee_id)
     if removed is None:
         raise not_found("This licensee has no webhook")
     return Webhook(Url=removed.url)
+
+
+WEBHOOK_STATUS_PARAMETER = "status"
+LISTED_WEBHOOK_STATUSES = ("failed",)
+
+
+def webhook_events_list(call: Call) -> WebhookEventsResponse:
+    """The caller's licensee's Failed webhook events, newest first (the only status listed: the others move)."""
+    asked = next((value for name, value in call.query.items() if name.lower() == WEBHOOK_STATUS_PARAMETER), "failed")
+    if asked.lower() not in LISTED_WEBHOOK_STATUSES:
+        raise ApiError.validation([FieldError("Status", "InvalidStatus",
+                                              f"'Status' must be one of: {', '.join(LISTED_WEBHOOK_STATUSES)}.")])
+    events = get_gateway().webhook_outbox.failed(call.caller.licensee_id)
+    return WebhookEventsResponse(Events=[_webhook_event(event) for event in events])
+
+
+def webhook_event_retry(call: Call) -> WebhookEventEntry:
+    """Send one of the caller's Failed events again (a fresh round of retries); 404 for an event not the
+    caller's, 409 for one that is not Failed."""
+    try:
+        event = get_gateway().webhook_outbox.retry(call.caller.licensee_id, call.values["eventId"])
+    except EventNotFound:
+        raise not_found("No webhook event with that id for this licensee") from None
+    except EventNotFailed as error:
+        raise ApiError(409, "EventNotFailed", f"Only a Failed event can be sent again: {error}") from None
+    return _webhook_event(event)
+
+
+def _webhook_event(event: StoredEvent) -> WebhookEventEntry:
+    return WebhookEventEntry(Id=event.event_id, Type=event.type, Status=event.status, Attempts=event.attempts,
+                             LastError=event.last_error or None, CommId=event.comm_id or None,
+                             CreatedAt=event.created_at, LastAttemptAt=event.last_attempt_at,
+                             FailedAt=event.failed_at, Body=event.body)
 
 
 def health(call: Call) -> HealthResponse:

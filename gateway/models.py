@@ -296,6 +296,29 @@ class WebhookRegistration(WireModel):
     )
 
 
+class WebhookEventEntry(WireModel):
+    """One webhook event the gateway stored for the licensee, and what became of sending it (docs/webhooks.md)."""
+
+    Id: str | None = Field(None, description="The event's id: the webhook-id header, the same on every attempt")
+    Type: str | None = Field(None, description="message.sent, message.delivered, message.undelivered, message.failed, "
+                                               "message.opted_out, message.reply or communication.completed")
+    Status: str | None = Field(None, description="Pending (being sent or retried), Delivered or Failed (retries over)")
+    Attempts: int = Field(0, description="Attempts so far")
+    LastError: str | None = Field(None, description="What went wrong last: the endpoint's HTTP status or an error "
+                                                    "class (Timeout, ConnectionError, RefusedUrl, NoEndpoint)")
+    CommId: str | None = Field(None, description="The communication the event is about")
+    CreatedAt: datetime | None = Field(None, description="When the event was stored (UTC)")
+    LastAttemptAt: datetime | None = Field(None, description="When it was last sent (UTC)")
+    FailedAt: datetime | None = Field(None, description="When its retries ended (UTC)")
+    Body: str | None = Field(None, description="The JSON body sent: {type, timestamp, data}")
+
+
+class WebhookEventsResponse(WireModel):
+    """GET /api/webhook/events: the caller's licensee's webhook events with the status asked for, newest first."""
+
+    Events: list[WebhookEventEntry] = Field([], description="At most 100 events, newest first")
+
+
 class ResponseError(WireModel):
     """One offending field of a request, as ServiceStack's validation feature reports it."""
 

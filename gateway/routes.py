@@ -27,6 +27,8 @@ from gateway.models import (
     SMSSend,
     SMSStatusResponse,
     Webhook,
+    WebhookEventEntry,
+    WebhookEventsResponse,
     WebhookRegistration,
     WebhookRequest,
     WireModel,
@@ -282,6 +284,21 @@ WEBHOOK_DELETE = Operation(
     "removed, 404 when none is registered.",
     handlers.webhook_delete, errors=(401, 404, 406, 500, 503), response=Webhook,
 )
+WEBHOOK_EVENTS_LIST = Operation(
+    "WebhookEventList",
+    "The caller's licensee's webhook events whose retries ended without the endpoint taking them (status=failed, "
+    "the default and only status listed), newest first, at most 100, each with its attempts and last error; "
+    "another licensee's events are never shown.",
+    handlers.webhook_events_list, errors=(400, 401, 406, 500, 503), response=WebhookEventsResponse,
+    parameters=(RequestParameter(handlers.WEBHOOK_STATUS_PARAMETER, "query", "failed (the default)"),),
+)
+WEBHOOK_EVENT_RETRY = Operation(
+    "WebhookEventRetry",
+    "Sends one of the caller's Failed webhook events again, with the same webhook-id and a fresh round of retries; "
+    "answers the event, now Pending. 404 for an event that is not the caller's, 409 for one that is not Failed.",
+    handlers.webhook_event_retry, errors=(401, 404, 406, 409, 500, 503), response=WebhookEventEntry,
+    path_parameters=(PathParameter("eventId", str, "The event's id (the webhook-id header, evt_…)"),),
+)
 
 
 def _send_routes() -> list[Route]:
@@ -334,4 +351,8 @@ ROUTES: tuple[Route, ...] = (
           summary="Register the caller's webhook URL; answers a new signing secret"),
     Route("webhook_show", "api/webhook", ("GET",), WEBHOOK_SHOW, summary="The caller's webhook URL"),
     Route("webhook_delete", "api/webhook", ("DELETE",), WEBHOOK_DELETE, summary="Remove the caller's webhook"),
+    Route("webhook_events_list", "api/webhook/events", ("GET",), WEBHOOK_EVENTS_LIST,
+          summary="The caller's webhook events that failed for good, newest first"),
+    Route("webhook_event_retry", "api/webhook/events/{eventId}/retry", ("POST",), WEBHOOK_EVENT_RETRY,
+          summary="Send a failed webhook event again"),
 )

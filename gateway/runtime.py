@@ -26,8 +26,13 @@ from gateway.service import SendService
 from gateway.settings import Settings, get_settings
 from gateway.status import StatusService
 from gateway.storage import CommunicationStore
-from gateway.webhook_endpoints import WebhookEndpoints
+from gateway.webhook_dispatch import WebhookDispatcher, WebhookSender
+from gateway.webhook_endpoints import CachedEndpoints, WebhookEndpoints
 from gateway.webhook_events import EventSink
+from gateway.webhook_outbox import WebhookOutbox
+from gateway.webhook_queue import WebhookQueue
+
+ENDPOINT_CACHE_SECONDS = 60  # a licensee's endpoint (or that it has none) is read at most once a minute per instance
 
 
 @dataclass
@@ -37,7 +42,12 @@ class Gateway:
     missing-receipt check (``receipt_checker``) use the worker's longer one (``gateway.connections``). ``receipts``
     is the request path's: the provider routes apply what providers report with it; so is ``optouts``, the licensees'
     opt-out lists the routes, the CLI and inbound keywords change (delivery reads them with its own clients), and
-    ``webhook_endpoints``, the licensees' webhook registrations the routes and the CLI change."""
+    ``webhook_endpoints``, the licensees' webhook registrations the routes and the CLI change. ``webhook_directory``
+    is the process's cache in front of them, which every publisher and the dispatcher read (the routes forget a
+    licensee's entry when they change it). ``webhook_outbox`` is the request path's webhook outbox (the event
+    routes, and the EventSink of the request path's changes); ``webhook_dispatcher`` sends the webhook queue's
+    events with the worker's clients, and its ``outbox`` is the worker's EventSink, ``events``, which the sweep
+    recovers into."""
 
     settings: Settings
     clients: StorageClients
@@ -56,7 +66,10 @@ class Gateway:
     optouts: OptOutList
     inbound: InboundBook
     webhook_endpoints: WebhookEndpoints
-    events: EventSink | None = None  # where webhook events go (issue 15); the sweep recovers unpublished ones into it
+    webhook_directory: CachedEndpoints
+    webhook_outbox: WebhookOutbox
+    webhook_dispatcher: WebhookDispatcher
+    events: EventSink | None = None  # the worker's webhook outbox; the sweep recovers unpublished events into it
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -84,9 +97,16 @@ class Gateway:
                                    checks=ReceiptChecks(tables, settings.receipt_checks_table), policy=policy,
                                    concurrency=index_concurrency(settings))
 
+        # One cache of registrations per process: the routes forget what they change, every publisher sees it.
+        directory = CachedEndpoints(webhook_endpoints_for(settings, clients.tables), ENDPOINT_CACHE_SECONDS)
+        request_outbox = WebhookOutbox(clients.tables, settings.webhook_events_table,
+                                       WebhookQueue(clients.queue(settings.webhook_queue_name)), directory)
+        worker_webhook_queue = WebhookQueue(clients.queue(settings.webhook_queue_name, worker=True))
+        worker_outbox = WebhookOutbox(clients.worker_tables, settings.webhook_events_table, worker_webhook_queue,
+                                      directory)
         worker_book = ReceiptBook(store, MessageIndex(clients.worker_tables, settings.message_index_table),
                                   optouts=OptOutList(clients.worker_tables, settings.optouts_table),
-                                  replies=replies_by_receipt(provider, clients.worker_tables))
+                                  replies=replies_by_receipt(provider, clients.worker_tables), events=worker_outbox)
         optouts = OptOutList(clients.tables, settings.optouts_table)
         return cls(
             settings=settings,
@@ -97,7 +117,8 @@ class Gateway:
                                 Delivery(request_store, provider, claim_timeout_seconds=claim_timeout,
                                          pacer=pacer, follow_up=follow_up(clients.tables),
                                          optouts=optouts,
-                                         replies=ReplyIndex(clients.tables, settings.reply_index_table))),
+                                         replies=ReplyIndex(clients.tables, settings.reply_index_table),
+                                         events=request_outbox)),
             status=StatusService(request_store),
             probe=StorageProbe(request_store, request_queue),
             provider=provider,
@@ -107,17 +128,27 @@ class Gateway:
             delivery=Delivery(store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
                               follow_up=follow_up(clients.worker_tables),
                               optouts=OptOutList(clients.worker_tables, settings.optouts_table),
-                              replies=ReplyIndex(clients.worker_tables, settings.reply_index_table)),
+                              replies=ReplyIndex(clients.worker_tables, settings.reply_index_table),
+                              events=worker_outbox),
             receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table),
-                                 optouts=optouts, replies=replies_by_receipt(provider, clients.tables)),
+                                 optouts=optouts, replies=replies_by_receipt(provider, clients.tables),
+                                 events=request_outbox),
             receipt_checker=ReceiptChecker(ReceiptChecks(clients.worker_tables, settings.receipt_checks_table), store,
                                            worker_book, provider if isinstance(provider, ReceiptSource) else None,
                                            policy),
             inbound=InboundBook(InboundStore(clients.tables, settings.inbound_table),
                                 ReplyIndex(clients.tables, settings.reply_index_table), request_store,
-                                window=timedelta(hours=settings.reply_window_hours), optouts=optouts),
+                                window=timedelta(hours=settings.reply_window_hours), optouts=optouts,
+                                events=request_outbox),
             optouts=optouts,
             webhook_endpoints=webhook_endpoints_for(settings, clients.tables),
+            webhook_directory=directory,
+            webhook_outbox=request_outbox,
+            webhook_dispatcher=WebhookDispatcher(
+                worker_outbox, directory, worker_webhook_queue, WebhookSender(connections=settings.concurrent_calls),
+                retry_base_seconds=settings.webhook_retry_base_seconds,
+                allow_private=settings.webhook_allow_private, require_https=settings.webhooks_need_https),
+            events=worker_outbox,
         )
 
     @classmethod
@@ -139,13 +170,16 @@ class Gateway:
         """
         tables = [self.settings.communications_table, self.settings.api_keys_table,
                   self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table,
-                  self.settings.inbound_table, self.settings.reply_index_table, self.settings.webhooks_table]
+                  self.settings.inbound_table, self.settings.reply_index_table, self.settings.webhooks_table,
+                  self.settings.webhook_events_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:
             self.clients.tables.create_table_if_not_exists(table)
         for queue in (self.settings.queue_name, self.settings.poison_queue_name):
             DeliveryQueue(self.clients.queue(queue)).ensure_queue()
+        for queue in (self.settings.webhook_queue_name, self.settings.webhook_poison_queue_name):
+            WebhookQueue(self.clients.queue(queue)).ensure_queue()
 
 
 def webhook_endpoints_for(settings: Settings, tables: TableServiceClient) -> WebhookEndpoints:

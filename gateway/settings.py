@@ -120,7 +120,7 @@ class Settings:
         default="Sms",
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
         "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`, "
-        "`<prefix>Inbound`, `<prefix>ReplyIndex`, `<prefix>Webhooks`",
+        "`<prefix>Inbound`, `<prefix>ReplyIndex`, `<prefix>Webhooks`, `<prefix>WebhookEvents`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -231,6 +231,16 @@ class Settings:
         description="the `key` Event Grid must give in the query of `/api/providers/acs/events` (a Key Vault "
         "reference in Azure); unset, that route answers 404",
     )
+    webhook_queue_name: str = setting(
+        "SMS_WEBHOOK_QUEUE_NAME", default="sms-webhooks",
+        description="the queue of webhook events waiting to be sent (its poison queue is `<name>-poison`); set it even "
+        "to the default: the queue triggers read it too ([docs/webhooks.md](docs/webhooks.md))",
+    )
+    webhook_retry_base_seconds: int = setting(
+        "SMS_WEBHOOK_RETRY_BASE_SECONDS", Integer(minimum=1), default=30,
+        description="first retry delay of a webhook event its endpoint did not take, doubled each attempt; retried "
+        "until 24 hours after the first attempt, then kept as failed ([docs/webhooks.md](docs/webhooks.md#retries))",
+    )
     webhook_allow_private: bool = setting(
         "SMS_WEBHOOK_ALLOW_PRIVATE", Flag(), default=False,
         description="let a licensee's webhook URL resolve to a private, loopback or link-local address, for local "
@@ -306,6 +316,14 @@ class Settings:
     @property
     def poison_queue_name(self) -> str:
         return f"{self.queue_name}-poison"
+
+    @property
+    def webhook_events_table(self) -> str:
+        return f"{self.table_prefix}WebhookEvents"
+
+    @property
+    def webhook_poison_queue_name(self) -> str:
+        return f"{self.webhook_queue_name}-poison"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

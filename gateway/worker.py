@@ -26,6 +26,7 @@ from gateway.redact import brief
 from gateway.runtime import get_gateway
 from gateway.storage import utcnow
 from gateway.webhook_publish import Emitter
+from gateway.webhook_queue import WebhookMessage, decode_webhook_message
 
 log = logging.getLogger("gateway.worker")
 
@@ -131,6 +132,33 @@ def sweep(now: datetime | None = None) -> int:
     if gateway.events is not None:
         Emitter(gateway.events, gateway.store).recover(changed_before=quiet_since)
     return queued
+
+
+def _decode_webhook(message: func.QueueMessage) -> WebhookMessage | None:
+    try:
+        return decode_webhook_message(message.get_body())
+    except BadQueueMessage:
+        log.error("dropping queue message %s: not a webhook message", message.id)
+        return None
+
+
+def handle_webhook_message(message: func.QueueMessage) -> None:
+    """Send one message's webhook events (``gateway/webhook_dispatch.py``); a storage failure raises, so the host
+    tries the message again and, after maxDequeueCount tries, moves it to the poison queue."""
+    envelope = _decode_webhook(message)
+    if envelope is not None:
+        get_gateway().webhook_dispatcher.handle(envelope)
+
+
+def handle_webhook_poison_message(message: func.QueueMessage) -> None:
+    """A webhook message that could not be processed: its events still pending are kept as Failed, to be listed
+    (``GET /api/webhook/events?status=failed``) and sent again by the licensee."""
+    envelope = _decode_webhook(message)
+    if envelope is None:
+        return
+    abandoned = get_gateway().webhook_dispatcher.outbox.abandon(
+        envelope.licensee_id, envelope.event_ids, "Abandoned: the queue message failed repeatedly")
+    log.warning("licensee %s: %d webhook events abandoned", envelope.licensee_id.hex, abandoned)
 
 
 def check_receipts() -> CheckReport:

@@ -71,6 +71,9 @@ GUARDS: dict[str, list[str]] = {
     "gateway/webhook_endpoints.py": [
         "tests/unit/test_webhook_endpoints.py", "tests/integration/test_webhook_endpoints.py",
     ],
+    "gateway/webhook_signing.py": ["tests/unit/test_webhook_signing.py", "tests/integration/test_webhooks.py"],
+    "gateway/webhook_dispatch.py": ["tests/unit/test_webhook_signing.py", "tests/integration/test_webhooks.py"],
+    "gateway/webhook_outbox.py": ["tests/unit/test_webhook_outbox.py", "tests/integration/test_webhooks.py"],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]
 LOGGERS = {"log", "logger", "logging"}  # calls on these are not deleted: no behaviour the tests guard depends on them

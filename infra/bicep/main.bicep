@@ -116,9 +116,14 @@ param frontDoorSku string = 'Standard_AzureFrontDoor'
 @description('Queue of accepted messages waiting for delivery; the template also creates <name>-poison.')
 param smsQueueName string = 'sms-outbound'
 
+@minLength(3)
+@maxLength(56)
+@description('Queue of webhook events waiting to be sent to the licensees; the template also creates <name>-poison.')
+param smsWebhookQueueName string = 'sms-webhooks'
+
 @minLength(1)
 @maxLength(40)
-@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts, <prefix>Inbound, <prefix>ReplyIndex, <prefix>Webhooks.')
+@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts, <prefix>Inbound, <prefix>ReplyIndex, <prefix>Webhooks, <prefix>WebhookEvents.')
 param smsTablePrefix string = 'Sms'
 
 @allowed([
@@ -247,11 +252,13 @@ var frontDoorEndpointName = 'api-${resourceToken}'
 var acsEventsTopicName = 'evgt-acs-${resourceToken}'
 var acsEventsDeadLetterContainerName = createCommunicationService ? 'acs-events-deadletter' : ''
 
-// The gateway's storage: the names must match gateway/settings.py (Settings.queue_name, poison_queue_name and
-// every *_table property); tests/infra/test_infra.py checks it.
+// The gateway's storage: the names must match gateway/settings.py (Settings.queue_name, poison_queue_name,
+// webhook_queue_name, webhook_poison_queue_name and every *_table property); tests/infra/test_infra.py checks it.
 var queueNames = [
   smsQueueName
   '${smsQueueName}-poison'
+  smsWebhookQueueName
+  '${smsWebhookQueueName}-poison'
 ]
 var tableNames = [
   '${smsTablePrefix}Communications'
@@ -264,6 +271,7 @@ var tableNames = [
   '${smsTablePrefix}Inbound'
   '${smsTablePrefix}ReplyIndex'
   '${smsTablePrefix}Webhooks'
+  '${smsTablePrefix}WebhookEvents'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.
@@ -406,6 +414,18 @@ var appSettings = [
   {
     name: 'SMS_EVENTGRID_KEY'
     value: useEventGridKey ? '@Microsoft.KeyVault(SecretUri=${vaultSecretsUri}/${secretNames.eventGridKey})' : ''
+  }
+  {
+    name: 'SMS_WEBHOOK_QUEUE_NAME'
+    value: smsWebhookQueueName
+  }
+  {
+    name: 'SMS_WEBHOOK_RETRY_BASE_SECONDS'
+    value: '30'
+  }
+  {
+    name: 'SMS_WEBHOOK_ALLOW_PRIVATE'
+    value: 'false'
   }
   // Twilio.
   {

@@ -312,7 +312,8 @@ def test_queue_and_table_names_match_the_code(template: Template) -> None:
     variables = template.main["variables"]
     queues = {evaluate_string(v, template.main) for v in variables["queueNames"]["value"]}
     tables = {evaluate_string(v, template.main) for v in variables["tableNames"]["value"]}
-    assert queues == {settings.queue_name, settings.poison_queue_name}
+    assert queues == {settings.queue_name, settings.poison_queue_name, settings.webhook_queue_name,
+                      settings.webhook_poison_queue_name}
     # Every table the app names (each a Settings property ending in _table), and no other.
     assert tables == {getattr(settings, name) for name in dir(type(settings)) if name.endswith("_table")}, tables
     # ...and the storage module really creates them from those lists.

@@ -225,7 +225,8 @@ def test_metadata_and_openapi_are_served_without_authentication(server: GatewayS
 
 def concrete(route: Route) -> str:
     """A path the route serves: its template with a value for every parameter."""
-    values = {"format": "json", "commId": uuid.uuid4().hex, "reference": "ABCDEFGHJK", "phoneNumber": "%2B14155550123"}
+    values = {"format": "json", "commId": uuid.uuid4().hex, "reference": "ABCDEFGHJK", "phoneNumber": "%2B14155550123",
+              "eventId": "evt_" + uuid.uuid4().hex}
     return "/" + re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda found: values[found[1]], route.path)
 
 

@@ -82,6 +82,7 @@ def test_storage_outage_and_recovery(storage: list[Azurite], twilio: TwilioFake)
         "AzureWebJobsStorage": azurite.connection_string,
         "SMS_TABLE_PREFIX": f"O{suffix}",
         "SMS_QUEUE_NAME": f"o{suffix}",
+        "SMS_WEBHOOK_QUEUE_NAME": f"ow{suffix}",
         "SMS_DEFAULT_SENDER": "+15005550006",
         "SMS_PROVIDER": "twilio",
         "TWILIO_ACCOUNT_SID": twilio.account_sid,

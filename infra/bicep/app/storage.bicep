@@ -28,7 +28,7 @@ param deploymentContainerName string
 @description('Blob container Event Grid writes the ACS events it could not deliver to; empty creates none.')
 param deadLetterContainerName string
 
-@description('Queues to create: the delivery queue and its poison queue.')
+@description('Queues to create: the delivery queue, the webhook queue and their poison queues.')
 param queueNames array
 
 @description('Tables to create: main.bicep\'s tableNames.')
