@@ -423,10 +423,6 @@ var appSettings = [
     name: 'SMS_WEBHOOK_RETRY_BASE_SECONDS'
     value: '30'
   }
-  {
-    name: 'SMS_WEBHOOK_ALLOW_PRIVATE'
-    value: 'false'
-  }
   // Twilio.
   {
     name: 'TWILIO_ACCOUNT_SID'
