@@ -948,7 +948,7 @@ class CommunicationStore(TableStore):
     def marks(self, changed_before: datetime) -> Iterable[EventMark]:
         """Marks of changes older than ``changed_before``: events whose publish failed or never ran.
 
-        A filtered scan across partitions, like ``stale``: the sweep runs it (docs/webhooks-emission.md).
+        A filtered scan across partitions, like ``stale``: the sweep runs it (docs/webhooks.md).
         """
         query = "RowKey ge @first and RowKey lt @stop and ChangedAt lt @before"
         parameters = {"first": MARK_ROW_PREFIX, "stop": chr(ord(MARK_ROW_PREFIX) + 1), "before": changed_before}

@@ -1,4 +1,4 @@
-"""Handing a state change's webhook events to the sink so that none is lost (issue 15, docs/webhooks-emission.md).
+"""Handing a state change's webhook events to the sink so that none is lost (issue 15, docs/webhooks.md).
 
 A change that makes events (``gateway/webhook_emit.py``) writes, in its own transaction, a mark row in the
 communication's partition naming those events (``storage.EventMark``); after the write the events are published

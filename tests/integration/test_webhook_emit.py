@@ -1,4 +1,4 @@
-"""Webhook events from every state change, against a real Azurite (issue 15, docs/webhooks-emission.md).
+"""Webhook events from every state change, against a real Azurite (issue 15, docs/webhooks.md).
 
 Events are published into a table-backed sink of the tests' own (``RecordingSink``), which stores each event once by
 id as the outbox does and remembers every publish call, so a test sees both what reached storage and what was asked.
@@ -248,7 +248,7 @@ def test_a_licensee_without_an_endpoint_costs_no_storage_call(storage_env: dict[
 
 
 def test_what_an_event_costs_in_storage_transactions(storage_env: dict[str, str]) -> None:
-    """The figures docs/webhooks-emission.md gives (the sink's own storage calls are the outbox's: not counted here).
+    """The figures docs/webhooks.md gives (the sink's own storage calls are the outbox's: not counted here).
 
     The mark rides in the change's own transaction; the one call an event batch adds is the mark's delete, and a
     reply adds the point read of its communication's header (what the event carries).
