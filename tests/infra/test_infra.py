@@ -84,6 +84,7 @@ TEMPLATE_CHOICES = {
 EXAMPLE_CHOICES = {
     "AzureWebJobsStorage": "Azurite, the local storage emulator",
     "SMS_DEFAULT_SENDER": "Twilio's test number, so a local send needs no From",
+    "SMS_WEBHOOK_ALLOW_PRIVATE": "a developer's webhook receiver listens on this machine (http://127.0.0.1:…)",
 }
 # Settings that would bring shared-key storage back (the account refuses shared keys). The settings Flex
 # Consumption refuses are rules in tests/infra/flex_rules.py.
