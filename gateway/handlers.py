@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -48,6 +48,7 @@ from gateway.wire import decode_body
 if TYPE_CHECKING:
     from gateway.routes import Route
 
+T = TypeVar("T")
 log = logging.getLogger("gateway.handlers")
 
 
@@ -235,28 +236,35 @@ def twilio_status(call: Call) -> Document:
     Forged or unsigned: 403 and nothing read. Signed but without a MessageSid or MessageStatus: 400. Anything
     else, an unknown sid included, is handed to the receipt book and answered 204 once it is stored.
     """
-    from gateway.providers import twilio_callbacks, twilio_signature
-    from gateway.providers.twilio_settings import TwilioSettings
+    from gateway.providers import twilio_callbacks
 
     gateway = get_gateway()
-    twilio = gateway.settings.provider_settings
-    try:
-        receipt = twilio_callbacks.read_callback(
-            request_url=call.url, public_base_url=gateway.settings.public_base_url,
-            auth_token=twilio.auth_token if isinstance(twilio, TwilioSettings) else None,
-            signature=call.headers.get(twilio_signature.HEADER.lower()), body=call.body,
-        )
-    except twilio_callbacks.ForgedCallback as refused:
-        log.warning("twilio status callback refused: %s", refused)
-        raise forbidden("The X-Twilio-Signature is not this account's for this URL and body") from None
-    except twilio_callbacks.MalformedCallback as malformed:
-        log.warning("twilio status callback without %s ignored", malformed.field)
-        raise ApiError.validation([FieldError(malformed.field, "NotEmpty", f"'{malformed.field}' must not be empty.")]
-                                  ) from None
+    receipt = _signed_by_twilio(call, twilio_callbacks.read_callback, "status callback")
     outcome = gateway.receipts.apply(receipt)
     log.info("twilio status callback: %s %s -> %s", brief(receipt.message_id, 40), brief(receipt.provider_status, 40),
              outcome)
     return Document("", status=204)
+
+
+def _signed_by_twilio(call: Call, read: Callable[..., T], what: str) -> T:
+    """What ``read`` parses from a Twilio request once its X-Twilio-Signature checks out: 403 when it does not
+    (nothing read), 400 naming the field Twilio always sends when it is missing."""
+    from gateway.providers import twilio_callbacks, twilio_signature
+    from gateway.providers.twilio_settings import TwilioSettings
+
+    settings = get_gateway().settings
+    twilio = settings.provider_settings
+    try:
+        return read(request_url=call.url, public_base_url=settings.public_base_url,
+                    auth_token=twilio.auth_token if isinstance(twilio, TwilioSettings) else None,
+                    signature=call.headers.get(twilio_signature.HEADER.lower()), body=call.body)
+    except twilio_callbacks.ForgedCallback as refused:
+        log.warning("twilio %s refused: %s", what, refused)
+        raise forbidden("The X-Twilio-Signature is not this account's for this URL and body") from None
+    except twilio_callbacks.MalformedCallback as malformed:
+        log.warning("twilio %s without %s ignored", what, malformed.field)
+        raise ApiError.validation([FieldError(malformed.field, "NotEmpty", f"'{malformed.field}' must not be empty.")]
+                                  ) from None
 
 
 def twilio_inbound(call: Call) -> Document:
@@ -265,24 +273,10 @@ def twilio_inbound(call: Call) -> Document:
     Forged or unsigned: 403 and nothing read. Signed but without MessageSid, From or To: 400. Twilio does not
     retry, so the message is stored before the answer; a storage failure is the adapter's 503.
     """
-    from gateway.providers import twilio_callbacks, twilio_inbound, twilio_signature
-    from gateway.providers.twilio_settings import TwilioSettings
+    from gateway.providers import twilio_inbound
 
     gateway = get_gateway()
-    twilio = gateway.settings.provider_settings
-    try:
-        message = twilio_inbound.read_inbound(
-            request_url=call.url, public_base_url=gateway.settings.public_base_url,
-            auth_token=twilio.auth_token if isinstance(twilio, TwilioSettings) else None,
-            signature=call.headers.get(twilio_signature.HEADER.lower()), body=call.body,
-        )
-    except twilio_callbacks.ForgedCallback as refused:
-        log.warning("twilio inbound message refused: %s", refused)
-        raise forbidden("The X-Twilio-Signature is not this account's for this URL and body") from None
-    except twilio_callbacks.MalformedCallback as malformed:
-        log.warning("twilio inbound message without %s ignored", malformed.field)
-        raise ApiError.validation([FieldError(malformed.field, "NotEmpty", f"'{malformed.field}' must not be empty.")]
-                                  ) from None
+    message = _signed_by_twilio(call, twilio_inbound.read_inbound, "inbound message")
     outcome = gateway.inbound.receive(message)
     log.info("twilio inbound message %s: %s", brief(message.message_id, 40), outcome)
     return Document(twilio_inbound.EMPTY_TWIML, media_type=twilio_inbound.TWIML_MEDIA_TYPE)

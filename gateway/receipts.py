@@ -16,15 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from azure.core.exceptions import AzureError
-
 from gateway.message_index import MessageIndex
 from gateway.optouts import OptOutList
-from gateway.redact import describe
 from gateway.reply_index import ReplyIndex, Sent, number_key
 from gateway.storage import (
     RECEIPT_COUNT_PROPERTIES,
     CommStatus,
+    Communication,
     CommunicationStore,
     ConcurrentUpdate,
     EventMark,
@@ -225,7 +223,7 @@ class ReceiptBook:
             return ReceiptOutcome.UNKNOWN
         comm_id, index = found
         for _ in range(APPLY_TRIES):
-            view = self._view(comm_id, index)
+            view = self._view(comm_id, index, receipt)
             if view is None or index >= view.header.recipient_count:
                 log.info("receipt %s %s: comm %s has no recipient %d", receipt.provider, receipt.provider_status,
                          comm_id.hex, index)
@@ -236,7 +234,7 @@ class ReceiptBook:
                          receipt.provider_status, receipt.message_id, comm_id.hex, index, decision.outcome)
                 return decision.outcome
             if receipt.opted_out and decision.outcome is ReceiptOutcome.APPLIED:
-                self._list_number(comm_id, index, receipt)  # before the receipt: a failure here is retried whole
+                self._list_number(view.communication, index, receipt)  # before the receipt: retried whole
             events = self._events(view, decision)
             mark = self._mark(comm_id, events)
             try:
@@ -249,13 +247,16 @@ class ReceiptBook:
             log.info("receipt %s %s on comm %s recipient %d: %s%s", receipt.provider, receipt.provider_status,
                      comm_id.hex, index, decision.outcome, f", comm {decision.status}" if decision.status else "")
             if decision.outcome is ReceiptOutcome.APPLIED:
-                self._index_reply(comm_id, index, receipt)
+                self._index_reply(view.communication, index, receipt)
             return decision.outcome
         raise ConcurrentUpdate(f"{comm_id.hex} recipient {index}: receipt not recorded after {APPLY_TRIES} tries")
 
-    def _view(self, comm_id: uuid.UUID, index: int) -> ReceiptView | None:
-        """What applying the receipt reads; with webhooks, the header in full as well (what its event carries)."""
-        if self._emitter is None:
+    def _view(self, comm_id: uuid.UUID, index: int, receipt: Receipt) -> ReceiptView | None:
+        """What applying the receipt reads, in one query; the header in full as well (parsed) when something
+        needs the communication: its webhook event, the opt-out list, the reply index of a picked sender."""
+        needed = (self._emitter is not None or (receipt.opted_out and self._optouts is not None)
+                  or (self._replies is not None and receipt.sender is not None))
+        if not needed:
             return self._store.receipt_view(comm_id, index)
         return self._store.receipt_view(comm_id, index, communication=True)
 
@@ -271,35 +272,30 @@ class ReceiptBook:
             return None
         return self._emitter.mark(comm_id, events, events[0].timestamp)
 
-    def _list_number(self, comm_id: uuid.UUID, index: int, receipt: Receipt) -> None:
-        """Put the recipient's number on its licensee's opt-out list: one point read of the header, one upsert.
+    def _list_number(self, comm: Communication | None, index: int, receipt: Receipt) -> None:
+        """Put the recipient's number on its licensee's opt-out list: one upsert (the header came with the view).
 
         Raises when storage fails, before the receipt is saved, so the provider's retry (Event Grid's) does both.
         """
         if self._optouts is None:
             return
-        comm = self._store.load_header(comm_id)
         if comm is None or index >= len(comm.recipients_spec):
             return
         self._optouts.add(comm.licensee_id, comm.recipients_spec[index].phone_number,
                           reason=receipt.error_message or receipt.provider_status, source=receipt.provider)
 
-    def _index_reply(self, comm_id: uuid.UUID, index: int, receipt: Receipt) -> None:
+    def _index_reply(self, comm: Communication | None, index: int, receipt: Receipt) -> None:
         """The reply index's row for the number the provider picked (best effort, as at send time).
 
         Only for a provider that picks the sender, and only on a receipt that moved the recipient forward (at most
-        two per message: sent, then delivered or not): one point read of the header and one merge.
+        two per message: sent, then delivered or not): one merge (the header came with the view).
         """
         if self._replies is None or not receipt.sender or number_key(receipt.sender) is None:
             return
-        try:
-            comm = self._store.load_header(comm_id)
-        except AzureError as error:
-            log.warning("comm %s recipient %d: reply index not written: %s", comm_id.hex, index, describe(error))
-            return
         if comm is None or index >= len(comm.recipients_spec):
             return
-        sent = Sent(comm.licensee_id, comm_id, index, receipt.occurred_at or self._clock(), comm.reply_is_allowed)
+        sent = Sent(comm.licensee_id, comm.comm_id, index, receipt.occurred_at or self._clock(),
+                    comm.reply_is_allowed)
         self._replies.record(receipt.sender, [(comm.recipients_spec[index].phone_number, sent)])
 
     def _find(self, receipt: Receipt) -> tuple[uuid.UUID, int] | None:
