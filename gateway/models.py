@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 EMPTY_GUID = uuid.UUID(int=0)
 _HEX = "[0-9A-Fa-f]"  # ASCII only: not str.isdigit's other scripts, not int()'s 0x or underscores
@@ -50,6 +59,42 @@ Guid = Annotated[
     BeforeValidator(parse_guid),
     PlainSerializer(lambda value: value.hex if value is not None else None, return_type=str | None),
 ]
+
+
+_WCF_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+"""ServiceStack's default JSON DateTime (its WCF-compatible form): milliseconds since 1970 UTC, maybe an offset."""
+
+
+def parse_wire_datetime(value: Any) -> Any:
+    """A DateTime as ServiceStack clients write one, made aware: ISO 8601 (JSV and most JSON clients) or
+    ``/Date(ms±hhmm)/`` (ServiceStack.Text's default); a time without an offset is UTC, as ServiceStack on Azure
+    reads it."""
+    if isinstance(value, str):
+        text = value.strip()
+        match = _WCF_DATE.fullmatch(text)
+        if match is not None:
+            return datetime.fromtimestamp(int(match.group(1)) / 1000, UTC)
+        value = text
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            raise ValueError("is not a date and time: write ISO 8601, e.g. 2026-12-01T09:30:00Z or "
+                             "2026-12-01T10:30:00+01:00") from None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if value == "":
+        return None
+    return value
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+WireDateTime = Annotated[datetime | None, BeforeValidator(parse_wire_datetime), AfterValidator(_as_utc)]
+"""A request's DateTime, in UTC: ISO 8601 with or without an offset (none: UTC), or ServiceStack's ``/Date(ms)/``."""
 
 
 class WireModel(BaseModel):
@@ -138,6 +183,15 @@ class SMSSend(WireModel):
         False, description="Write a row per recipient before answering, so each recipient's status exists when "
                            "the call returns; otherwise the worker writes them when it first delivers",
     )
+    SendAt: WireDateTime = Field(
+        None, description="Send at this time instead of now (ISO 8601, UTC or with an offset; ServiceStack's "
+                          "/Date(ms)/ too): at most 35 days ahead; a time up to a minute past sends now. The "
+                          "communication is Scheduled until then and can be canceled. Not on the /immediate routes",
+    )
+    ValidUntil: WireDateTime = Field(
+        None, description="A recipient not yet sent by this time (ISO 8601, as SendAt) is not sent: it ends Expired. "
+                          "Must be later than SendAt, or than now without it",
+    )
 
 
 class CommResponse(WireModel):
@@ -186,6 +240,10 @@ class RecipientStatus(WireModel):
         None, description="For a communication with ReplyIsRequired: whether this recipient has replied; empty "
                           "otherwise"
     )
+    Segments: int | None = Field(
+        None, description="How many segments the provider says it sent this recipient's message in, when it reports "
+                          "it; empty otherwise (the communication's Segments is the gateway's own count)"
+    )
 
 
 class Reply(WireModel):
@@ -205,11 +263,19 @@ class SMSStatusResponse(WireModel):
     Reference: str | None = Field(None, description="The communication's short reference")
     LicenseeId: Guid = Field(None, description="The licensee it was sent for")
     Status: str | None = Field(
-        None, description="Queued, Sending, Sent, PartiallySent or Failed; once every recipient the provider "
-                          "accepted has a delivery receipt, Delivered, PartiallyDelivered or Undelivered"
+        None, description="Scheduled (waiting for SendAt), Queued, Sending, Sent, PartiallySent or Failed; Canceled "
+                          "or Expired when nothing was sent and every recipient was canceled or expired; once every "
+                          "recipient the provider accepted has a delivery receipt, Delivered, PartiallyDelivered or "
+                          "Undelivered"
     )
     From: SMSContact | None = Field(None, description="The sender it was sent from")
-    MessageBody: str | None = Field(None, description="The text sent")
+    MessageBody: str | None = Field(None, description="The text sent (after smart encoding, when it replaced "
+                                                      "characters)")
+    Encoding: str | None = Field(None, description="GSM-7 or UCS-2: the alphabet the text is sent in "
+                                                   "(docs/messages.md)")
+    Segments: int = Field(0, description="How many segments (billed parts) each recipient's message takes")
+    SmartEncoded: bool = Field(False, description="Whether look-alike characters (curly quotes, long dashes, odd "
+                                                  "spaces…) were replaced by GSM-7 ones, so it is sent as GSM-7")
     ReplyIsAllowed: bool = Field(False, description="As the send said")
     ReplyIsRequired: bool = Field(False, description="As the send said")
     Notes: str | None = Field(None, description="As the send said")
@@ -222,6 +288,16 @@ class SMSStatusResponse(WireModel):
     PendingCount: int = Field(0, description="How many recipients are not final yet (Pending or Sending)")
     DeliveredCount: int = Field(0, description="How many recipients a receipt says are Delivered")
     UndeliveredCount: int = Field(0, description="How many recipients a receipt says are Undelivered")
+    CanceledCount: int = Field(0, description="How many recipients were canceled before they were sent (of "
+                                              "FailedCount)")
+    ExpiredCount: int = Field(0, description="How many recipients were still unsent at ValidUntil (of FailedCount)")
+    SendAt: datetime | None = Field(None, description="When a scheduled send is (or was) due (UTC); empty: sent at "
+                                                      "once")
+    ValidUntil: datetime | None = Field(None, description="When recipients still unsent end Expired (UTC), as the "
+                                                          "send said")
+    ResentFrom: Guid = Field(None, description="The communication whose failed recipients this one resends")
+    ResentAs: list[Guid] = Field([], description="The communications that resent this one's failed recipients, "
+                                                 "oldest first")
     LastError: str | None = Field(None, description="The last delivery error, for people")
     CreatedAt: datetime | None = Field(None, description="When it was accepted (UTC)")
     UpdatedAt: datetime | None = Field(None, description="When its state last changed (UTC)")
@@ -301,7 +377,8 @@ class WebhookEventEntry(WireModel):
 
     Id: str | None = Field(None, description="The event's id: the webhook-id header, the same on every attempt")
     Type: str | None = Field(None, description="message.sent, message.delivered, message.undelivered, message.failed, "
-                                               "message.opted_out, message.reply or communication.completed")
+                                               "message.opted_out, message.canceled, message.expired, message.reply "
+                                               "or communication.completed")
     Status: str | None = Field(None, description="Pending (being sent or retried), Delivered or Failed (retries over)")
     Attempts: int = Field(0, description="Attempts so far")
     LastError: str | None = Field(None, description="What went wrong last: the endpoint's HTTP status or an error "

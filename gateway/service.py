@@ -22,6 +22,7 @@ from gateway.references import random_reference
 from gateway.settings import Settings
 from gateway.storage import (
     AcceptOutcomeUnknown,
+    CommStatus,
     Communication,
     CommunicationStore,
     Recipient,
@@ -59,6 +60,10 @@ def new_communication(licensee_id: uuid.UUID, reference: str,
         linked_object_id=valid.linked_object_id,
         suite_id=valid.suite_id,
         recipient_rows_written=valid.write_recipient_rows_now,
+        status=CommStatus.SCHEDULED if valid.send_at is not None else CommStatus.QUEUED,
+        send_at=valid.send_at,
+        valid_until=valid.valid_until,
+        smart_encoded=valid.smart_encoded,
     )
     return comm, comm.planned_recipients() if valid.write_recipient_rows_now else []
 

@@ -135,6 +135,17 @@ class Settings:
     max_body_length: int = setting(
         "SMS_MAX_BODY_LENGTH", Integer(), default=1600, description="longest `MessageBody`, in characters"
     )
+    max_segments: int = setting(
+        "SMS_MAX_SEGMENTS", Integer(maximum=255), default=10,
+        description="most segments (billed parts) one recipient's message may take: GSM-7 153 characters a part, "
+        "UCS-2 67 ([docs/messages.md](docs/messages.md#segments)); a longer body is a 400",
+    )
+    smart_encoding: bool = setting(
+        "SMS_SMART_ENCODING", Flag(), default=True,
+        description="replace look-alike characters (curly quotes, long dashes, odd spaces, the ellipsis) with their "
+        "GSM-7 equivalents when nothing else in the body needs UCS-2 "
+        "([docs/messages.md](docs/messages.md#smart-encoding))",
+    )
     max_recipients: int = setting(
         "SMS_MAX_RECIPIENTS", Integer(maximum=MAX_RECIPIENTS_CEILING), default=1000,
         description="most recipients in one request",

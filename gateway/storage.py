@@ -52,6 +52,7 @@ COMM_ID_NAMESPACE = uuid.UUID("6f1c1a52-3a4e-4c55-9a0e-8d0c4b7a51e2")
 
 
 class CommStatus(enum.StrEnum):
+    SCHEDULED = "Scheduled"  # waits for its SendAt (docs/messages.md, "Scheduled sends")
     QUEUED = "Queued"
     SENDING = "Sending"
     SENT = "Sent"
@@ -61,11 +62,14 @@ class CommStatus(enum.StrEnum):
     DELIVERED = "Delivered"  # every recipient's phone has it
     PARTIALLY_DELIVERED = "PartiallyDelivered"  # some have it; the others failed or were not delivered
     UNDELIVERED = "Undelivered"  # accepted by the provider, but no phone has it
+    # Nothing was sent, and every recipient ended so for the same reason:
+    CANCELED = "Canceled"  # DELETE /api/sms/{CommId} before any was handed to the provider
+    EXPIRED = "Expired"  # its ValidUntil passed before any was sent
 
     @property
     def is_final(self) -> bool:
         """Delivery is done: nothing is left to send (receipts may still move it to a receipt status)."""
-        return self not in {CommStatus.QUEUED, CommStatus.SENDING}
+        return self not in {CommStatus.SCHEDULED, CommStatus.QUEUED, CommStatus.SENDING}
 
 
 class RecipientState(enum.StrEnum):
@@ -74,7 +78,9 @@ class RecipientState(enum.StrEnum):
     SENT = "Sent"
     FAILED = "Failed"
     OPTED_OUT = "OptedOut"  # on the licensee's opt-out list (``gateway/optouts.py``): never sent; counted as failed
-    # Shown from a receipt (``gateway/receipts.py``); a recipient row itself holds only the five above.
+    CANCELED = "Canceled"  # canceled before it was handed to the provider: never sent; counted as failed
+    EXPIRED = "Expired"  # still unsent when the communication's ValidUntil passed: never sent; counted as failed
+    # Shown from a receipt (``gateway/receipts.py``); a recipient row itself holds only the seven above.
     DELIVERED = "Delivered"
     UNDELIVERED = "Undelivered"
 
@@ -144,6 +150,7 @@ class Recipient:
     claimed_at: datetime | None = None
     first_attempt_at: datetime | None = None
     updated_at: datetime | None = None
+    segments: int | None = None  # the provider's own count of the parts it sent, when it reports one
     etag: str | None = None  # None: the row does not exist yet
 
     @property
@@ -157,17 +164,37 @@ def _row_key(index: int) -> str:
 
 class RecipientCounts(NamedTuple):
     sent: int
-    failed: int
+    failed: int  # not sent, for good: Failed, OptedOut, Canceled or Expired
     pending: int  # not final yet: Pending or Sending
 
 
+NOT_SENT = frozenset({RecipientState.FAILED, RecipientState.OPTED_OUT, RecipientState.CANCELED,
+                      RecipientState.EXPIRED})
+"""The final states of a recipient row the provider never accepted: ``failed`` in the counts."""
+
+
 def count_recipients(recipients: Iterable[Recipient]) -> RecipientCounts:
-    """How many recipients are Sent, not sent (Failed or OptedOut) and still open: delivery records it, the status
-    shows it."""
-    states = [recipient.status for recipient in recipients]
+    """How many recipients are Sent, not sent (Failed, OptedOut, Canceled, Expired) and still open: delivery records
+    it, the status shows it."""
+    return count_states([recipient.status for recipient in recipients])
+
+
+def count_states(states: Sequence[str]) -> RecipientCounts:
+    """``count_recipients`` of recipient rows' states as stored (``RecipientState`` values)."""
     sent = states.count(RecipientState.SENT)
-    failed = states.count(RecipientState.FAILED) + states.count(RecipientState.OPTED_OUT)
+    failed = sum(states.count(state) for state in NOT_SENT)
     return RecipientCounts(sent, failed, len(states) - sent - failed)
+
+
+def unsent_status(states: Iterable[str]) -> CommStatus:
+    """What a communication nothing was sent of ends as: Canceled or Expired when every recipient ended so, else
+    Failed (``aggregate_status``'s ``unsent``)."""
+    ended = set(states)
+    if ended == {RecipientState.CANCELED}:
+        return CommStatus.CANCELED
+    if ended == {RecipientState.EXPIRED}:
+        return CommStatus.EXPIRED
+    return CommStatus.FAILED
 
 
 class ReceiptCounts(NamedTuple):
@@ -190,13 +217,16 @@ def receipt_counts_of(entity: Any) -> ReceiptCounts:
     return ReceiptCounts(*(int(entity.get(name) or 0) for name in RECEIPT_COUNT_PROPERTIES))
 
 
-def aggregate_status(sent: int, failed: int, pending: int) -> CommStatus:
-    """The status delivery's counts alone give; receipts may take a final one further (``receipts.overall_status``)."""
+def aggregate_status(sent: int, failed: int, pending: int, *, unsent: CommStatus = CommStatus.FAILED) -> CommStatus:
+    """The status delivery's counts alone give; receipts may take a final one further (``receipts.overall_status``).
+
+    ``unsent`` is what it ends as when nothing was sent (``unsent_status``: Canceled, Expired or Failed).
+    """
     if pending:
         return CommStatus.SENDING
     if failed == 0:
         return CommStatus.SENT
-    return CommStatus.FAILED if sent == 0 else CommStatus.PARTIALLY_SENT
+    return unsent if sent == 0 else CommStatus.PARTIALLY_SENT
 
 
 @dataclass(frozen=True)
@@ -209,6 +239,7 @@ class Tally:
     etag: str | None
     rows: RecipientCounts
     receipts: ReceiptCounts = NO_RECEIPTS  # as the header counts them
+    unsent: CommStatus = CommStatus.FAILED  # ``unsent_status`` of the rows: what it ends as if none was sent
 
 
 @dataclass(frozen=True)
@@ -342,6 +373,11 @@ class Communication:
     last_error: str | None = None
     sweeps: int = 0
     next_run_at: datetime | None = None  # when a delayed queue message brings it back (the sweep waits for it)
+    send_at: datetime | None = None  # a scheduled send: Scheduled until then (docs/messages.md)
+    valid_until: datetime | None = None  # a recipient still unsent then ends Expired
+    smart_encoded: bool = False  # look-alike characters in the body were replaced by GSM-7 ones (``smart_encoding``)
+    resent_from: uuid.UUID | None = None  # the communication whose failed recipients this one resends
+    resent_as: tuple[uuid.UUID, ...] = ()  # the communications that resent this one's failed recipients, oldest first
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     etag: str | None = None
@@ -485,6 +521,11 @@ def communication_entity(comm: Communication) -> dict[str, Any]:
         "SentCount": comm.sent_count,
         "FailedCount": comm.failed_count,
         "LastError": comm.last_error,
+        "SendAt": comm.send_at,
+        "ValidUntil": comm.valid_until,
+        "SmartEncoded": comm.smart_encoded or None,
+        "ResentFrom": _hex(comm.resent_from),
+        "ResentAs": " ".join(each.hex for each in comm.resent_as) or None,
         "CreatedAt": comm.created_at,
         "UpdatedAt": comm.updated_at,
         **_chunks(recipients),
@@ -519,6 +560,11 @@ def communication_from_entity(entity: dict[str, Any]) -> Communication:
         last_error=entity.get("LastError") or None,
         sweeps=int(entity.get("Sweeps", 0)),
         next_run_at=entity.get("NextRunAt"),
+        send_at=entity.get("SendAt"),
+        valid_until=entity.get("ValidUntil"),
+        smart_encoded=bool(entity.get("SmartEncoded", False)),
+        resent_from=_uuid(entity.get("ResentFrom")),
+        resent_as=tuple(uuid.UUID(each) for each in (entity.get("ResentAs") or "").split()),
         created_at=entity.get("CreatedAt") or utcnow(),
         updated_at=entity.get("UpdatedAt") or utcnow(),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
@@ -542,6 +588,7 @@ def recipient_entity(comm_id: uuid.UUID, recipient: Recipient) -> dict[str, Any]
             "ClaimedAt": recipient.claimed_at,
             "FirstAttemptAt": recipient.first_attempt_at,
             "UpdatedAt": recipient.updated_at,
+            "Segments": recipient.segments,
         }
     )
 
@@ -561,6 +608,7 @@ def recipient_from_entity(entity: dict[str, Any]) -> Recipient:
         claimed_at=entity.get("ClaimedAt"),
         first_attempt_at=entity.get("FirstAttemptAt"),
         updated_at=entity.get("UpdatedAt"),
+        segments=entity.get("Segments"),
         etag=entity.metadata.get("etag"),
     )
 
@@ -832,11 +880,10 @@ class CommunicationStore(TableStore):
         if header is None:
             return None
         counts = header_counts_of(header)
-        sent = states.count(RecipientState.SENT.value)
-        failed = states.count(RecipientState.FAILED.value) + states.count(RecipientState.OPTED_OUT.value)
+        sent, failed, _ = count_states(states)
         return Tally(status=counts.status, sent_count=counts.sent_count, failed_count=counts.failed_count,
                      etag=counts.etag, rows=RecipientCounts(sent, failed, counts.recipient_count - sent - failed),
-                     receipts=counts.receipts)
+                     receipts=counts.receipts, unsent=unsent_status(states))
 
     def save_counts(self, comm_id: uuid.UUID, tally: Tally, status: CommStatus, when: datetime,
                     mark: EventMark | None = None) -> None:

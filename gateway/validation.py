@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import phonenumbers
 
@@ -54,6 +55,9 @@ class ValidSend:
     linked_object_id: uuid.UUID | None
     suite_id: uuid.UUID | None
     write_recipient_rows_now: bool
+    send_at: datetime | None = None  # a scheduled send's time (UTC); None: now
+    valid_until: datetime | None = None  # recipients unsent by then end Expired
+    smart_encoded: bool = False  # ``body`` is the request's with look-alike characters replaced (smart encoding)
 
 
 def normalise_number(raw: str, default_region: str | None) -> str | None:

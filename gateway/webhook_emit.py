@@ -31,7 +31,8 @@ from gateway.storage import (
 from gateway.webhook_events import EventType, WebhookEvent, event_id_for
 
 RECIPIENT_TYPES = {RecipientState.SENT: EventType.SENT, RecipientState.FAILED: EventType.FAILED,
-                   RecipientState.OPTED_OUT: EventType.OPTED_OUT}
+                   RecipientState.OPTED_OUT: EventType.OPTED_OUT, RecipientState.CANCELED: EventType.CANCELED,
+                   RecipientState.EXPIRED: EventType.EXPIRED}
 """What delivery's final state of a recipient row tells the licensee."""
 RECEIPT_TYPES = {"Delivered": EventType.DELIVERED, "Undelivered": EventType.UNDELIVERED, "Failed": EventType.FAILED}
 """What a receipt's final state (``receipts.ReceiptState``) tells; a receipt saying only "sent" tells nothing new.

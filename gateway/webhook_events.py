@@ -23,6 +23,8 @@ class EventType(StrEnum):
     UNDELIVERED = "message.undelivered"
     FAILED = "message.failed"
     OPTED_OUT = "message.opted_out"
+    CANCELED = "message.canceled"
+    EXPIRED = "message.expired"
     REPLY = "message.reply"
     COMPLETED = "communication.completed"
 

@@ -145,6 +145,14 @@ param smsDefaultRegion string = ''
 param smsMaxBodyLength int = 1600
 
 @minValue(1)
+@maxValue(255)
+@description('Most segments (billed parts) one recipient\'s message may take.')
+param smsMaxSegments int = 10
+
+@description('Replace look-alike characters with their GSM-7 equivalents when nothing else needs UCS-2.')
+param smsSmartEncoding bool = true
+
+@minValue(1)
 @maxValue(1000)
 @description('Most recipients accepted in one request.')
 param smsMaxRecipients int = 1000
@@ -334,6 +342,14 @@ var appSettings = [
   {
     name: 'SMS_MAX_BODY_LENGTH'
     value: string(smsMaxBodyLength)
+  }
+  {
+    name: 'SMS_MAX_SEGMENTS'
+    value: string(smsMaxSegments)
+  }
+  {
+    name: 'SMS_SMART_ENCODING'
+    value: string(smsSmartEncoding)
   }
   {
     name: 'SMS_MAX_RECIPIENTS'
