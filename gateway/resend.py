@@ -121,7 +121,7 @@ def resend_message(comm: Communication) -> str:
 def nothing_to_resend(comm_id: uuid.UUID, open_count: int) -> ApiError:
     message = f"No recipient of {comm_id.hex} ended Failed, Undelivered or Expired; nothing to resend"
     if open_count:
-        message += f" ({open_count} still being sent)"
+        message += f" ({open_count} still to be sent)"
     return ApiError(409, "NothingToResend", message)
 
 

@@ -85,7 +85,7 @@ def test_a_resend_takes_the_recipients_shown_failed_undelivered_or_expired() -> 
 
 def test_open_recipients_are_counted_for_the_refusal() -> None:
     assert still_open(snapshot(original())) == 3  # Pending, Sending, and the one without a row
-    assert "3 still being sent" in nothing_to_resend(uuid.uuid4(), 3).message
+    assert "3 still to be sent" in nothing_to_resend(uuid.uuid4(), 3).message
     error = nothing_to_resend(uuid.uuid4(), 0)
     assert (error.status, error.error_code) == (409, "NothingToResend") and "still" not in error.message
 
