@@ -27,7 +27,7 @@ from datetime import datetime
 from azure.core.exceptions import AzureError
 
 from gateway.errors import RETRY_AFTER_SECONDS, ApiError, not_found
-from gateway.idempotency import CANDIDATES, Accepted, accept_once
+from gateway.idempotency import CANDIDATES, WINDOW, Accepted, accept_once
 from gateway.models import parse_guid
 from gateway.redact import describe
 from gateway.references import keyed_reference
@@ -147,7 +147,7 @@ def accept_resend(store: CommunicationStore, licensee_id: uuid.UUID, comm_id: st
     snapshot = _find(store, licensee_id, comm_id)
     original = snapshot.communication
     if key is not None:
-        earlier = _listed_under_key(store, original, key)
+        earlier = _listed_under_key(store, original, key, now)
         if earlier is not None:
             return Accepted(earlier, fresh=False)
     failed = resendable(snapshot)
@@ -175,11 +175,15 @@ def _find(store: CommunicationStore, licensee_id: uuid.UUID, comm_id: str) -> Sn
     return snapshot
 
 
-def _listed_under_key(store: CommunicationStore, original: Communication, key: str) -> Communication | None:
-    """The resend the original lists that this Idempotency-Key made, if any: its retry answers that one."""
+def _listed_under_key(store: CommunicationStore, original: Communication, key: str,
+                      now: datetime) -> Communication | None:
+    """The resend the original lists that this Idempotency-Key made within its window, if any: its retry answers
+    that one (after the window the key is a new one, as for a send)."""
     for candidate in keyed_ids(original.licensee_id, key):
         if candidate in original.resent_as:
-            return store.load_header(candidate)
+            claim, header = store.load_claim(candidate)
+            if claim is not None and claim.key == key and now - claim.created_at < WINDOW:
+                return header
     return None
 
 

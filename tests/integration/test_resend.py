@@ -7,16 +7,20 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
+from azure.data.tables import UpdateMode
 
 from gateway.auth import Principal
 from gateway.errors import ApiError
+from gateway.idempotency import WINDOW
 from gateway.queue import decode_message
 from gateway.resend import implicit_key
 from gateway.runtime import Gateway
 from gateway.storage import (
+    CLAIM_ROW,
     HEADER_ROW,
     CommStatus,
     Communication,
@@ -150,6 +154,22 @@ def test_the_same_idempotency_key_answers_the_first_resend(gateway: Gateway) -> 
         gateway.service.resend(ME, other.comm_id.hex, idempotency_key="resend-1")
     assert (reused.value.status, reused.value.error_code) == (422, "IdempotencyKeyReused")
     assert resends_of(gateway, other) == []
+
+
+def test_a_key_past_its_window_is_a_new_one(gateway: Gateway) -> None:
+    original = written(gateway.store)
+    first = gateway.service.resend(ME, original.comm_id.hex, idempotency_key="resend-old")
+    table = gateway.clients.tables.get_table_client(gateway.settings.communications_table)
+    table.update_entity({"PartitionKey": first.CommId.hex, "RowKey": CLAIM_ROW,
+                         "CreatedAt": utcnow() - WINDOW - timedelta(minutes=1)}, mode=UpdateMode.MERGE)
+    with pytest.raises(ApiError) as refused:  # a new request: and every number it would take was resent
+        gateway.service.resend(ME, original.comm_id.hex, idempotency_key="resend-old")
+    assert refused.value.error_code == "AlreadyResent"
+    gateway.store.save_receipt(original.comm_id, ReceiptRecord(6, "SM6", "twilio", state="Failed",
+                                                               receipt_at=utcnow()), None, None)
+    second = gateway.service.resend(ME, original.comm_id.hex, idempotency_key="resend-old")
+    assert second.CommId != first.CommId and second.Message.startswith("Resends 1 recipient of")
+    assert gateway.store.load_header(original.comm_id).resent_as == (first.CommId, second.CommId)
 
 
 class LinkFails(CommunicationStore):
