@@ -13,6 +13,7 @@ import pytest
 from azure.core.exceptions import ServiceRequestError
 from azure.data.tables import UpdateMode
 
+from bench.common import CountingPolicy
 from gateway.auth import Principal
 from gateway.errors import ApiError
 from gateway.idempotency import WINDOW
@@ -29,6 +30,7 @@ from gateway.storage import (
     RecipientState,
     utcnow,
 )
+from tests.integration.test_accept_floor import started
 from tests.integration.test_storage import make_comm
 
 LICENSEE = uuid.UUID("0d6f4a8e-5c1b-4e57-9a43-1f7d2b3c4e5f")
@@ -248,3 +250,20 @@ def test_a_link_that_loses_a_race_reads_again_and_keeps_both(gateway: Gateway) -
     header = gateway.store.load_header(original.comm_id)
     assert header.resent_as == (rival, mine)
     assert (header.status, header.sent_count) == (original.status, original.sent_count)  # a merge of one property
+
+
+def test_a_resend_costs_a_query_a_transaction_a_read_a_merge_and_a_queue_put(storage_env: dict[str, str]) -> None:
+    """docs/messages.md, "Resend", Cost: counted on the wire."""
+    counter = CountingPolicy()
+    gateway = started(storage_env, counter)
+    original = written(gateway.store)
+    counter.take()
+    gateway.service.resend(ME, original.comm_id.hex)
+    assert counter.take() == {"table query": 1, "table transaction": 1, "table read": 1, "table PATCH entity": 1,
+                              "queue send": 1}
+    gateway.store.save_receipt(original.comm_id, ReceiptRecord(6, "SM6", "twilio", state="Undelivered",
+                                                               receipt_at=utcnow()), None, None)
+    counter.take()
+    gateway.service.resend(ME, original.comm_id.hex)  # one earlier resend to read
+    assert counter.take() == {"table query": 1, "table transaction": 1, "table read": 2, "table PATCH entity": 1,
+                              "queue send": 1}
