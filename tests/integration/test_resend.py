@@ -23,6 +23,7 @@ from gateway.runtime import Gateway
 from gateway.storage import (
     CLAIM_ROW,
     HEADER_ROW,
+    AcceptOutcomeUnknown,
     CommStatus,
     Communication,
     CommunicationStore,
@@ -150,6 +151,7 @@ def test_the_same_idempotency_key_answers_the_first_resend(gateway: Gateway) -> 
     again = gateway.service.resend(ME, original.comm_id.hex, idempotency_key="resend-1")
     assert again == first
     assert len(resends_of(gateway, original)) == 1
+    assert queued(gateway) == [first.CommId]  # the retry's message waits out a retry delay: not visible yet
     assert gateway.store.load_header(original.comm_id).resent_as == (first.CommId,)
     other = written(gateway.store)
     with pytest.raises(ApiError) as reused:
@@ -172,6 +174,29 @@ def test_a_key_past_its_window_is_a_new_one(gateway: Gateway) -> None:
     second = gateway.service.resend(ME, original.comm_id.hex, idempotency_key="resend-old")
     assert second.CommId != first.CommId and second.Message.startswith("Resends 1 recipient of")
     assert gateway.store.load_header(original.comm_id).resent_as == (first.CommId, second.CommId)
+
+
+class AnswerLost(CommunicationStore):
+    """A store whose accepting write happens but whose answer never comes back."""
+
+    def create(self, comm, recipients=(), *, claim=None):  # type: ignore[no-untyped-def]
+        super().create(comm, recipients, claim=claim)
+        raise AcceptOutcomeUnknown(comm.comm_id.hex)
+
+
+def test_a_resend_whose_answer_was_lost_is_503_and_its_retry_finds_it(gateway: Gateway) -> None:
+    original = written(gateway.store)
+    healthy = gateway.service._store
+    gateway.service._store = AnswerLost(gateway.clients.tables, gateway.settings.communications_table)
+    with pytest.raises(ApiError) as unknown:
+        gateway.service.resend(ME, original.comm_id.hex)
+    assert (unknown.value.status, unknown.value.error_code) == (503, "OutcomeUnknown")
+    assert unknown.value.headers == {"Retry-After": "5"} and "twice" in unknown.value.message
+    assert queued(gateway) == [] and gateway.store.load_header(original.comm_id).resent_as == ()
+    gateway.service._store = healthy
+    retry = gateway.service.resend(ME, original.comm_id.hex)  # no key: the implicit one finds it
+    assert [entity["PartitionKey"] for entity in resends_of(gateway, original)] == [retry.CommId.hex]
+    assert gateway.store.load_header(original.comm_id).resent_as == (retry.CommId,)
 
 
 class LinkFails(CommunicationStore):
