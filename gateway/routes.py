@@ -24,6 +24,7 @@ from gateway.models import (
     OptOut,
     OptOutRequest,
     OptOutsResponse,
+    SMSCancelResponse,
     SMSSend,
     SMSStatusResponse,
     Webhook,
@@ -191,6 +192,15 @@ STATUS_BY_REFERENCE = Operation(
     handlers.status_by_reference, errors=(401, 404, 406, 500, 503), response=SMSStatusResponse,
     path_parameters=(PathParameter("reference", str, "The Reference SMSSend returned (case-insensitive)"),),
 )
+CANCEL = Operation(
+    "SMSCancel",
+    "Cancels every recipient of a communication not yet handed to the provider (they end Canceled; a scheduled "
+    "send canceled before its SendAt sends nothing and ends Canceled); recipients already sent, or being sent "
+    "this moment, are unchanged. Answers how many it canceled (0 when nothing was left). Another licensee's "
+    "communication answers 404.",
+    handlers.cancel, errors=(401, 404, 406, 500, 503), response=SMSCancelResponse,
+    path_parameters=STATUS.path_parameters,
+)
 HEALTH = Operation(
     "Health", "Answers 200, naming the active SMS provider, when storage answers, and 503 when it does not; "
     "needs no API key.", handlers.health,
@@ -330,6 +340,8 @@ ROUTES: tuple[Route, ...] = (
           predefined=True, summary="The predefined reply routes under /api: queue for background delivery"),
     Route("status_by_id", "api/sms/{commId}", ("GET",), STATUS,
           summary="A communication's status and each recipient's, by CommId"),
+    Route("cancel", "api/sms/{commId}", ("DELETE",), CANCEL,
+          summary="Cancel a communication's recipients not yet handed to the provider"),
     Route("status_by_reference", "api/sms/reference/{reference}", ("GET",), STATUS_BY_REFERENCE,
           summary="A communication's status and each recipient's, by Reference"),
     Route("health", "api/health", ("GET",), HEALTH, summary="200 when storage answers, 503 when it does not"),
