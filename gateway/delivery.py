@@ -383,7 +383,8 @@ class Delivery:
             if (tally.sent_count, tally.failed_count, tally.status) == (sent, failed, status):
                 return status
             now = self._clock()
-            completed = completed_event(comm, sent, failed, now) if not tally.status.is_final else None
+            completed = (completed_event(comm, sent, failed, now, unsent=tally.unsent) if not tally.status.is_final
+                         else None)
             events = [completed] if completed is not None and self._emitter is not None else []
             mark = self._mark(comm, events, now)
             try:
@@ -722,7 +723,7 @@ class Delivery:
         events: list[WebhookEvent] = []
         if self._emitter is not None:
             events = recipients_events(comm, batch)
-            completed = (completed_event(comm, comm.sent_count, comm.failed_count, comm.updated_at)
+            completed = (completed_event(comm, comm.sent_count, comm.failed_count, comm.updated_at, unsent=comm.status)
                          if counts and completes else None)
             events += [completed] if completed is not None else []
         mark = self._mark(comm, events, comm.updated_at)

@@ -29,6 +29,7 @@ from tests.integration.test_delivery import ScriptedProvider, make_delivery, sto
 from tests.integration.test_recovery import dead_queue
 from tests.integration.test_retry_delay import BusyProvider, RecordingQueue
 from tests.integration.test_storage import make_comm
+from tests.integration.test_webhook_emit import RecordingSink
 from tests.samples import NUMBERS, send_body
 
 
@@ -285,3 +286,21 @@ def test_nothing_sent_with_one_failed_and_the_rest_canceled_ends_failed(gateway)
         gateway.delivery.deliver(comm.comm_id)
     done = gateway.canceler.cancel(comm.licensee_id, comm.comm_id)  # the one waiting for its retry
     assert (done.canceled, done.status) == (1, CommStatus.FAILED)
+
+
+def test_cancel_and_expiry_publish_their_events_and_the_completion(gateway) -> None:
+    sink = RecordingSink(gateway.clients.worker_tables, f"{gateway.settings.communications_table}Events")
+    delivery = make_delivery(gateway.store, gateway.provider_fake, events=sink)
+    canceled = stored(gateway.store, 2)
+    Canceler(gateway.store, delivery, sink).cancel(canceled.licensee_id, canceled.comm_id)
+    assert sink.types(canceled.licensee_id) == ["communication.completed", "message.canceled", "message.canceled"]
+    completed = next(body for body in sink.stored(canceled.licensee_id).values()
+                     if body["type"] == "communication.completed")
+    assert completed["data"]["Status"] == "Canceled"
+
+    expired = stored(gateway.store, 1)
+    gateway.store._table.update_entity({"PartitionKey": expired.comm_id.hex, "RowKey": "comm",
+                                        "ValidUntil": utcnow() - timedelta(seconds=1)})
+    delivery.deliver(expired.comm_id)
+    assert sink.types(expired.licensee_id) == ["communication.completed", "message.expired"]
+    assert gateway.provider_fake.sent == []
