@@ -24,7 +24,7 @@ from gateway.runtime import use_gateway
 from gateway.schedule import ScheduledSend
 from gateway.service import SendService
 from gateway.status import describe
-from gateway.storage import CommStatus, RecipientState, utcnow
+from gateway.storage import CommStatus, ConcurrentUpdate, RecipientState, utcnow
 from tests.integration.test_delivery import ScriptedProvider, make_delivery, stored
 from tests.integration.test_recovery import dead_queue
 from tests.integration.test_retry_delay import BusyProvider, RecordingQueue
@@ -245,8 +245,10 @@ class RacingStore:
         return snapshot
 
 
-def test_a_worker_claiming_between_the_cancels_read_and_write_wins_and_the_cancel_reads_again(gateway) -> None:
-    comm = stored(gateway.store, 4)
+@pytest.mark.parametrize("rows_now", [False, True])  # the cancel's write: a create, or a replace on the ETag read
+def test_a_worker_claiming_between_the_cancels_read_and_write_wins_and_the_cancel_reads_again(gateway,
+                                                                                             rows_now: bool) -> None:
+    comm = stored(gateway.store, 4, rows_now=rows_now)
     racing = Canceler(RacingStore(gateway.store, lambda: gateway.delivery.deliver(comm.comm_id)), gateway.delivery)
     done = racing.cancel(comm.licensee_id, comm.comm_id)
     assert (done.canceled, done.status) == (0, CommStatus.SENT)
@@ -304,3 +306,37 @@ def test_cancel_and_expiry_publish_their_events_and_the_completion(gateway) -> N
     delivery.deliver(expired.comm_id)
     assert sink.types(expired.licensee_id) == ["communication.completed", "message.expired"]
     assert gateway.provider_fake.sent == []
+
+
+def test_the_sweep_reads_the_index_oldest_first_a_bounded_number_at_a_time(gateway) -> None:
+    due = utcnow() - timedelta(days=3)
+    sends = [ScheduledSend(uuid.uuid4(), due + timedelta(days=n, seconds=n)) for n in (2, 0, 1)]
+    for send in sends:
+        gateway.schedule.add(send)
+    assert [send.comm_id for send in gateway.schedule.due(utcnow(), limit=2)] == [sends[1].comm_id, sends[2].comm_id]
+    assert [send.due for send in gateway.schedule.due(utcnow())] == sorted(send.due for send in sends)
+
+
+def test_a_cancel_that_keeps_losing_to_workers_answers_503_to_retry(gateway) -> None:
+    comm = stored(gateway.store, 2)
+
+    class ContendedStore(RacingStore):
+        def save(self, *args, **kwargs):
+            raise ConcurrentUpdate(comm.comm_id.hex)
+
+    with pytest.raises(ApiError) as contended:
+        Canceler(ContendedStore(gateway.store, lambda: None), gateway.delivery).cancel(comm.licensee_id, comm.comm_id)
+    assert contended.value.status == 503 and contended.value.headers["Retry-After"]
+    assert {r.status for r in gateway.store.load(comm.comm_id).all_recipients()} == {RecipientState.PENDING}
+
+
+def test_a_cancel_with_nothing_left_to_cancel_still_puts_a_stale_header_right(gateway) -> None:
+    comm = stored(gateway.store, 2, rows_now=True)
+    snapshot = gateway.store.load(comm.comm_id)
+    header, (sent, canceled) = snapshot.communication, snapshot.stored_recipients
+    sent.status, canceled.status = RecipientState.SENT, RecipientState.CANCELED
+    header.status = CommStatus.SENDING  # a record that counted the canceled row open, written after the cancel
+    gateway.store.save(header, [sent, canceled])
+    again = gateway.canceler.cancel(comm.licensee_id, comm.comm_id)
+    assert (again.canceled, again.status) == (0, CommStatus.PARTIALLY_SENT)
+    assert gateway.store.load_header(comm.comm_id).status is CommStatus.PARTIALLY_SENT
