@@ -340,3 +340,13 @@ def test_a_cancel_with_nothing_left_to_cancel_still_puts_a_stale_header_right(ga
     again = gateway.canceler.cancel(comm.licensee_id, comm.comm_id)
     assert (again.canceled, again.status) == (0, CommStatus.PARTIALLY_SENT)
     assert gateway.store.load_header(comm.comm_id).status is CommStatus.PARTIALLY_SENT
+
+
+def test_a_cancel_of_more_than_one_transaction_writes_them_all_with_their_events(gateway) -> None:
+    sink = RecordingSink(gateway.clients.worker_tables, f"{gateway.settings.communications_table}Events")
+    comm = stored(gateway.store, 150)
+    done = Canceler(gateway.store, make_delivery(gateway.store, gateway.provider_fake, events=sink), sink).cancel(
+        comm.licensee_id, comm.comm_id)
+    assert (done.canceled, done.status) == (150, CommStatus.CANCELED)
+    types = sink.types(comm.licensee_id)
+    assert types.count("message.canceled") == 150 and types.count("communication.completed") == 1
