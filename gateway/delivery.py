@@ -6,7 +6,9 @@ at-least-once queue delivery never sends a recipient twice: a redelivered messag
 those recipients Sent or Failed and skips them. A communication larger than one batch is
 fanned out: its queue message becomes one message per unit (a batch's worth of recipients),
 which separate instances deliver in parallel, and each unit's run settles the communication's
-counts from its recipient rows. docs/delivery.md explains the rules.
+counts from its recipient rows. A scheduled communication is released (Scheduled to Queued) by the first run at
+or after its SendAt; a recipient still unsent at its ValidUntil ends Expired, never handed to the provider.
+docs/delivery.md explains the rules.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from gateway.receipt_checks import CheckPolicy, ReceiptChecks, Watch
 from gateway.receipts import header_status, overall_status
 from gateway.redact import describe, mask_phone
 from gateway.reply_index import ReplyIndex, Sent
+from gateway.schedule import ScheduledSend, ScheduleIndex, wait_seconds
 from gateway.storage import (
     TRANSACTION_LIMIT,
     CommStatus,
@@ -42,6 +45,7 @@ from gateway.storage import (
     RecipientState,
     aggregate_status,
     count_recipients,
+    unsent_status,
     utcnow,
 )
 from gateway.webhook_emit import completed_event, recipients_events
@@ -61,6 +65,7 @@ RECONCILE_AFTER_SECONDS = 60.0
 # answers inside the 230 s Azure lets an HTTP request take.
 RUN_SECONDS = 120.0
 ABANDONED = "DeliveryAbandoned"
+EXPIRED = "Expired"  # the error code of a recipient still unsent when its communication's ValidUntil passed
 OPTED_OUT = "OptedOut"  # the error code of a recipient on its licensee's opt-out list when its batch came due
 # The longest a communication waits in the queue for its next run, whatever a provider asks: hours
 # out of sight only delay the recovery after the provider is well again (and a broken header could ask for a year).
@@ -94,6 +99,14 @@ def retry_delay(attempt: int, retry_after: float | None, *, base_seconds: float)
     return math.ceil(min(MAX_RETRY_DELAY_SECONDS, max(backoff, retry_after or 0)))
 
 
+def until_expiry(delay_seconds: int, valid_until: datetime | None, now: datetime) -> int:
+    """``delay_seconds``, cut so the next run comes at ``valid_until`` at the latest: the recipients still unsent
+    then end Expired on time, not an hour of back-off later."""
+    if valid_until is None:
+        return delay_seconds
+    return max(0, min(delay_seconds, math.ceil((valid_until - now).total_seconds())))
+
+
 def hand_to_queue(
     queue: DeliveryQueue, store: CommunicationStore, comm_id: uuid.UUID, *, delay_seconds: int, attempt: int,
     unit: range | None = None,
@@ -123,6 +136,7 @@ class DeliveryReport:
     retry_after_seconds: float | None = None
     last_error: str | None = None
     opted_out: int = 0  # of ``failed``: recipients not sent because their number is on the opt-out list
+    valid_until: datetime | None = None  # the communication's ValidUntil: a retry comes back by then (``until_expiry``)
 
 
 class RetryLater(Exception):
@@ -149,6 +163,21 @@ class MoreToSend(RetryLater):
         self.wait_seconds = wait_seconds  # > 0: the sender's next free window (gateway/pacing.py) is that far off
 
 
+class NotDueYet(MoreToSend):
+    """A run of a scheduled communication before its SendAt: nothing was sent; the queue brings it back then.
+
+    Not a failure (no attempt spent): the queue's first delay is capped at seven days, and a replay's requeue or
+    the sweep may bring a message early. ``wait_seconds`` is the rest of the wait, as long as a queue allows.
+    """
+
+    def __init__(self, report: DeliveryReport, due: datetime, now: datetime) -> None:
+        super().__init__(report, report.pending, wait_seconds=wait_seconds(due, now))
+        self.due = due
+
+    def __str__(self) -> str:
+        return f"{self.report.comm_id.hex} is scheduled for {self.due.isoformat()}: nothing sent yet"
+
+
 class DeliveryInProgress(Exception):
     """Another worker holds a fresh claim on this communication; try again once it expires."""
 
@@ -171,8 +200,10 @@ class Delivery:
         optouts: OptOutList | None = None,
         replies: ReplyIndex | None = None,
         events: EventSink | None = None,
+        schedule: ScheduleIndex | None = None,
     ) -> None:
         self._store = store
+        self._schedule = schedule  # the index of sends waiting for their SendAt: a released one leaves it
         # Webhook events of every recipient made final and of the communication completed (None: no webhooks).
         self._emitter = Emitter(events, store) if events is not None else None
         self._replies = replies
@@ -204,7 +235,8 @@ class Delivery:
         With ``fan_out``, a whole communication larger than one batch is not sent here: its units with
         recipients still open are handed to ``fan_out`` (the queue), to be delivered in parallel.
         Raises RetryLater when transient failures leave recipients pending, MoreToSend when the run
-        used its time, and DeliveryInProgress when another worker is mid-way through the same recipients.
+        used its time (NotDueYet when it came before a scheduled communication's SendAt), and DeliveryInProgress
+        when another worker is mid-way through the same recipients.
         Each batch is sent under its claim: the provider starts no call that could outlast it.
         """
         started = time.monotonic()
@@ -217,6 +249,8 @@ class Delivery:
             if comm.status in {CommStatus.SENT, CommStatus.PARTIALLY_SENT}:
                 self._settle_receipts(comm)  # a run that failed after its final record is redelivered: settle now
             return self._report(comm, recipients, None)
+        if comm.status is CommStatus.SCHEDULED:
+            self._release(comm, recipients)
         fanned_out = len(recipients) > self._batch_size
         if fanned_out and unit is None and fan_out is not None:
             return self._fan_out(comm, recipients, fan_out)
@@ -226,6 +260,37 @@ class Delivery:
         finally:
             if fanned_out:
                 self._settle(comm)
+
+    def _release(self, comm: Communication, recipients: Sequence[Recipient]) -> None:
+        """Take a scheduled communication at or after its SendAt from Scheduled to Queued, then off the schedule
+        index; raise NotDueYet before it.
+
+        The header is written on the ETag it was read with, so a cancel writing meanwhile wins: this run steps back
+        (DeliveryInProgress) and the next finds it Canceled. Queued, the sweep's stale query covers it; the index row
+        a crash leaves behind the sweep drops (it is no longer Scheduled).
+        """
+        now = self._clock()
+        if comm.send_at is not None and comm.send_at > now:
+            raise NotDueYet(self._report(comm, recipients, None), comm.send_at, now)
+        try:
+            self._store.save_status(comm.comm_id, CommStatus.QUEUED, comm.etag, now)
+        except ConcurrentUpdate as error:
+            raise DeliveryInProgress(comm.comm_id.hex, 1) from error
+        comm.status, comm.updated_at = CommStatus.QUEUED, now
+        log.info("comm %s: released at its SendAt %s", comm.comm_id.hex,
+                 comm.send_at.isoformat() if comm.send_at else "(none)")
+        self.unschedule(comm)
+
+    def unschedule(self, comm: Communication) -> None:
+        """Remove the communication's schedule index row, once it is no longer Scheduled (best effort: a row left
+        behind is dropped by the sweep)."""
+        if self._schedule is None or comm.send_at is None:
+            return
+        try:
+            self._schedule.remove(ScheduledSend(comm.comm_id, comm.send_at))
+        except AzureError as error:
+            log.warning("comm %s: its schedule row stays for the sweep to drop: %s", comm.comm_id.hex,
+                        describe(error))
 
     def _fan_out(self, comm: Communication, recipients: Sequence[Recipient], fan_out: FanOut) -> DeliveryReport:
         """Queue a message per unit with recipients still open; with none open, put the counts right."""
@@ -257,6 +322,7 @@ class Delivery:
         paced_for = 0.0
         while due and time.monotonic() - started < self._run_seconds:
             batch, due = due[: self._batch_size], due[self._batch_size :]
+            batch = self._without_expired(comm, recipients, batch, counts=counts)
             batch = self._without_opted_out(comm, recipients, batch, counts=counts)
             if not batch:
                 continue
@@ -279,12 +345,21 @@ class Delivery:
                 due = unsent + due  # their claim ran out before their turn: a fresh claim takes them
         if busy_for is not None and nothing_due:
             raise DeliveryInProgress(comm_id.hex, busy_for)
+        if counts and nothing_due and not _open(recipients) and not comm.status.is_final:
+            # Every row ended before this run (a cancel or another run wrote them after a record counted them open):
+            # the header takes the counts they say.
+            comm.status = self._settle(comm) or comm.status
         report = self._report(comm, recipients, _longest(_longest(retry_after, busy_for), paced_for or None))
         if due and not (paced_for and retry_after is not None):  # paced after a failure: a failed run, counted
             raise MoreToSend(report, len(due), wait_seconds=paced_for)
         if _open(scope):
             raise RetryLater(report)
         return report
+
+    def settle(self, comm: Communication) -> CommStatus | None:
+        """Put the header's counts and status right from the recipient rows another writer (a cancel) ended;
+        returns the status it leaves (None when the communication is gone or other writers kept winning)."""
+        return self._settle(comm)
 
     def _settle(self, comm: Communication) -> CommStatus | None:
         """Write the communication's counts and status as its recipient rows (and the receipts the header
@@ -302,12 +377,14 @@ class Delivery:
             if tally is None:
                 return None
             sent, failed, pending = tally.rows
-            status = aggregate_status(sent, failed, pending) if sent + failed or not pending else tally.status
+            status = (aggregate_status(sent, failed, pending, unsent=tally.unsent) if sent + failed or not pending
+                      else tally.status)
             status = overall_status(status, sent, tally.receipts)
             if (tally.sent_count, tally.failed_count, tally.status) == (sent, failed, status):
                 return status
             now = self._clock()
-            completed = completed_event(comm, sent, failed, now) if not tally.status.is_final else None
+            completed = (completed_event(comm, sent, failed, now, unsent=tally.unsent) if not tally.status.is_final
+                         else None)
             events = [completed] if completed is not None and self._emitter is not None else []
             mark = self._mark(comm, events, now)
             try:
@@ -350,25 +427,23 @@ class Delivery:
         if not open_recipients:
             # Nothing to abandon (a worker finished first): the header only takes the final state of its rows.
             if unit is None:
-                sent, failed, pending = count_recipients(recipients)
-                comm.sent_count, comm.failed_count = sent, failed
-                comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
+                _count_into(comm, recipients)
                 comm.updated_at = now
                 self._save(comm, [], counts=True)
                 self._settle_receipts(comm)
             return self._report(comm, recipients, None)
+        expired = comm.valid_until is not None and now >= comm.valid_until  # it could not have gone anyway now
         for recipient in open_recipients:
             detail = f" (last error {recipient.error_code}: {recipient.error_message})" if recipient.error_code else ""
-            recipient.status = RecipientState.FAILED
-            recipient.error_code = ABANDONED
-            recipient.error_message = f"{reason}{detail}"[:1000]
+            recipient.status = RecipientState.EXPIRED if expired else RecipientState.FAILED
+            recipient.error_code = EXPIRED if expired else ABANDONED
+            recipient.error_message = f"{reason}; its ValidUntil has passed{detail}"[:1000] if expired else \
+                f"{reason}{detail}"[:1000]
             recipient.updated_at = now
         comm.last_error = f"{ABANDONED}: {reason}"[:1000]
         for start in range(0, len(open_recipients), self._batch_size):
             batch = open_recipients[start : start + self._batch_size]
-            sent, failed, pending = count_recipients(recipients)
-            comm.sent_count, comm.failed_count = sent, failed
-            comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
+            _count_into(comm, recipients)
             comm.updated_at = now
             last = start + self._batch_size >= len(open_recipients)
             try:
@@ -508,25 +583,47 @@ class Delivery:
         numbers = self._optouts.suppressed(comm.licensee_id, [recipient.phone_number for recipient in batch])
         if not numbers:
             return batch
-        now = self._clock()
         opted = [recipient for recipient in batch if recipient.phone_number in numbers]
-        for recipient in opted:
-            recipient.status = RecipientState.OPTED_OUT
-            recipient.error_code = OPTED_OUT
-            recipient.error_message = "The number is on the licensee's opt-out list: not sent"
+        self._end_unsent(comm, recipients, opted, RecipientState.OPTED_OUT, OPTED_OUT,
+                         "The number is on the licensee's opt-out list: not sent", counts=counts)
+        log.info("comm %s: %d recipient(s) on the opt-out list, not sent", comm.comm_id.hex, len(opted))
+        return [recipient for recipient in batch if recipient.phone_number not in numbers]
+
+    def _without_expired(
+        self, comm: Communication, recipients: Sequence[Recipient], batch: list[Recipient], *, counts: bool
+    ) -> list[Recipient]:
+        """The batch, or none of it once the communication's ValidUntil has passed: then every recipient of the
+        batch ends Expired, written as an opt-out is (conditionally, before any claim), and none reaches the
+        provider."""
+        if comm.valid_until is None or self._clock() < comm.valid_until:
+            return batch
+        self._end_unsent(comm, recipients, batch, RecipientState.EXPIRED, EXPIRED,
+                         f"Still unsent when its ValidUntil ({comm.valid_until.isoformat()}) passed: not sent",
+                         counts=counts)
+        log.info("comm %s: %d recipient(s) expired unsent", comm.comm_id.hex, len(batch))
+        return []
+
+    def _end_unsent(self, comm: Communication, recipients: Sequence[Recipient], ended: Sequence[Recipient],
+                    state: RecipientState, code: str, message: str, *, counts: bool) -> None:
+        """Write ``ended`` final in ``state``, never sent, with the header's counts (and their events).
+
+        Conditional, as a claim is: a row another worker claimed or wrote since this run read it makes the run step
+        back (DeliveryInProgress), so a recipient is never both ended here and handed to the provider there.
+        """
+        now = self._clock()
+        for recipient in ended:
+            recipient.status = state
+            recipient.error_code = code
+            recipient.error_message = message
             recipient.updated_at = now
-        sent, failed, pending = count_recipients(recipients)
-        comm.sent_count, comm.failed_count = sent, failed
-        comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
+        _count_into(comm, recipients)
         comm.updated_at = now
         try:
-            self._save(comm, opted, claim=True, counts=counts)
+            self._save(comm, ended, claim=True, counts=counts)
         except ConcurrentUpdate as error:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
-        log.info("comm %s: %d recipient(s) on the opt-out list, not sent", comm.comm_id.hex, len(opted))
         if counts and comm.status.is_final:
             self._settle_receipts(comm)
-        return [recipient for recipient in batch if recipient.phone_number not in numbers]
 
     def _list_refusals(self, comm: Communication, batch: Sequence[Recipient], results: Sequence[SendResult]) -> None:
         """Put each number the provider refused as unsubscribed (Twilio's 21610) on the licensee's opt-out list,
@@ -600,9 +697,7 @@ class Delivery:
         The header's status takes the receipts counted when the run read it; a communication this record makes
         final is settled once more, for receipts that arrived since (``_settle_receipts``).
         """
-        sent, failed, pending = count_recipients(recipients)
-        comm.sent_count, comm.failed_count = sent, failed
-        comm.status = overall_status(aggregate_status(sent, failed, pending), sent, comm.receipt_counts)
+        sent, failed = _count_into(comm, recipients)
         errors = [f"{r.error_code}: {r.error_message}" for r in batch if r.error_code]
         if errors:
             comm.last_error = errors[-1][:1000]
@@ -628,7 +723,7 @@ class Delivery:
         events: list[WebhookEvent] = []
         if self._emitter is not None:
             events = recipients_events(comm, batch)
-            completed = (completed_event(comm, comm.sent_count, comm.failed_count, comm.updated_at)
+            completed = (completed_event(comm, comm.sent_count, comm.failed_count, comm.updated_at, unsent=comm.status)
                          if counts and completes else None)
             events += [completed] if completed is not None else []
         mark = self._mark(comm, events, comm.updated_at)
@@ -723,7 +818,18 @@ class Delivery:
             retry_after_seconds=retry_after,
             last_error=comm.last_error,
             opted_out=sum(recipient.status is RecipientState.OPTED_OUT for recipient in recipients),
+            valid_until=comm.valid_until,
         )
+
+
+def _count_into(comm: Communication, recipients: Sequence[Recipient]) -> tuple[int, int]:
+    """Set the header's counts and status as the recipient rows say (a final status taken on by the receipts the
+    header counts); nothing sent ends Canceled, Expired or Failed as the rows say (``unsent_status``)."""
+    sent, failed, pending = count_recipients(recipients)
+    comm.sent_count, comm.failed_count = sent, failed
+    unsent = unsent_status(recipient.status for recipient in recipients)
+    comm.status = overall_status(aggregate_status(sent, failed, pending, unsent=unsent), sent, comm.receipt_counts)
+    return sent, failed
 
 
 def _open(recipients: Iterable[Recipient]) -> bool:

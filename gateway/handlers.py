@@ -25,6 +25,7 @@ from gateway.models import (
     OptOut,
     OptOutRequest,
     OptOutsResponse,
+    SMSCancelResponse,
     SMSSend,
     SMSStatusResponse,
     Webhook,
@@ -110,6 +111,10 @@ def status_by_id(call: Call) -> SMSStatusResponse:
 
 def status_by_reference(call: Call) -> SMSStatusResponse:
     return get_gateway().status.by_reference(call.caller, call.values["reference"])
+
+
+def cancel(call: Call) -> SMSCancelResponse:
+    return get_gateway().canceler.by_id(call.caller, call.values["commId"])
 
 
 OPT_OUT_REASON_API = "api"  # a number the licensee's own systems added

@@ -84,6 +84,8 @@ def request_hash(valid: ValidSend, *, immediate: bool) -> str:
 def _plain(value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return value.hex
+    if isinstance(value, datetime):  # SendAt, ValidUntil: aware UTC
+        return value.isoformat()
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 

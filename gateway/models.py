@@ -311,6 +311,18 @@ class SMSStatusResponse(WireModel):
     )
 
 
+class SMSCancelResponse(WireModel):
+    """What DELETE /api/sms/{CommId} answers: how many recipients the cancel stopped."""
+
+    CommId: Guid = Field(None, description="The communication's id")
+    Reference: str | None = Field(None, description="The communication's short reference")
+    Status: str | None = Field(None, description="The communication's status after the cancel (as SMSStatus shows "
+                                                 "it): Canceled when nothing had been sent")
+    CanceledCount: int = Field(0, description="How many recipients this request canceled: every one not yet handed "
+                                              "to the provider. Those already sent are unchanged")
+    Message: str | None = Field(None, description="What happened, for people")
+
+
 class HealthResponse(WireModel):
     """What GET /api/health answers with 200."""
 

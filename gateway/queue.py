@@ -20,6 +20,13 @@ from datetime import datetime
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
+MAX_DELAY_SECONDS = 7 * 24 * 3600
+"""The longest a Storage queue keeps a message out of sight: a scheduled send further ahead comes back early
+and waits again (``delivery.NotDueYet``)."""
+TIME_TO_LIVE_SECONDS = 7 * 24 * 3600
+"""How long a message stays in the queue once visible (the service's default). A delayed message lives this long
+after its delay: the service refuses a visibility later than the expiry, and a message must never expire unseen."""
+
 
 class BadQueueMessage(ValueError):
     """The message is not one this gateway wrote; retrying cannot help."""
@@ -70,7 +77,11 @@ class DeliveryQueue:
     def enqueue(
         self, comm_id: uuid.UUID, *, delay_seconds: int = 0, attempt: int = 0, unit: range | None = None
     ) -> None:
-        self._client.send_message(encode_message(comm_id, attempt, unit), visibility_timeout=delay_seconds or None)
+        """Queue a run, out of sight for ``delay_seconds`` (at most ``MAX_DELAY_SECONDS``)."""
+        if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+            raise ValueError(f"a queue message waits 0 to {MAX_DELAY_SECONDS} s, not {delay_seconds}")
+        self._client.send_message(encode_message(comm_id, attempt, unit), visibility_timeout=delay_seconds or None,
+                                  time_to_live=delay_seconds + TIME_TO_LIVE_SECONDS if delay_seconds else None)
 
     def oldest_waiting(self) -> datetime | None:
         """When the message at the head of the queue was written, if one is waiting to be taken (a backlog)."""

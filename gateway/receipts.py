@@ -133,8 +133,9 @@ def overall_status(delivered_status: CommStatus, sent: int, receipts: ReceiptCou
 
 
 def header_status(header: HeaderCounts, receipts: ReceiptCounts) -> CommStatus:
-    """What the header's status should be with ``receipts``: it moves only once delivery has finished."""
-    if not header.status.is_final or header.pending > 0:
+    """What the header's status should be with ``receipts``: it moves only once delivery has finished, and only
+    when something was sent (nothing sent stays Failed, Canceled or Expired, as delivery wrote it)."""
+    if not header.status.is_final or header.pending > 0 or header.sent_count == 0:
         return header.status
     delivered_status = aggregate_status(header.sent_count, header.failed_count, 0)
     return overall_status(delivered_status, header.sent_count, receipts)

@@ -24,6 +24,7 @@ from gateway.models import (
     OptOut,
     OptOutRequest,
     OptOutsResponse,
+    SMSCancelResponse,
     SMSSend,
     SMSStatusResponse,
     Webhook,
@@ -203,6 +204,15 @@ RESEND = Operation(
     handlers.resend, errors=(400, 401, 404, 406, 409, 422, 500, 503), response=CommResponse,
     path_parameters=STATUS.path_parameters, parameters=IDEMPOTENCY_PARAMETERS,
 )
+CANCEL = Operation(
+    "SMSCancel",
+    "Cancels every recipient of a communication not yet handed to the provider (they end Canceled; a scheduled "
+    "send canceled before its SendAt sends nothing and ends Canceled); recipients already sent, or being sent "
+    "this moment, are unchanged. Answers how many it canceled (0 when nothing was left). Another licensee's "
+    "communication answers 404.",
+    handlers.cancel, errors=(401, 404, 406, 500, 503), response=SMSCancelResponse,
+    path_parameters=STATUS.path_parameters,
+)
 HEALTH = Operation(
     "Health", "Answers 200, naming the active SMS provider, when storage answers, and 503 when it does not; "
     "needs no API key.", handlers.health,
@@ -342,6 +352,8 @@ ROUTES: tuple[Route, ...] = (
           predefined=True, summary="The predefined reply routes under /api: queue for background delivery"),
     Route("status_by_id", "api/sms/{commId}", ("GET",), STATUS,
           summary="A communication's status and each recipient's, by CommId"),
+    Route("cancel", "api/sms/{commId}", ("DELETE",), CANCEL,
+          summary="Cancel a communication's recipients not yet handed to the provider"),
     Route("resend", "api/sms/{commId}/resend", ("POST",), RESEND,
           summary="Send a communication again to the recipients it did not reach, as a new communication"),
     Route("status_by_reference", "api/sms/reference/{reference}", ("GET",), STATUS_BY_REFERENCE,

@@ -9,6 +9,7 @@ from datetime import timedelta
 from azure.data.tables import TableServiceClient
 
 from gateway.auth import ApiKeyStore, Authenticator
+from gateway.cancel import Canceler
 from gateway.connections import StorageClients
 from gateway.delivery import Delivery, ReceiptFollowUp
 from gateway.health import StorageProbe
@@ -22,6 +23,7 @@ from gateway.queue import DeliveryQueue
 from gateway.receipt_checks import CheckPolicy, ReceiptChecker, ReceiptChecks
 from gateway.receipts import ReceiptBook
 from gateway.reply_index import ReplyIndex
+from gateway.schedule import ScheduleIndex
 from gateway.service import SendService
 from gateway.settings import Settings, get_settings
 from gateway.status import StatusService
@@ -55,6 +57,7 @@ class Gateway:
     authenticator: Authenticator
     service: SendService
     status: StatusService
+    canceler: Canceler
     probe: StorageProbe
     provider: SmsProvider
     store: CommunicationStore
@@ -69,6 +72,7 @@ class Gateway:
     webhook_directory: CachedEndpoints
     webhook_outbox: WebhookOutbox
     webhook_dispatcher: WebhookDispatcher
+    schedule: ScheduleIndex | None = None  # the worker's schedule index: the sweep finds lost scheduled sends in it
     events: EventSink | None = None  # the worker's webhook outbox; the sweep recovers unpublished events into it
 
     @classmethod
@@ -108,18 +112,19 @@ class Gateway:
                                   optouts=OptOutList(clients.worker_tables, settings.optouts_table),
                                   replies=replies_by_receipt(provider, clients.worker_tables), events=worker_outbox)
         optouts = OptOutList(clients.tables, settings.optouts_table)
+        request_schedule = ScheduleIndex(clients.tables, settings.schedule_table)
+        request_delivery = Delivery(request_store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
+                                    follow_up=follow_up(clients.tables), optouts=optouts,
+                                    replies=ReplyIndex(clients.tables, settings.reply_index_table),
+                                    events=request_outbox, schedule=request_schedule)
         return cls(
             settings=settings,
             clients=clients,
             keys=keys,
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
-            service=SendService(settings, request_store, request_queue,
-                                Delivery(request_store, provider, claim_timeout_seconds=claim_timeout,
-                                         pacer=pacer, follow_up=follow_up(clients.tables),
-                                         optouts=optouts,
-                                         replies=ReplyIndex(clients.tables, settings.reply_index_table),
-                                         events=request_outbox)),
+            service=SendService(settings, request_store, request_queue, request_delivery, request_schedule),
             status=StatusService(request_store),
+            canceler=Canceler(request_store, request_delivery, request_outbox),
             probe=StorageProbe(request_store, request_queue),
             provider=provider,
             store=store,
@@ -129,7 +134,9 @@ class Gateway:
                               follow_up=follow_up(clients.worker_tables),
                               optouts=OptOutList(clients.worker_tables, settings.optouts_table),
                               replies=ReplyIndex(clients.worker_tables, settings.reply_index_table),
-                              events=worker_outbox),
+                              events=worker_outbox,
+                              schedule=ScheduleIndex(clients.worker_tables, settings.schedule_table)),
+            schedule=ScheduleIndex(clients.worker_tables, settings.schedule_table),
             receipts=ReceiptBook(request_store, MessageIndex(clients.tables, settings.message_index_table),
                                  optouts=optouts, replies=replies_by_receipt(provider, clients.tables),
                                  events=request_outbox),
@@ -171,7 +178,7 @@ class Gateway:
         tables = [self.settings.communications_table, self.settings.api_keys_table,
                   self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table,
                   self.settings.inbound_table, self.settings.reply_index_table, self.settings.webhooks_table,
-                  self.settings.webhook_events_table]
+                  self.settings.webhook_events_table, self.settings.schedule_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:

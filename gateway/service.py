@@ -12,7 +12,15 @@ import uuid
 from azure.core.exceptions import AzureError
 
 from gateway.auth import Principal
-from gateway.delivery import Delivery, DeliveryInProgress, DeliveryReport, RetryLater, hand_to_queue, retry_delay
+from gateway.delivery import (
+    Delivery,
+    DeliveryInProgress,
+    DeliveryReport,
+    RetryLater,
+    hand_to_queue,
+    retry_delay,
+    until_expiry,
+)
 from gateway.errors import outcome_unknown
 from gateway.idempotency import accept_once, delivery_in_progress, request_hash
 from gateway.models import CommResponse, SMSSend
@@ -20,6 +28,7 @@ from gateway.queue import DeliveryQueue
 from gateway.redact import describe
 from gateway.references import random_reference
 from gateway.resend import accept_resend, resend_message, resend_outcome_unknown
+from gateway.schedule import ScheduledSend, ScheduleIndex, wait_seconds
 from gateway.settings import Settings
 from gateway.storage import (
     AcceptOutcomeUnknown,
@@ -70,11 +79,13 @@ def new_communication(licensee_id: uuid.UUID, reference: str,
 
 
 class SendService:
-    def __init__(self, settings: Settings, store: CommunicationStore, queue: DeliveryQueue, delivery: Delivery) -> None:
+    def __init__(self, settings: Settings, store: CommunicationStore, queue: DeliveryQueue, delivery: Delivery,
+                 schedule: ScheduleIndex | None = None) -> None:
         self._settings = settings
         self._store = store
         self._queue = queue
         self._delivery = delivery
+        self._schedule = schedule  # where a scheduled send is listed before it is stored (gateway/schedule.py)
 
     def send(self, principal: Principal, request: SMSSend, *, immediate: bool,
              idempotency_key: str | None = None) -> CommResponse:
@@ -85,14 +96,15 @@ class SendService:
         not final yet), an immediate one answers its current outcome after delivering what is still due.
         """
         licensee_id = principal.licensee_for(request.SMSModel.LicenseeId if request.SMSModel else None)
-        valid = validate_send(request, self._settings)
+        valid = validate_send(request, self._settings, immediate=immediate)
         try:
             if idempotency_key is None:
                 comm = self._store_new(licensee_id, valid)
             else:
                 hashed = request_hash(valid, immediate=immediate)
                 accepted = accept_once(self._store, licensee_id, idempotency_key, hashed,
-                                       lambda reference: new_communication(licensee_id, reference, valid), now=utcnow())
+                                       lambda reference: self._listed(new_communication(licensee_id, reference, valid)),
+                                       now=utcnow())
                 comm = accepted.communication
                 if not accepted.fresh:
                     return self._replay(comm, immediate)
@@ -126,7 +138,7 @@ class SendService:
 
     def _store_new(self, licensee_id: uuid.UUID, valid: ValidSend) -> Communication:
         for _ in range(REFERENCE_ATTEMPTS):
-            comm, recipients = new_communication(licensee_id, random_reference(), valid)
+            comm, recipients = self._listed(new_communication(licensee_id, random_reference(), valid))
             try:
                 self._store.create(comm, recipients)
             except ReferenceTaken:
@@ -134,11 +146,24 @@ class SendService:
             return comm
         raise RuntimeError("could not find a free reference")
 
+    def _listed(self, accepted: tuple[Communication, list[Recipient]]) -> tuple[Communication, list[Recipient]]:
+        """A scheduled communication's schedule index row, written before its header: a header stored without one
+        could wait for good when its queue message is lost (the sweep finds scheduled sends by the index), while a
+        row without a header (the accept failed) is only dropped by the sweep."""
+        comm = accepted[0]
+        if comm.send_at is not None and self._schedule is not None:
+            self._schedule.add(ScheduledSend(comm.comm_id, comm.send_at))
+        return accepted
+
     def _enqueue(self, comm: Communication) -> None:
+        """Queue the first run: now, or a scheduled send's at its SendAt (at most a queue's 7 days ahead; a run that
+        comes early waits again)."""
+        delay = wait_seconds(comm.send_at, utcnow()) if comm.send_at is not None else 0
         try:
-            self._queue.enqueue(comm.comm_id)
+            self._queue.enqueue(comm.comm_id, delay_seconds=delay)
         except AzureError as error:
-            # Stored but not queued: the sweep finds Queued communications without a message.
+            # Stored but not queued: the sweep finds Queued communications without a message, and Scheduled ones
+            # by the schedule index.
             log.warning("comm %s stored but not queued; the sweep will queue it: %s", comm.comm_id.hex,
                         describe(error))
 
@@ -155,9 +180,12 @@ class SendService:
         """Queue a retried send again, in case its first request died before queueing it (or mid-delivery).
 
         After the first retry delay, so the first request's own message, if there is one, has been taken
-        by then: a second run then finds the work done (or claimed) and costs a read, never a second SMS.
+        by then: a second run then finds the work done (or claimed) and costs a read, never a second SMS. A send
+        still Scheduled is queued for its SendAt instead.
         """
         delay = retry_delay(IMMEDIATE_RUN, None, base_seconds=self._settings.retry_base_seconds)
+        if comm.status is CommStatus.SCHEDULED and comm.send_at is not None:
+            delay = wait_seconds(comm.send_at, utcnow())
         try:
             self._queue.enqueue(comm.comm_id, delay_seconds=delay)
         except AzureError as error:
@@ -196,7 +224,8 @@ class SendService:
 
     def _hand_to_queue(self, comm: Communication, wait: float | None) -> bool:
         """Queue the rest of the delivery as the worker queues a retry: same delay, the run counted."""
-        delay = retry_delay(IMMEDIATE_RUN, wait, base_seconds=self._settings.retry_base_seconds)
+        delay = until_expiry(retry_delay(IMMEDIATE_RUN, wait, base_seconds=self._settings.retry_base_seconds),
+                             comm.valid_until, utcnow())
         try:
             hand_to_queue(self._queue, self._store, comm.comm_id, delay_seconds=delay, attempt=IMMEDIATE_RUN)
         except AzureError as error:
@@ -206,9 +235,13 @@ class SendService:
 
 
 def _queued(comm: Communication) -> CommResponse:
-    count = len(comm.recipients_spec)
+    recipients = _plural(len(comm.recipients_spec), "recipient")
+    if comm.status is CommStatus.SCHEDULED and comm.send_at is not None:
+        message = f"Scheduled for delivery to {recipients} at {comm.send_at.isoformat().replace('+00:00', 'Z')}"
+    else:
+        message = f"Queued for delivery to {recipients}"
     return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,
-                        Message=_with_reply_warning(comm, f"Queued for delivery to {_plural(count, 'recipient')}"))
+                        Message=_with_reply_warning(comm, message))
 
 
 def _with_reply_warning(comm: Communication, message: str) -> str:

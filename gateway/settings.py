@@ -120,7 +120,8 @@ class Settings:
         default="Sms",
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
         "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`, "
-        "`<prefix>Inbound`, `<prefix>ReplyIndex`, `<prefix>Webhooks`, `<prefix>WebhookEvents`",
+        "`<prefix>Inbound`, `<prefix>ReplyIndex`, `<prefix>Webhooks`, `<prefix>WebhookEvents`, "
+        "`<prefix>Schedule`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -331,6 +332,10 @@ class Settings:
     @property
     def webhook_events_table(self) -> str:
         return f"{self.table_prefix}WebhookEvents"
+
+    @property
+    def schedule_table(self) -> str:
+        return f"{self.table_prefix}Schedule"
 
     @property
     def webhook_poison_queue_name(self) -> str:

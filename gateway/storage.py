@@ -1025,14 +1025,15 @@ class CommunicationStore(TableStore):
             yield mark_from_entity(entity)
 
     def stale(self, updated_before: datetime, created_after: datetime) -> Iterable[Communication]:
-        """Communications not yet final whose last change is older than ``updated_before``.
+        """Communications Queued or Sending whose last change is older than ``updated_before``, created (or, a
+        scheduled one, due) after ``created_after``.
 
         A filtered scan across partitions: the sweep runs it every few minutes, and it is the
         one query that is not a point read (docs/storage.md says what it costs).
         """
         query = (
             "RowKey eq @row and ( Status eq @queued or Status eq @sending ) "
-            "and UpdatedAt lt @before and CreatedAt gt @after"
+            "and UpdatedAt lt @before and ( CreatedAt gt @after or SendAt gt @after )"
         )
         parameters = {
             "row": HEADER_ROW,

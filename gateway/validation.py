@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import phonenumbers
 
 from gateway.errors import ApiError, FieldError
 from gateway.models import SMSSend
 from gateway.settings import Settings
-from gateway.storage import RecipientSpec, TooLargeToStore
+from gateway.storage import RecipientSpec, TooLargeToStore, utcnow
 
 MAX_NAME_LENGTH = 256
 MAX_NOTES_LENGTH = 4000
@@ -25,6 +25,8 @@ MAX_NOTES_LENGTH = 4000
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 SHORT_CODE_SENDER = re.compile(r"^\d{3,8}$")
+MAX_SCHEDULE_AHEAD = timedelta(days=35)  # the furthest a SendAt may be (docs/messages.md, "Scheduled sends")
+SEND_AT_GRACE = timedelta(minutes=1)  # a SendAt this little past sends now: the client's clock, or a slow request
 NO_REPLIES = ("is an alphanumeric sender id: no reply, and no STOP, can reach it; send from a phone number or a "
               "short code")
 
@@ -77,7 +79,10 @@ def _number_hint(settings: Settings) -> str:
     return "a valid phone number in international format (+ and country code)"
 
 
-def validate_send(request: SMSSend, settings: Settings) -> ValidSend:
+def validate_send(request: SMSSend, settings: Settings, *, immediate: bool = False,
+                  now: datetime | None = None) -> ValidSend:
+    """The send as it is stored, or a 400 listing every problem. ``immediate``: the route delivers inside the
+    request, so it takes no SendAt."""
     errors: list[FieldError] = []
     model = request.SMSModel
     if model is None:
@@ -108,6 +113,7 @@ def validate_send(request: SMSSend, settings: Settings) -> ValidSend:
     _check_text(model.Notes, "SMSModel.Notes", "Notes", MAX_NOTES_LENGTH, errors)
 
     recipients = _recipients(model.To or [], settings, errors)
+    send_at, valid_until = _timing(request, immediate, now or utcnow(), errors)
     if errors:
         raise ApiError.validation(errors)
     return ValidSend(
@@ -122,7 +128,42 @@ def validate_send(request: SMSSend, settings: Settings) -> ValidSend:
         linked_object_id=model.LinkedObjectId,
         suite_id=model.SuiteId,
         write_recipient_rows_now=request.CreateCommunicationReferencesImmediately,
+        send_at=send_at,
+        valid_until=valid_until,
     )
+
+
+def _timing(request: SMSSend, immediate: bool, now: datetime,
+            errors: list[FieldError]) -> tuple[datetime | None, datetime | None]:
+    """SendAt (None: now) and ValidUntil as stored. A SendAt up to ``SEND_AT_GRACE`` past is now, not a schedule;
+    further past, or more than ``MAX_SCHEDULE_AHEAD`` ahead, is refused, and so is any SendAt on an immediate route."""
+    send_at, valid_until = request.SendAt, request.ValidUntil
+    if send_at is not None:
+        if immediate:
+            errors.append(FieldError("SendAt", "NotImmediate", "'Send At' cannot be used on the /immediate routes, "
+                                     "which deliver inside the request; post a scheduled send to the queued route."))
+            send_at = None
+        elif send_at < now - SEND_AT_GRACE:
+            errors.append(FieldError("SendAt", "InThePast", f"'Send At' {_shown(send_at)} is in the past; give a "
+                                     "later time, or none to send now."))
+            send_at = None
+        elif send_at > now + MAX_SCHEDULE_AHEAD:
+            errors.append(FieldError("SendAt", "TooFarAhead", f"'Send At' {_shown(send_at)} is more than "
+                                     f"{MAX_SCHEDULE_AHEAD.days} days ahead; schedule it at most "
+                                     f"{MAX_SCHEDULE_AHEAD.days} days ahead."))
+            send_at = None
+        elif send_at <= now:
+            send_at = None  # just past: sent now, like a send without SendAt
+    starts = send_at or now
+    if valid_until is not None and valid_until <= starts:
+        against = f"'Send At' {_shown(send_at)}" if send_at is not None else "now"
+        errors.append(FieldError("ValidUntil", "NotAfterSendAt", f"'Valid Until' {_shown(valid_until)} must be later "
+                                 f"than {against}."))
+    return send_at, valid_until
+
+
+def _shown(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _check_text(text: str | None, path: str, label: str, limit: int | None, errors: list[FieldError]) -> None:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.storage import (
+    CommStatus,
     Communication,
     ReceiptRecord,
     Recipient,
@@ -27,6 +28,7 @@ from gateway.storage import (
     aggregate_status,
     count_recipients,
     recipient_id_for,
+    unsent_status,
 )
 from gateway.webhook_events import EventType, WebhookEvent, event_id_for
 
@@ -66,17 +68,19 @@ def reply_event(comm: Communication, reply: ReplyRecord) -> WebhookEvent | None:
     return _event(comm, EventType.REPLY, reply.index, f"{reply.provider}-{reply.message_id}", reply.received_at, data)
 
 
-def completed_event(comm: Communication, sent: int, failed: int, at: datetime) -> WebhookEvent | None:
+def completed_event(comm: Communication, sent: int, failed: int, at: datetime, *,
+                    unsent: CommStatus = CommStatus.FAILED) -> WebhookEvent | None:
     """``communication.completed`` once no recipient is left open (``sent + failed`` is every recipient).
 
-    Its Status is delivery's (Sent, PartiallySent, Failed), never a receipt status: the same whenever it is built,
+    Its Status is delivery's (Sent, PartiallySent, Failed; with nothing sent, ``unsent``: Canceled or Expired when
+    every recipient ended so, ``storage.unsent_status``), never a receipt status: the same whenever it is built,
     as the receipts that come later have events of their own. ``at`` is when the change that completed it happened.
     """
     total = len(comm.recipients_spec)
     if sent + failed < total:
         return None
     data = {"CommId": comm.comm_id.hex, "Reference": comm.reference,
-            "Status": aggregate_status(sent, failed, 0).value, "ErrorCode": None, **_caller_ids(comm),
+            "Status": aggregate_status(sent, failed, 0, unsent=unsent).value, "ErrorCode": None, **_caller_ids(comm),
             "RecipientCount": total, "SentCount": sent, "FailedCount": failed}
     return _event(comm, EventType.COMPLETED, None, "", at, data)
 
@@ -98,7 +102,8 @@ def derive(snapshot: Snapshot, completed_at: datetime) -> list[WebhookEvent]:
     events += [event for record in snapshot.receipts.values() if (event := receipt_event(comm, record)) is not None]
     events += [event for reply in snapshot.replies if (event := reply_event(comm, reply)) is not None]
     sent, failed, _ = count_recipients(recipients)
-    completed = completed_event(comm, sent, failed, completed_at)
+    completed = completed_event(comm, sent, failed, completed_at,
+                                unsent=unsent_status(recipient.status for recipient in recipients))
     return events + ([completed] if completed is not None else [])
 
 

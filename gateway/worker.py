@@ -19,12 +19,21 @@ from datetime import datetime, timedelta
 
 import azure.functions as func
 
-from gateway.delivery import DeliveryInProgress, MoreToSend, RetryLater, hand_to_queue, retry_delay
+from gateway.delivery import (
+    DeliveryInProgress,
+    MoreToSend,
+    NotDueYet,
+    RetryLater,
+    hand_to_queue,
+    retry_delay,
+    until_expiry,
+)
 from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
 from gateway.receipt_checks import CheckReport
 from gateway.redact import brief
 from gateway.runtime import get_gateway
-from gateway.storage import utcnow
+from gateway.schedule import ScheduleIndex
+from gateway.storage import CommStatus, utcnow
 from gateway.webhook_publish import Emitter
 from gateway.webhook_queue import WebhookMessage, decode_webhook_message
 
@@ -59,16 +68,25 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
 
     try:
         report = gateway.delivery.deliver(comm_id, unit, fan_out=fan_out)
+    except NotDueYet as early:
+        # A scheduled send's message came before its SendAt (the queue's 7-day cap, a replay, the sweep): it waits
+        # again for the rest, no attempt spent.
+        log.info("comm %s: %s; back in %d s", comm_id.hex, early, early.wait_seconds)
+        hand_to_queue(gateway.queue, gateway.store, comm_id, delay_seconds=int(early.wait_seconds),
+                      attempt=attempt - 1, unit=unit)
+        return
     except MoreToSend as more:
         log.info("comm %s%s: %s; going on in a fresh message", comm_id.hex, _named(unit), more)
         # Not a failed run: no attempt spent. A paced message waits for its sender's window (capped as any retry).
-        delay = retry_delay(0, more.wait_seconds, base_seconds=0)
+        delay = until_expiry(retry_delay(0, more.wait_seconds, base_seconds=0), more.report.valid_until, utcnow())
         hand_to_queue(gateway.queue, gateway.store, comm_id, delay_seconds=delay, attempt=attempt - 1, unit=unit)
         return
     except RetryLater as later:
         reason, wait, base = str(later), later.report.retry_after_seconds, gateway.settings.retry_base_seconds
+        valid_until = later.report.valid_until
     except DeliveryInProgress as busy:
         reason, wait, base = str(busy), busy.retry_in_seconds, 0  # nothing failed: no back-off, just the wait
+        valid_until = None
     else:
         if report is None:
             log.warning("queue message for unknown comm %s dropped", comm_id.hex)
@@ -77,7 +95,7 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
         log.warning("comm %s%s: giving up after %d attempts: %s", comm_id.hex, _named(unit), attempt, brief(reason))
         gateway.poison_queue.enqueue(comm_id, attempt=attempt, unit=unit)
         return
-    delay = retry_delay(attempt, wait, base_seconds=base)
+    delay = until_expiry(retry_delay(attempt, wait, base_seconds=base), valid_until, utcnow())
     log.info("comm %s%s: %s; attempt %d in %d s", comm_id.hex, _named(unit), brief(reason), attempt + 1, delay)
     hand_to_queue(gateway.queue, gateway.store, comm_id, delay_seconds=delay, attempt=attempt, unit=unit)
 
@@ -106,6 +124,8 @@ def sweep(now: datetime | None = None) -> int:
     was due to bring. When the queue is behind (its oldest waiting message is older than
     that), only communications last changed before that message count: the others may have
     a message waiting behind it, and queueing them again would only lengthen the queue.
+    A scheduled send still Scheduled a quiet time after its SendAt lost its message: the schedule index lists it
+    (``_sweep_schedule``).
     With webhooks, it also publishes the events of changes whose publish failed or never ran (their marks are
     older than the same quiet time: ``Emitter.recover``). Returns how many communications it queued.
     """
@@ -118,6 +138,8 @@ def sweep(now: datetime | None = None) -> int:
     if backlog is not None and backlog < cutoff:
         log.info("sweep: the queue is behind (oldest message from %s)", backlog.isoformat())
         cutoff = backlog
+    if gateway.schedule is not None:
+        queued += _sweep_schedule(gateway.schedule, now, quiet_since)
     for comm in gateway.store.stale(updated_before=cutoff, created_after=now - SWEEP_LOOKBACK):
         if comm.next_run_at is not None and comm.next_run_at > quiet_since:
             continue  # a delayed message brings it back; not lost yet
@@ -131,6 +153,26 @@ def sweep(now: datetime | None = None) -> int:
         queued += 1
     if gateway.events is not None:
         Emitter(gateway.events, gateway.store).recover(changed_before=quiet_since)
+    return queued
+
+
+def _sweep_schedule(schedule: ScheduleIndex, now: datetime, quiet_since: datetime) -> int:
+    """Queue the scheduled sends still Scheduled ``quiet_since`` after their SendAt (their message was lost), and
+    drop the index rows of communications gone or no longer Scheduled. One range query, and a point read per row
+    found (``ScheduleIndex.due``); returns how many it queued."""
+    gateway = get_gateway()
+    queued = 0
+    for send in schedule.due(before=quiet_since):
+        comm = gateway.store.load_header(send.comm_id)
+        if comm is None or comm.status is not CommStatus.SCHEDULED:
+            schedule.remove(send)
+            continue
+        if comm.next_run_at is not None and comm.next_run_at > quiet_since:
+            continue  # queued again lately (by this sweep or a run that came early): not lost yet
+        log.warning("sweep queues scheduled comm %s (due %s)", comm.comm_id.hex, send.due.isoformat())
+        gateway.queue.enqueue(comm.comm_id)
+        gateway.store.expect_run(comm.comm_id, now + (now - quiet_since))  # the next sweeps leave it to this message
+        queued += 1
     return queued
 
 

@@ -44,6 +44,8 @@ GUARDS: dict[str, list[str]] = {
         "tests/integration/test_optouts.py", "tests/integration/test_inbound.py",
     ],
     "gateway/optouts.py": ["tests/integration/test_optouts.py", "tests/integration/test_inbound.py"],
+    "gateway/schedule.py": ["tests/unit/test_schedule.py", "tests/integration/test_schedule.py"],
+    "gateway/cancel.py": ["tests/unit/test_schedule.py", "tests/integration/test_schedule.py"],
     "gateway/keywords.py": ["tests/unit/test_keywords.py", "tests/integration/test_inbound.py"],
     "gateway/reply_index.py": ["tests/unit/test_reply_match.py", "tests/integration/test_inbound.py"],
     "gateway/inbound.py": ["tests/unit/test_inbound_parsing.py", "tests/integration/test_inbound.py"],

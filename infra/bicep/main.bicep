@@ -123,7 +123,7 @@ param smsWebhookQueueName string = 'sms-webhooks'
 
 @minLength(1)
 @maxLength(40)
-@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts, <prefix>Inbound, <prefix>ReplyIndex, <prefix>Webhooks, <prefix>WebhookEvents.')
+@description('Prefix of the gateway tables: <prefix>Communications, <prefix>ApiKeys, <prefix>Outbox, <prefix>SenderPacing, <prefix>MessageIndex, <prefix>ReceiptChecks, <prefix>OptOuts, <prefix>Inbound, <prefix>ReplyIndex, <prefix>Webhooks, <prefix>WebhookEvents, <prefix>Schedule.')
 param smsTablePrefix string = 'Sms'
 
 @allowed([
@@ -280,6 +280,7 @@ var tableNames = [
   '${smsTablePrefix}ReplyIndex'
   '${smsTablePrefix}Webhooks'
   '${smsTablePrefix}WebhookEvents'
+  '${smsTablePrefix}Schedule'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.

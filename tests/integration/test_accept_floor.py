@@ -83,7 +83,7 @@ def test_outside_azure_starting_creates_the_tables_and_queues(storage_env: dict[
     made = counter.take()
     # communications, keys, message index, checks, opt-outs, inbound, reply index, webhooks, webhook events; the
     # delivery queue, the webhook queue and their poison queues
-    assert made["table POST Tables"] == 9 and made["queue PUT"] == 4
+    assert made["table POST Tables"] == 10 and made["queue PUT"] == 4
 
 
 def test_one_connection_pool_sized_for_the_workers_threads_serves_every_client(

@@ -182,7 +182,7 @@ def test_unknown_routes_are_404_and_wrong_methods_405(server: GatewayServer, key
     wrong = requests.get(server.url + "/api/sendmessage", timeout=30)
     assert_error(wrong, 405, "MethodNotAllowed")
     assert wrong.headers["Allow"] == "POST"
-    assert_error(requests.delete(server.url + f"/api/sms/{uuid.uuid4().hex}", timeout=30), 405)
+    assert_error(requests.patch(server.url + f"/api/sms/{uuid.uuid4().hex}", timeout=30), 405)
     assert_error(requests.put(server.url + "/json/reply/SMSSend", timeout=30), 405)
 
 

@@ -37,6 +37,7 @@ from gateway.models import (
     OptOutRequest,
     OptOutsResponse,
     RecipientStatus,
+    SMSCancelResponse,
     SMSContact,
     SMSSend,
     SMSStatusResponse,
@@ -221,7 +222,8 @@ def test_success_responses_name_the_right_dto(document: dict[str, Any]) -> None:
                 "SMSStatusByReference": "SMSStatusResponse", "Health": "HealthResponse",
                 "OptOutList": "OptOutsResponse", "OptOutAdd": "OptOut", "OptOutRemove": "OptOut",
                 "WebhookSet": "WebhookRegistration", "WebhookShow": "Webhook", "WebhookDelete": "Webhook",
-                "WebhookEventList": "WebhookEventsResponse", "WebhookEventRetry": "WebhookEventEntry"}
+                "WebhookEventList": "WebhookEventsResponse", "WebhookEventRetry": "WebhookEventEntry",
+                "SMSCancel": "SMSCancelResponse"}
     by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
     for route in ROUTES:
         if route.operation.name == "TwilioStatusCallback":  # Twilio is answered an empty 204
@@ -604,17 +606,20 @@ def _sample_response_model(sample: str) -> type[WireModel]:
         return OptOutsResponse if line.startswith("GET ") else OptOut
     if "/api/webhook" in line:
         return WebhookRegistration if line.startswith("PUT ") else Webhook
+    if line.startswith("DELETE /api/sms/"):
+        return SMSCancelResponse
     return SMSStatusResponse if "/api/sms/" in line else HealthResponse
 
 
 def test_every_dto_operation_has_both_samples_and_they_parse(parsed: _Page, document: dict[str, Any]) -> None:
     json_samples, jsv_samples = samples(parsed, "json"), samples(parsed, "jsv")
     # SMSSend, SMSStatus, SMSStatusByReference, Health, OptOutList, OptOutAdd, OptOutRemove, WebhookSet,
-    # WebhookShow, WebhookDelete, WebhookEventList, WebhookEventRetry, SMSResend
-    assert len(json_samples) == len(jsv_samples) == 13
+    # WebhookShow, WebhookDelete, WebhookEventList, WebhookEventRetry, SMSResend, SMSCancel
+    assert len(json_samples) == len(jsv_samples) == 14
     for sample in json_samples[1:]:
-        assert sample.startswith(("GET /api/", "POST /api/optouts", "DELETE /api/optouts/", "PUT /api/webhook",
-                                  "DELETE /api/webhook", "POST /api/webhook/events/", "POST /api/sms/"))
+        assert sample.startswith(("GET /api/", "POST /api/optouts", "DELETE /api/optouts/", "DELETE /api/sms/",
+                                  "PUT /api/webhook", "DELETE /api/webhook", "POST /api/webhook/events/",
+                                  "POST /api/sms/"))
         request, response = bodies(sample)
         if sample.startswith("POST /api/optouts"):
             assert OptOutRequest.model_validate(json.loads(request)) == example(OptOutRequest)
