@@ -19,6 +19,7 @@ from gateway.models import CommResponse, SMSSend
 from gateway.queue import DeliveryQueue
 from gateway.redact import describe
 from gateway.references import random_reference
+from gateway.segments import count_segments
 from gateway.settings import Settings
 from gateway.storage import (
     AcceptOutcomeUnknown,
@@ -162,7 +163,7 @@ class SendService:
             CommId=comm.comm_id,
             Reference=comm.reference,
             Status=report.sent == report.total,
-            Message=_with_reply_warning(comm, _outcome_message(report, retrying)),
+            Message=_stated(comm, _outcome_message(report, retrying)),
         )
 
     def _interrupted(self, comm: Communication, wait: float | None, error: Exception) -> CommResponse:
@@ -171,7 +172,7 @@ class SendService:
         message = "Accepted; delivery was interrupted"
         message += " and will finish in the background" if queued else "; the sweep will finish it"
         return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=False,
-                            Message=_with_reply_warning(comm, message))
+                            Message=_stated(comm, message))
 
     def _hand_to_queue(self, comm: Communication, wait: float | None) -> bool:
         """Queue the rest of the delivery as the worker queues a retry: same delay, the run counted."""
@@ -187,7 +188,13 @@ class SendService:
 def _queued(comm: Communication) -> CommResponse:
     count = len(comm.recipients_spec)
     return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,
-                        Message=_with_reply_warning(comm, f"Queued for delivery to {_plural(count, 'recipient')}"))
+                        Message=_stated(comm, f"Queued for delivery to {_plural(count, 'recipient')}"))
+
+
+def _stated(comm: Communication, message: str) -> str:
+    """A send's answer: ``message``, what each recipient's message costs (encoding, segments), any reply warning."""
+    each = " each" if len(comm.recipients_spec) > 1 else ""
+    return _with_reply_warning(comm, f"{message}; {count_segments(comm.body).describe()}{each}")
 
 
 def _with_reply_warning(comm: Communication, message: str) -> str:
