@@ -478,7 +478,7 @@ class TwilioFake(FakeService):
             "from": sender,
             "messaging_service_sid": service,
             "num_media": str(len(params.get("MediaUrl", []))),
-            "num_segments": "0" if service and not sender else str(_segments(body or "")),
+            "num_segments": "0" if service and not sender else str(num_segments(body or "")),
             "price": None,
             "price_unit": "USD",
             "sid": sid,
@@ -757,7 +757,7 @@ def _utf16_units(char: str) -> list[int]:
     return [int.from_bytes(encoded[at:at + 2]) for at in range(0, len(encoded), 2)]
 
 
-def _segments(body: str) -> int:
+def num_segments(body: str) -> int:
     """How many SMS parts Twilio's ``num_segments`` says: GSM-7 when every character is in GSM 03.38, else UCS-2
     (UTF-16, two units for a character beyond the BMP); 140 octets a message, 134 a part once a concatenation header
     takes 6, and a character's units never split between parts."""
