@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -44,6 +45,8 @@ EMOJI = "\U0001f600"  # beyond the BMP: a surrogate pair in UTF-16
     ("á", UCS, 1, 1),
     ("", GSM, 1, 0),
     ("\r\n" * 80, GSM, 1, 160),
+    ("\uffff" * 70, UCS, 1, 70),  # the last character of the BMP is one unit
+    ("\U00010000" * 35, UCS, 1, 70),  # the first beyond it two
 ])
 def test_boundary_bodies(body: str, encoding: Encoding, segments: int, units: int) -> None:
     assert count_segments(body) == Segmentation(encoding, segments, units)
@@ -68,6 +71,11 @@ def test_the_tables_are_gsm_03_38() -> None:
     assert not GSM7_BASIC & GSM7_EXTENSION
     assert {"@", "£", "¤", "Δ", "ß", "§", "¿", "à", "\n", "\r"} <= GSM7_BASIC
     assert {"`", "\t", "ç", "\u00a0", "\u2019"}.isdisjoint(GSM7_BASIC | GSM7_EXTENSION)
+
+
+def test_a_segmentation_cannot_be_changed_once_counted() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        count_segments("hi").segments = 0  # type: ignore[misc]
 
 
 def test_describe_says_encoding_and_segments() -> None:
