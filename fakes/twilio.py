@@ -83,6 +83,7 @@ from twilio.request_validator import RequestValidator
 from fakes.cli import banner, say, serve, stamp
 from fakes.openapi import MethodNotAllowed, OpenApiDescription, Operation, RequestProblem, RouteNotFound
 from fakes.server import FakeHandler, FakeService
+from fakes.sms_segments import num_segments
 
 SPEC_PATH = Path(__file__).with_name("twilio-messages-openapi.json")
 CREATE_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
@@ -570,7 +571,7 @@ class TwilioFake(FakeService):
         sid = "SM" + secrets.token_hex(16)
         form = {"ToCountry": "US", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "", "FromZip": "",
                 "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "", "Body": body,
-                "FromCountry": "", "To": to, "ToZip": "", "NumSegments": "1", "MessageSid": sid,
+                "FromCountry": "", "To": to, "ToZip": "", "NumSegments": str(num_segments(body)), "MessageSid": sid,
                 "AccountSid": self.account_sid, "From": from_, "ApiVersion": "2010-04-01"}
         return self.again(PostedInbound(self.inbound_url, form, 0, "", ""))
 
@@ -722,59 +723,6 @@ def _date_passes(name: str, condition: _DateFilter, date_sent: str | None) -> bo
     if name == "DateSent<":
         return mine <= condition.value  # type: ignore[operator]
     return mine == condition.value
-
-
-# GSM 03.38's default alphabet by septet value (0x1B, the escape, is no character), and its extension table: a
-# character there is sent as the escape and its value. Written out here, apart from the gateway's own tables, so a
-# test that compares the gateway's count with the fake's compares two readings of the standard.
-GSM_DEFAULT_ALPHABET = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_ESCAPE = 0x1B
-GSM_EXTENSION = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C, "~": 0x3D, "]": 0x3E, "|": 0x40,
-                 "€": 0x65}
-OCTETS_PER_SMS = 140
-CONCATENATION_HEADER_OCTETS = 6
-
-
-def _code_units(body: str) -> tuple[list[list[int]], int] | None:
-    """Each character's GSM-7 septets and the bits a septet takes, or None when a character is not GSM-7."""
-    units: list[list[int]] = []
-    for char in body:
-        if char in GSM_EXTENSION:
-            units.append([GSM_ESCAPE, GSM_EXTENSION[char]])
-        elif char != "\x1b" and char in GSM_DEFAULT_ALPHABET:
-            units.append([GSM_DEFAULT_ALPHABET.index(char)])
-        else:
-            return None
-    return units, 7
-
-
-def _utf16_units(char: str) -> list[int]:
-    """UCS-2 as phones read it: UTF-16, a surrogate pair for a character beyond the BMP."""
-    encoded = char.encode("utf-16-be", "surrogatepass")
-    return [int.from_bytes(encoded[at:at + 2]) for at in range(0, len(encoded), 2)]
-
-
-def num_segments(body: str) -> int:
-    """How many SMS parts Twilio's ``num_segments`` says: GSM-7 when every character is in GSM 03.38, else UCS-2
-    (UTF-16, two units for a character beyond the BMP); 140 octets a message, 134 a part once a concatenation header
-    takes 6, and a character's units never split between parts."""
-    gsm = _code_units(body)
-    if gsm is not None:
-        characters, bits = gsm
-    else:
-        characters, bits = [_utf16_units(char) for char in body], 16
-    if sum(len(units) for units in characters) * bits <= OCTETS_PER_SMS * 8:
-        return 1
-    room = (OCTETS_PER_SMS - CONCATENATION_HEADER_OCTETS) * 8 // bits
-    parts, used = 1, 0
-    for units in characters:
-        if used + len(units) > room:
-            parts, used = parts + 1, 0
-        used += len(units)
-    return parts
 
 
 # --- run from a shell: python -m fakes.twilio [--port 8081] ------------------------------------------

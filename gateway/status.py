@@ -119,5 +119,5 @@ def recipient_status(r: Recipient, receipt: ReceiptRecord | None) -> RecipientSt
         Attempts=r.attempts,
         UpdatedAt=r.updated_at,
         ReceiptAt=receipt.receipt_at if state is not None and receipt is not None else None,
-        Segments=r.segments,
+        Segments=r.segments if r.segments is not None else (receipt.segments if receipt is not None else None),
     )

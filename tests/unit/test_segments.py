@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fakes.twilio import num_segments as twilio_fake_segments
+from fakes.sms_segments import num_segments as fake_segments
 from gateway.segments import (
     CAPACITY,
     GSM7_BASIC,
@@ -131,5 +131,5 @@ def test_a_longer_body_never_takes_fewer_segments(body: str, char: str) -> None:
 
 
 @given(bodies)
-def test_the_twilio_fake_counts_the_same_segments_from_its_own_tables(body: str) -> None:
-    assert count_segments(body).segments == twilio_fake_segments(body)
+def test_the_fakes_count_the_same_segments_from_their_own_tables(body: str) -> None:
+    assert count_segments(body).segments == fake_segments(body)
