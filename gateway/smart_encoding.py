@@ -21,6 +21,11 @@ def _each(replacement: str, characters: str) -> dict[str, str]:
     return dict.fromkeys(characters, replacement)
 
 
+def _one_to_one(looks: str, means: str) -> dict[str, str]:
+    """Each character of ``looks`` replaced by the one in the same place in ``means`` (equal lengths, or it raises)."""
+    return {chr(look): chr(mean) for look, mean in str.maketrans(looks, means).items()}
+
+
 LOOK_ALIKES: dict[str, str] = {
     **_each('"', "\u00ab\u00bb\u201c\u201d\u02ba\u02ee\u201f\u201e\u275d\u275e\u301d\u301e\uff02"),
     **_each("'", "\u2018\u2019\u02bb\u02c8\u02bc\u02bd\u02b9\u201b\uff07\u00b4\u02ca\u0060\u02cb\u275b\u275c"
@@ -46,17 +51,19 @@ LOOK_ALIKES: dict[str, str] = {
     **_each("+", "\u02d6\ufe62\uff0b"),
     **_each(".", "\u3002\ufe52\uff0e\uff61"),
     "\u2026": "...",
-    **{chr(0xFF10 + digit): str(digit) for digit in range(10)},
+    **_one_to_one("\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19", "0123456789"),  # fullwidth
     **_each(":", "\u02d0\u02f8\u2982\ua789\ufe13\uff1a"),
     **_each(";", "\u204f\ufe14\ufe54\uff1b"),
     **_each("<", "\ufe64\uff1c\u2039"),
     **_each("=", "\ua78a\ufe66\uff1d"),
     **_each(">", "\ufe65\uff1e\u203a"),
     **_each("?", "\ufe16\ufe56\uff1f"),
-    **{chr(0xFF21 + letter): chr(ord("A") + letter) for letter in range(26)},  # fullwidth A-Z
-    # Small capitals (there is none for Q and X).
-    **dict(zip("\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f\u1d0d\u0274\u1d0f"
-               "\u1d18\u0280\ua731\u1d1b\u1d1c\u1d20\u1d21\u028f\u1d22", "ABCDEFGHIJKLMNOPRSTUVWYZ", strict=True)),
+    **_one_to_one("\uff21\uff22\uff23\uff24\uff25\uff26\uff27\uff28\uff29\uff2a\uff2b\uff2c\uff2d\uff2e\uff2f"
+                  "\uff30\uff31\uff32\uff33\uff34\uff35\uff36\uff37\uff38\uff39\uff3a",
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"),  # fullwidth
+    **_one_to_one("\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f\u1d0d\u0274\u1d0f"
+                  "\u1d18\u0280\ua731\u1d1b\u1d1c\u1d20\u1d21\u028f\u1d22",
+                  "ABCDEFGHIJKLMNOPRSTUVWYZ"),  # small capitals: there are none for Q and X
     **_each("^", "\u02c6\uff3e"),
     **_each("{", "\u2774\ufe5b\uff5b"),
     **_each("}", "\u2775\ufe5c\uff5d"),

@@ -73,9 +73,11 @@ def test_the_tables_are_gsm_03_38() -> None:
     assert {"`", "\t", "ç", "\u00a0", "\u2019"}.isdisjoint(GSM7_BASIC | GSM7_EXTENSION)
 
 
-def test_a_segmentation_cannot_be_changed_once_counted() -> None:
+def test_a_segmentation_and_the_capacities_cannot_be_changed() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         count_segments("hi").segments = 0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CAPACITY[GSM].part = 160  # type: ignore[misc]
 
 
 def test_describe_says_encoding_and_segments() -> None:
