@@ -30,6 +30,11 @@ class Encoding(enum.StrEnum):
     GSM_7 = "GSM-7"
     UCS_2 = "UCS-2"
 
+    @property
+    def units(self) -> str:
+        """What a length in this encoding counts, for people."""
+        return "septets" if self is Encoding.GSM_7 else "UTF-16 units"
+
 
 @dataclass(frozen=True)
 class Capacity:

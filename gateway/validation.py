@@ -162,7 +162,7 @@ def _check_segments(body: str, limit: int, errors: list[FieldError]) -> None:
         errors.append(FieldError(
             "SMSModel.MessageBody", "TooManySegments",
             f"'Message Body' must fit in {limit} segments or fewer. It takes {cost.segments} in {cost.encoding} "
-            f"({cost.units} {'septets' if cost.encoding == 'GSM-7' else 'UTF-16 units'}).",
+            f"({cost.units} {cost.encoding.units}).",
         ))
 
 
