@@ -413,6 +413,11 @@ class TwilioFake(FakeService):
         with self.lock:
             self._rejections[number] = _Rejection(code, message, status)
 
+    def stop_rejecting(self, number: str) -> None:
+        """Answer Messages to ``number`` as to any other again (undoes ``reject``, and a magic number's error)."""
+        with self.lock:
+            self._rejections.pop(number, None)
+
     def unsubscribe(self, phone: str, sender: str, *, subscribed: bool = False) -> None:
         """``phone`` opts out of (or, ``subscribed``, back into) messages from the account's number ``sender``."""
         with self.lock:

@@ -98,6 +98,12 @@ def send(call: Call) -> CommResponse:
         raise too_large_to_store(error) from None
 
 
+def resend(call: Call) -> CommResponse:
+    """A new communication for the recipients a communication did not reach; the body, if any, is not read."""
+    key = read_key(call.headers, call.query)
+    return get_gateway().service.resend(call.caller, call.values["commId"], idempotency_key=key)
+
+
 def status_by_id(call: Call) -> SMSStatusResponse:
     return get_gateway().status.by_id(call.caller, call.values["commId"])
 

@@ -191,6 +191,18 @@ STATUS_BY_REFERENCE = Operation(
     handlers.status_by_reference, errors=(401, 404, 406, 500, 503), response=SMSStatusResponse,
     path_parameters=(PathParameter("reference", str, "The Reference SMSSend returned (case-insensitive)"),),
 )
+RESEND = Operation(
+    "SMSResend",
+    "Sends a communication again to the recipients it did not reach: a new communication, queued like a fresh send "
+    "(the opt-out list and pacing apply), of the recipients whose status is Failed, Undelivered or Expired (not "
+    "OptedOut, Canceled, Sent, Delivered or still open), with the original's sender, body, reply flags, Notes, "
+    "LinkedObjectId and SuiteId. Its ResentFrom names the original, whose ResentAs lists it. Answers the new "
+    "communication's CommResponse. Another licensee's communication answers 404; 409 NothingToResend when no "
+    "recipient is in those states, 409 AlreadyResent when an earlier resend carried every one of them (resend that "
+    "one).",
+    handlers.resend, errors=(400, 401, 404, 406, 409, 422, 500, 503), response=CommResponse,
+    path_parameters=STATUS.path_parameters, parameters=IDEMPOTENCY_PARAMETERS,
+)
 HEALTH = Operation(
     "Health", "Answers 200, naming the active SMS provider, when storage answers, and 503 when it does not; "
     "needs no API key.", handlers.health,
@@ -330,6 +342,8 @@ ROUTES: tuple[Route, ...] = (
           predefined=True, summary="The predefined reply routes under /api: queue for background delivery"),
     Route("status_by_id", "api/sms/{commId}", ("GET",), STATUS,
           summary="A communication's status and each recipient's, by CommId"),
+    Route("resend", "api/sms/{commId}/resend", ("POST",), RESEND,
+          summary="Send a communication again to the recipients it did not reach, as a new communication"),
     Route("status_by_reference", "api/sms/reference/{reference}", ("GET",), STATUS_BY_REFERENCE,
           summary="A communication's status and each recipient's, by Reference"),
     Route("health", "api/health", ("GET",), HEALTH, summary="200 when storage answers, 503 when it does not"),

@@ -19,6 +19,7 @@ from gateway.models import CommResponse, SMSSend
 from gateway.queue import DeliveryQueue
 from gateway.redact import describe
 from gateway.references import random_reference
+from gateway.resend import accept_resend, resend_message, resend_outcome_unknown
 from gateway.segments import count_segments
 from gateway.settings import Settings
 from gateway.storage import (
@@ -103,6 +104,26 @@ class SendService:
             return self._deliver_now(comm)
         self._enqueue(comm)
         return _queued(comm)
+
+    def resend(self, principal: Principal, comm_id: str, *, idempotency_key: str | None = None) -> CommResponse:
+        """A new communication for the recipients ``comm_id`` did not reach, queued like a fresh send
+        (``gateway.resend``): delivery applies the opt-out list and pacing to it as to any send.
+
+        A retry (the same Idempotency-Key, or none while the first is not yet linked) answers the resend already
+        stored, queued again, late, if it is not final yet.
+        """
+        try:
+            accepted = accept_resend(self._store, principal.licensee_id, comm_id, idempotency_key, now=utcnow())
+        except AcceptOutcomeUnknown as error:
+            log.warning("accepting a resend got no answer from storage: %s", describe(error.__cause__ or error))
+            raise resend_outcome_unknown() from None
+        comm = accepted.communication
+        if accepted.fresh:
+            self._enqueue(comm)
+        elif not comm.status.is_final:
+            self._requeue(comm)
+        return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,
+                            Message=_with_reply_warning(comm, resend_message(comm)))
 
     def _store_new(self, licensee_id: uuid.UUID, valid: ValidSend) -> Communication:
         for _ in range(REFERENCE_ATTEMPTS):

@@ -49,6 +49,8 @@ MAX_ENTITY_BYTES = 1024 * 1024 - 1024
 """An entity holds 1 MiB as ``entity_bytes`` counts it (the documented formula), less 1 KiB: the
 service has been measured refusing entities a few bytes short of that count's 1 MiB."""
 COMM_ID_NAMESPACE = uuid.UUID("6f1c1a52-3a4e-4c55-9a0e-8d0c4b7a51e2")
+RESENT_AS_PROPERTY = "ResentAs"
+LINK_ATTEMPTS = 10  # header races a resend's link survives before giving up (receipts merge on the ETag too)
 
 
 class CommStatus(enum.StrEnum):
@@ -925,6 +927,26 @@ class CommunicationStore(TableStore):
             if _is_conflict(error):
                 raise ConcurrentUpdate(comm_id.hex) from error
             raise
+
+    def add_resent_as(self, comm_id: uuid.UUID, resend_id: uuid.UUID) -> None:
+        """Append ``resend_id`` to the header's ``ResentAs`` (already listed: nothing written).
+
+        A read-modify-write of one property, merged on the ETag it was read with, so two resends appending at once
+        both stay listed; when another writer (a receipt's counts, another resend) changed the header meanwhile,
+        read again and retry. Raises ConcurrentUpdate after ``LINK_ATTEMPTS`` such races in a row.
+        """
+        for _ in range(LINK_ATTEMPTS):
+            entity = self._table.get_entity(comm_id.hex, HEADER_ROW, select=[RESENT_AS_PROPERTY])
+            listed = (entity.get(RESENT_AS_PROPERTY) or "").split()
+            if resend_id.hex in listed:
+                return
+            try:
+                self._merge_header(comm_id, {RESENT_AS_PROPERTY: " ".join([*listed, resend_id.hex])},
+                                   entity.metadata.get("etag"))
+            except ConcurrentUpdate:
+                continue
+            return
+        raise ConcurrentUpdate(comm_id.hex)
 
     def receipt_view(self, comm_id: uuid.UUID, index: int, *, communication: bool = False) -> ReceiptView | None:
         """The header's counts, recipient ``index``'s row and its receipt row, in one query; None without a header.

@@ -61,6 +61,9 @@ GUARDS: dict[str, list[str]] = {
         "tests/unit/test_receipts.py", "tests/integration/test_receipts.py",
         "tests/integration/test_receipt_checks.py",
     ],
+    "gateway/resend.py": [
+        "tests/unit/test_resend.py", "tests/integration/test_resend.py", "tests/integration/test_resend_http.py",
+    ],
     "gateway/receipt_checks.py": ["tests/unit/test_receipts.py", "tests/integration/test_receipt_checks.py"],
     "gateway/storage.py": [
         "tests/integration/test_storage.py", "tests/integration/test_guarantees.py",

@@ -17,7 +17,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     405: "The path exists but does not answer this method",
     406: "None of the formats the Accept header names can be produced (json and jsv can)",
     409: "The first request with this Idempotency-Key is still being accepted or delivered; retry with the same "
-         "key after Retry-After",
+         "key after Retry-After (SMSResend: also NothingToResend or AlreadyResent, with no Retry-After)",
     413: "The request body is larger than SMS_MAX_REQUEST_BYTES (Event Grid's deliveries: 2 MiB)",
     415: "The request's Content-Type is not one this route reads",
     422: "This Idempotency-Key was used with a different request within its window; a new send needs a new key",

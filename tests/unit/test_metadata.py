@@ -217,7 +217,7 @@ def test_post_and_put_bodies_accept_json_jsv_and_forms(document: dict[str, Any])
 
 
 def test_success_responses_name_the_right_dto(document: dict[str, Any]) -> None:
-    expected = {"SMSSend": "CommResponse", "SMSStatus": "SMSStatusResponse",
+    expected = {"SMSSend": "CommResponse", "SMSResend": "CommResponse", "SMSStatus": "SMSStatusResponse",
                 "SMSStatusByReference": "SMSStatusResponse", "Health": "HealthResponse",
                 "OptOutList": "OptOutsResponse", "OptOutAdd": "OptOut", "OptOutRemove": "OptOut",
                 "WebhookSet": "WebhookRegistration", "WebhookShow": "Webhook", "WebhookDelete": "Webhook",
@@ -596,6 +596,8 @@ def test_json_samples_parse_back_into_the_dtos(parsed: _Page, document: dict[str
 def _sample_response_model(sample: str) -> type[WireModel]:
     """The DTO a sample other than SMSSend's answers, by its request line."""
     line = sample.split("\n", 1)[0]
+    if line.startswith("POST /api/sms/"):  # SMSResend: the new communication
+        return CommResponse
     if "/api/webhook/events" in line:
         return WebhookEventsResponse if line.startswith("GET ") else WebhookEventEntry
     if "/api/optouts" in line:
@@ -608,11 +610,11 @@ def _sample_response_model(sample: str) -> type[WireModel]:
 def test_every_dto_operation_has_both_samples_and_they_parse(parsed: _Page, document: dict[str, Any]) -> None:
     json_samples, jsv_samples = samples(parsed, "json"), samples(parsed, "jsv")
     # SMSSend, SMSStatus, SMSStatusByReference, Health, OptOutList, OptOutAdd, OptOutRemove, WebhookSet,
-    # WebhookShow, WebhookDelete, WebhookEventList, WebhookEventRetry
-    assert len(json_samples) == len(jsv_samples) == 12
+    # WebhookShow, WebhookDelete, WebhookEventList, WebhookEventRetry, SMSResend
+    assert len(json_samples) == len(jsv_samples) == 13
     for sample in json_samples[1:]:
         assert sample.startswith(("GET /api/", "POST /api/optouts", "DELETE /api/optouts/", "PUT /api/webhook",
-                                  "DELETE /api/webhook", "POST /api/webhook/events/"))
+                                  "DELETE /api/webhook", "POST /api/webhook/events/", "POST /api/sms/"))
         request, response = bodies(sample)
         if sample.startswith("POST /api/optouts"):
             assert OptOutRequest.model_validate(json.loads(request)) == example(OptOutRequest)

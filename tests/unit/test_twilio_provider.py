@@ -142,6 +142,13 @@ def test_a_scripted_rejection_keeps_its_status_code_and_text(fake: TwilioFake) -
     assert (result.outcome, result.error_code) == (Outcome.FAILED, "21612")
 
 
+def test_a_rejection_can_be_lifted(fake: TwilioFake) -> None:
+    fake.reject("+14155550124", 21211, "The 'To' number +14155550124 is not a valid phone number.")
+    fake.stop_rejecting("+14155550124")
+    [result] = TwilioProvider(settings_for(fake)).send([sms("+14155550124")])
+    assert result.outcome is Outcome.ACCEPTED
+
+
 def test_bad_credentials_fail_with_20003_and_are_logged_loudly(
     fake: TwilioFake, caplog: pytest.LogCaptureFixture
 ) -> None:
