@@ -123,7 +123,7 @@ class SendService:
         elif not comm.status.is_final:
             self._requeue(comm)
         return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,
-                            Message=_with_reply_warning(comm, resend_message(comm)))
+                            Message=_stated(comm, resend_message(comm)))
 
     def _store_new(self, licensee_id: uuid.UUID, valid: ValidSend) -> Communication:
         for _ in range(REFERENCE_ATTEMPTS):
