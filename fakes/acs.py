@@ -72,6 +72,7 @@ from jsonschema.exceptions import best_match
 from fakes.cli import GATEWAY, banner, say, serve, stamp
 from fakes.eventgrid import Delivery, EventGridSubscription, event_time
 from fakes.server import FakeHandler, FakeService
+from fakes.sms_segments import num_segments
 
 API_VERSIONS = frozenset({"2021-03-07"})
 TRACKING_SECONDS = 300.0
@@ -367,7 +368,8 @@ class AcsFake(FakeService):
             plus_in_to = self._report_shapes.random() < 0.5
         received_at = received or self.clock()
         sender = sms.from_.lstrip("+")
-        failed = 0 if status == "Delivered" else 1
+        parts = num_segments(sms.message)
+        failed = 0 if status == "Delivered" else parts
         data: dict[str, Any] = {
             "messageId": sms.message_id,
             "from": sender,
@@ -375,7 +377,7 @@ class AcsFake(FakeService):
             "deliveryStatus": status,
             "deliveryStatusDetails": details,
             "receivedTimestamp": event_time(received_at),
-            "deliveryAttempts": [{"timestamp": event_time(received_at), "segmentsSucceeded": 1 - failed,
+            "deliveryAttempts": [{"timestamp": event_time(received_at), "segmentsSucceeded": parts - failed,
                                   "segmentsFailed": failed}],
         }
         if sms.tag is not None:
@@ -392,7 +394,8 @@ class AcsFake(FakeService):
         received_at = received or self.clock()
         message_id = f"Incoming_{received_at:%Y%m%d%H%M%S}{uuid.uuid4()}"
         data: dict[str, Any] = {"messageId": message_id, "from": from_.lstrip("+"), "to": to.lstrip("+"),
-                                "message": message, "receivedTimestamp": event_time(received_at), "segmentCount": 1}
+                                "message": message, "receivedTimestamp": event_time(received_at),
+                                "segmentCount": num_segments(message)}
         with self.lock:
             pascal = self._report_shapes.random() < 0.5
         event = EventGridEvent(id=message_id, subject=f"/phonenumber/{to.lstrip('+')}", event_type=RECEIVED_EVENT,

@@ -83,6 +83,7 @@ from twilio.request_validator import RequestValidator
 from fakes.cli import banner, say, serve, stamp
 from fakes.openapi import MethodNotAllowed, OpenApiDescription, Operation, RequestProblem, RouteNotFound
 from fakes.server import FakeHandler, FakeService
+from fakes.sms_segments import num_segments
 
 SPEC_PATH = Path(__file__).with_name("twilio-messages-openapi.json")
 CREATE_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
@@ -483,7 +484,7 @@ class TwilioFake(FakeService):
             "from": sender,
             "messaging_service_sid": service,
             "num_media": str(len(params.get("MediaUrl", []))),
-            "num_segments": "0" if service and not sender else str(_segments(body or "")),
+            "num_segments": "0" if service and not sender else str(num_segments(body or "")),
             "price": None,
             "price_unit": "USD",
             "sid": sid,
@@ -575,7 +576,7 @@ class TwilioFake(FakeService):
         sid = "SM" + secrets.token_hex(16)
         form = {"ToCountry": "US", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "", "FromZip": "",
                 "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "", "Body": body,
-                "FromCountry": "", "To": to, "ToZip": "", "NumSegments": "1", "MessageSid": sid,
+                "FromCountry": "", "To": to, "ToZip": "", "NumSegments": str(num_segments(body)), "MessageSid": sid,
                 "AccountSid": self.account_sid, "From": from_, "ApiVersion": "2010-04-01"}
         return self.again(PostedInbound(self.inbound_url, form, 0, "", ""))
 
@@ -727,14 +728,6 @@ def _date_passes(name: str, condition: _DateFilter, date_sent: str | None) -> bo
     if name == "DateSent<":
         return mine <= condition.value  # type: ignore[operator]
     return mine == condition.value
-
-
-def _segments(body: str) -> int:
-    """How many SMS parts: GSM-7 (ASCII here, roughly) fits 160 or 153 per part, else UCS-2 fits 70 or 67."""
-    single, part = (160, 153) if body.isascii() else (70, 67)
-    if len(body) <= single:
-        return 1
-    return -(-len(body) // part)
 
 
 # --- run from a shell: python -m fakes.twilio [--port 8081] ------------------------------------------

@@ -675,6 +675,7 @@ class Delivery:
             if result.outcome is Outcome.ACCEPTED:
                 recipient.status = RecipientState.SENT
                 recipient.provider_message_id = result.provider_message_id
+                recipient.segments = result.segments
             elif result.outcome is Outcome.FAILED:
                 recipient.status = RecipientState.OPTED_OUT if result.opted_out else RecipientState.FAILED
             elif result.error_code in MAYBE_SENT and not self._resend_is_safe(recipient, now):

@@ -204,7 +204,8 @@ class CommResponse(WireModel):
     Status: bool = Field(
         False, description="Queued routes: true once accepted. Immediate routes: true when every recipient was sent"
     )
-    Message: str | None = Field(None, description="What happened, for people: queued, or sent and failed counts")
+    Message: str | None = Field(None, description="What happened, for people: queued, or sent and failed counts; "
+                                                  "then each recipient's message's encoding and segments")
 
 
 class RecipientStatus(WireModel):

@@ -77,6 +77,9 @@ class Receipt:
     # The number the message went from, when the provider names it (Twilio's From): a Messaging Service picks it
     # only after the create, so the reply index is written from here for such a provider (docs/replies.md).
     sender: str | None = None
+    # How many parts the provider sent the message in, when its report says (ACS: its last delivery attempt's
+    # segments, succeeded and failed); kept on the receipt row and shown when the send's answer gave none.
+    segments: int | None = None
 
 
 class ReceiptOutcome(enum.StrEnum):
@@ -176,7 +179,7 @@ def decide(view: ReceiptView, receipt: Receipt, index: int, now: datetime) -> De
     current = ReceiptState(record.state) if record.state else None
     moves = moves_forward(current, receipt.state) and view.recipient_status is not RecipientState.FAILED
     written = replace(record, message_id=receipt.message_id, provider=receipt.provider, seen=(*record.seen, key),
-                      updated_at=now)
+                      segments=receipt.segments if receipt.segments is not None else record.segments, updated_at=now)
     if not moves or receipt.state is None:
         return Decision(ReceiptOutcome.RECORDED, written)
     written = replace(written, state=receipt.state.value, error_code=receipt.error_code,

@@ -29,6 +29,7 @@ from gateway.redact import describe
 from gateway.references import random_reference
 from gateway.resend import accept_resend, resend_message, resend_outcome_unknown
 from gateway.schedule import ScheduledSend, ScheduleIndex, wait_seconds
+from gateway.segments import count_segments
 from gateway.settings import Settings
 from gateway.storage import (
     AcceptOutcomeUnknown,
@@ -134,7 +135,7 @@ class SendService:
         elif not comm.status.is_final:
             self._requeue(comm)
         return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,
-                            Message=_with_reply_warning(comm, resend_message(comm)))
+                            Message=_stated(comm, resend_message(comm)))
 
     def _store_new(self, licensee_id: uuid.UUID, valid: ValidSend) -> Communication:
         for _ in range(REFERENCE_ATTEMPTS):
@@ -211,7 +212,7 @@ class SendService:
             CommId=comm.comm_id,
             Reference=comm.reference,
             Status=report.sent == report.total,
-            Message=_with_reply_warning(comm, _outcome_message(report, retrying)),
+            Message=_stated(comm, _outcome_message(report, retrying)),
         )
 
     def _interrupted(self, comm: Communication, wait: float | None, error: Exception) -> CommResponse:
@@ -220,7 +221,7 @@ class SendService:
         message = "Accepted; delivery was interrupted"
         message += " and will finish in the background" if queued else "; the sweep will finish it"
         return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=False,
-                            Message=_with_reply_warning(comm, message))
+                            Message=_stated(comm, message))
 
     def _hand_to_queue(self, comm: Communication, wait: float | None) -> bool:
         """Queue the rest of the delivery as the worker queues a retry: same delay, the run counted."""
@@ -241,7 +242,13 @@ def _queued(comm: Communication) -> CommResponse:
     else:
         message = f"Queued for delivery to {recipients}"
     return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,
-                        Message=_with_reply_warning(comm, message))
+                        Message=_stated(comm, message))
+
+
+def _stated(comm: Communication, message: str) -> str:
+    """A send's answer: ``message``, what each recipient's message costs (encoding, segments), any reply warning."""
+    each = " each" if len(comm.recipients_spec) > 1 else ""
+    return _with_reply_warning(comm, f"{message}; {count_segments(comm.body).describe()}{each}")
 
 
 def _with_reply_warning(comm: Communication, message: str) -> str:

@@ -12,6 +12,7 @@ from gateway.auth import Principal
 from gateway.errors import not_found
 from gateway.models import RecipientStatus, Reply, SMSContact, SMSStatusResponse, parse_guid
 from gateway.receipts import ReceiptState, shown_state
+from gateway.segments import count_segments
 from gateway.storage import (
     CommunicationStore,
     ReceiptRecord,
@@ -56,6 +57,7 @@ def describe(snapshot: Snapshot) -> SMSStatusResponse:
     comm = snapshot.communication
     recipients = snapshot.all_recipients()
     counts = count_recipients(recipients)
+    cost = count_segments(comm.body)
     shown = [recipient_status(r, snapshot.receipts.get(r.index)) for r in recipients]
     if comm.reply_is_required:
         replied = {reply.index for reply in snapshot.replies}
@@ -68,6 +70,8 @@ def describe(snapshot: Snapshot) -> SMSStatusResponse:
         Status=comm.status.value,
         From=SMSContact(Name=comm.sender_name, PhoneNumber=comm.sender, ContactId=comm.sender_contact_id),
         MessageBody=comm.body,
+        Encoding=cost.encoding.value,
+        Segments=cost.segments,
         ReplyIsAllowed=comm.reply_is_allowed,
         ReplyIsRequired=comm.reply_is_required,
         Notes=comm.notes,
@@ -115,5 +119,5 @@ def recipient_status(r: Recipient, receipt: ReceiptRecord | None) -> RecipientSt
         Attempts=r.attempts,
         UpdatedAt=r.updated_at,
         ReceiptAt=receipt.receipt_at if state is not None and receipt is not None else None,
-        Segments=r.segments,
+        Segments=r.segments if r.segments is not None else (receipt.segments if receipt is not None else None),
     )

@@ -280,6 +280,7 @@ class ReceiptRecord:
     receipt_at: datetime | None = None
     occurred_at: datetime | None = None
     updated_at: datetime | None = None  # the last receipt's arrival, whatever it changed
+    segments: int | None = None  # the parts a receipt said the message was sent in (ACS's delivery attempts)
     etag: str | None = None  # None: the row does not exist yet
 
     @property
@@ -650,6 +651,7 @@ def receipt_entity(comm_id: uuid.UUID, record: ReceiptRecord) -> dict[str, Any]:
             "ReceiptAt": record.receipt_at,
             "OccurredAt": record.occurred_at,
             "UpdatedAt": record.updated_at,
+            "Segments": record.segments,
         }
     )
 
@@ -666,6 +668,7 @@ def receipt_from_entity(entity: Any) -> ReceiptRecord:
         receipt_at=entity.get("ReceiptAt"),
         occurred_at=entity.get("OccurredAt"),
         updated_at=entity.get("UpdatedAt"),
+        segments=entity.get("Segments"),
         etag=entity.metadata.get("etag"),
     )
 

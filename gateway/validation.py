@@ -15,7 +15,9 @@ import phonenumbers
 
 from gateway.errors import ApiError, FieldError
 from gateway.models import SMSSend
+from gateway.segments import count_segments
 from gateway.settings import Settings
+from gateway.smart_encoding import smart_encode
 from gateway.storage import RecipientSpec, TooLargeToStore, utcnow
 
 MAX_NAME_LENGTH = 256
@@ -88,19 +90,7 @@ def validate_send(request: SMSSend, settings: Settings, *, immediate: bool = Fal
     if model is None:
         raise ApiError.validation([FieldError("SMSModel", "NotNull", "'SMSModel' must not be empty.")])
 
-    body = model.MessageBody or ""
-    if not body.strip():
-        errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "'Message Body' must not be empty."))
-    elif len(body) > settings.max_body_length:
-        errors.append(
-            FieldError(
-                "SMSModel.MessageBody",
-                "MaximumLength",
-                f"'Message Body' must be {settings.max_body_length} characters or fewer. You entered {len(body)}.",
-            )
-        )
-    else:
-        _check_text(body, "SMSModel.MessageBody", "Message Body", None, errors)
+    body, smart_encoded = _body(model.MessageBody, settings, errors)
 
     sender = _sender(model.From.PhoneNumber if model.From else None, settings, errors)
     if sender and model.ReplyIsRequired and not can_receive_replies(sender):
@@ -130,6 +120,7 @@ def validate_send(request: SMSSend, settings: Settings, *, immediate: bool = Fal
         write_recipient_rows_now=request.CreateCommunicationReferencesImmediately,
         send_at=send_at,
         valid_until=valid_until,
+        smart_encoded=smart_encoded,
     )
 
 
@@ -179,6 +170,40 @@ def _check_text(text: str | None, path: str, label: str, limit: int | None, erro
             path, "InvalidCharacters",
             f"'{label}' must not contain control characters: U+{ord(found.group()):04X} at character "
             f"{found.start() + 1}. Tab, line feed and carriage return are allowed.",
+        ))
+
+
+def _body(raw: str | None, settings: Settings, errors: list[FieldError]) -> tuple[str, bool]:
+    """The body as it will be sent, and whether smart encoding changed it; what is wrong with it goes to ``errors``."""
+    body = raw or ""
+    path = "SMSModel.MessageBody"
+    if not body.strip():
+        errors.append(FieldError(path, "NotEmpty", "'Message Body' must not be empty."))
+        return body, False
+    if len(body) > settings.max_body_length:
+        errors.append(FieldError(
+            path, "MaximumLength",
+            f"'Message Body' must be {settings.max_body_length} characters or fewer. You entered {len(body)}.",
+        ))
+        return body, False
+    found = len(errors)
+    _check_text(body, path, "Message Body", None, errors)
+    if len(errors) > found:
+        return body, False
+    replaced = smart_encode(body) if settings.smart_encoding else None
+    body = body if replaced is None else replaced
+    _check_segments(body, settings.max_segments, errors)
+    return body, replaced is not None
+
+
+def _check_segments(body: str, limit: int, errors: list[FieldError]) -> None:
+    """At most ``limit`` segments (billed parts) per recipient, counted as the body is sent (after smart encoding)."""
+    cost = count_segments(body)
+    if cost.segments > limit:
+        errors.append(FieldError(
+            "SMSModel.MessageBody", "TooManySegments",
+            f"'Message Body' must fit in {limit} segments or fewer. It takes {cost.segments} in {cost.encoding} "
+            f"({cost.units} {cost.encoding.units}).",
         ))
 
 

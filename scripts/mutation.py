@@ -79,6 +79,12 @@ GUARDS: dict[str, list[str]] = {
     "gateway/webhook_signing.py": ["tests/unit/test_webhook_signing.py", "tests/integration/test_webhooks.py"],
     "gateway/webhook_dispatch.py": ["tests/unit/test_webhook_signing.py", "tests/integration/test_webhooks.py"],
     "gateway/webhook_outbox.py": ["tests/unit/test_webhook_outbox.py", "tests/integration/test_webhooks.py"],
+    "gateway/segments.py": [
+        "tests/unit/test_segments.py", "tests/unit/test_validation.py", "tests/integration/test_http_segments.py",
+    ],
+    "gateway/smart_encoding.py": [
+        "tests/unit/test_smart_encoding.py", "tests/unit/test_validation.py", "tests/integration/test_http_segments.py",
+    ],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]
 LOGGERS = {"log", "logger", "logging"}  # calls on these are not deleted: no behaviour the tests guard depends on them

@@ -199,7 +199,20 @@ def _delivery_report(data: Mapping[str, Any], event_time: Any) -> Receipt | Igno
         to=normalise_number(data.get("to")),
         opted_out=state is ReceiptState.FAILED and isinstance(details, str)
         and details.strip().lower() == SENDER_BLOCKED,
+        segments=_segments(data.get("deliveryattempts")),
     )
+
+
+def _segments(attempts: Any) -> int | None:
+    """The parts of the last delivery attempt (``segmentsSucceeded`` + ``segmentsFailed``); None when the report
+    has no readable attempt."""
+    if not isinstance(attempts, list) or not attempts or not isinstance(attempts[-1], Mapping):
+        return None
+    last = _folded(attempts[-1])
+    counts = [last.get("segmentssucceeded"), last.get("segmentsfailed")]
+    if not all(isinstance(count, int) and not isinstance(count, bool) and count >= 0 for count in counts):
+        return None
+    return sum(counts) or None
 
 
 def _received(data: Mapping[str, Any], event_time: Any) -> InboundMessage:

@@ -59,6 +59,7 @@ class SendResult:
     # FAILED because the recipient unsubscribed from this sender (Twilio's 21610): the recipient ends OptedOut
     # and the number joins the licensee's opt-out list (``gateway/optouts.py``), so no other sender tries it.
     opted_out: bool = False
+    segments: int | None = None  # ACCEPTED: how many parts the provider says it sends, when its answer says (Twilio)
 
 
 class SmsProvider(Protocol):

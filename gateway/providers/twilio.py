@@ -271,7 +271,8 @@ class TwilioProvider(ReconcilingProvider):
                 log.warning("twilio: HTTP %s without a sid for %s; counted as accepted", status, to)
                 sid = None
             log.debug("twilio: accepted %s as %s", to, sid)
-            return SendResult(message.recipient_id, Outcome.ACCEPTED, provider_message_id=sid), False
+            return SendResult(message.recipient_id, Outcome.ACCEPTED, provider_message_id=sid,
+                              segments=_segments(payload.get("num_segments"))), False
 
         code = str(payload["code"]) if payload.get("code") is not None else str(status)
         text = str(payload.get("message") or response.reason or f"HTTP {status}")
@@ -301,6 +302,16 @@ class TwilioProvider(ReconcilingProvider):
             log.warning("twilio: HTTP %s (code %s) for %s: %s", status, code, to, brief(text))
         return SendResult(message.recipient_id, Outcome.FAILED, error_code=code, error_message=text,
                           opted_out=code == UNSUBSCRIBED), False
+
+
+def _segments(num_segments: object) -> int | None:
+    """Twilio's ``num_segments`` (a string: ``"2"``) as a count; None when absent or ``"0"`` (a Messaging Service
+    without a sender counts its segments only once it picks one)."""
+    try:
+        segments = int(str(num_segments))
+    except ValueError:
+        return None
+    return segments if segments > 0 else None
 
 
 def _new_session(settings: TwilioSettings, concurrency: int) -> requests.Session:

@@ -207,7 +207,8 @@ def test_reports_end_recipients_delivered_or_failed_and_repeats_change_nothing(s
         grid = acs.subscribe(f"{server.url}{EVENTS}?key={KEY}", seed=5, max_batch=3, duplicate_chance=1.0)
         assert grid.validate() is True
         acs.report_outcome(NUMBERS[1], "Failed", "Sender blocked for given recipient")
-        answer = server.post("/api/sms/send/immediate", send_body(*NUMBERS[:3]), key=key)
+        # Two segments: ACS's send answer has no count, its reports' delivery attempts do.
+        answer = server.post("/api/sms/send/immediate", send_body(*NUMBERS[:3], body="x" * 161), key=key)
         assert answer.status_code == 200, answer.text
         comm_id = answer.json()["CommId"]
 
@@ -221,6 +222,7 @@ def test_reports_end_recipients_delivered_or_failed_and_repeats_change_nothing(s
         assert {number: r["Status"] for number, r in recipients.items()} == {
             NUMBERS[0]: "Delivered", NUMBERS[1]: "Failed", NUMBERS[2]: "Delivered"}
         assert recipients[NUMBERS[1]]["ErrorMessage"] == "Sender blocked for given recipient"
+        assert [r["Segments"] for r in recipients.values()] == [2, 2, 2]  # the failed one's too
         assert recipients[NUMBERS[0]].get("ErrorMessage") is None
         assert (shown["DeliveredCount"], shown["UndeliveredCount"]) == (2, 0)
         [blocked] = server.get("/api/optouts", key=key).json()["OptOuts"]  # issue 14: the number is listed

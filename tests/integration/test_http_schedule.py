@@ -103,7 +103,7 @@ def test_send_at_and_valid_until_mistakes_are_400s_naming_the_field(server: Gate
 
 def test_a_send_at_just_past_sends_now(server: GatewayServer, gateway: Gateway, key: str) -> None:
     body = server.post("/api/sendmessage", {**send_body(), "SendAt": later(-20)}, key=key).json()
-    assert body["Message"] == "Queued for delivery to 1 recipient"
+    assert body["Message"] == "Queued for delivery to 1 recipient; GSM-7, 1 segment"
     wait_until(lambda: len(outbox_rows(gateway, body["CommId"])) == 1, timeout=20, what="the outbox row")
 
 

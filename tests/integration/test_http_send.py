@@ -68,7 +68,7 @@ def test_queued_send_is_stored_queued_delivered_and_final(server: GatewayServer,
     body = response.json()
     assert set(body) == {"CommId", "Reference", "Status", "Message"}
     assert body["Status"] is True and len(body["CommId"]) == 32
-    assert body["Message"] == "Queued for delivery to 3 recipients"
+    assert body["Message"] == "Queued for delivery to 3 recipients; GSM-7, 1 segment each"
 
     comm_id = uuid.UUID(body["CommId"])
     header = gateway.store.load_header(comm_id)
@@ -98,7 +98,7 @@ def test_immediate_routes_deliver_inside_the_request(server: GatewayServer, gate
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["Status"] is True
-    assert body["Message"] == "Sent to 2 of 2 recipients; 0 failed"
+    assert body["Message"] == "Sent to 2 of 2 recipients; 0 failed; GSM-7, 1 segment each"
     assert len(outbox_rows(gateway, body["CommId"])) == 2
     assert gateway.store.load_header(uuid.UUID(body["CommId"])).status is CommStatus.SENT
 

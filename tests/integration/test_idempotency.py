@@ -176,7 +176,8 @@ def test_an_immediate_retry_answers_the_outcome_and_sends_nobody_twice(server, g
     marker, body = marked(*NUMBERS[:2])
     idempotency_key = str(uuid.uuid4())
     first = post(server, "/api/sendmessage/immediate", body, key, idempotency_key)
-    assert first.status_code == 200 and first.json()["Message"] == "Sent to 2 of 2 recipients; 0 failed"
+    assert first.status_code == 200
+    assert first.json()["Message"] == "Sent to 2 of 2 recipients; 0 failed; GSM-7, 1 segment each"
     second = post(server, "/api/send/immediate", body, key, idempotency_key)
     assert second.status_code == 200 and second.json() == first.json()
     assert len(stored(gateway, marker)) == 1
@@ -272,7 +273,8 @@ def test_a_retry_while_the_first_immediate_send_is_delivering_is_409(storage_con
         assert busy.status_code == 409, busy.text
         assert busy.json()["ResponseStatus"]["ErrorCode"] == "RequestInProgress"
         assert int(busy.headers["Retry-After"]) >= 1
-        assert answers[0].status_code == 200 and answers[0].json()["Message"] == "Sent to 1 of 1 recipient; 0 failed"
+        assert answers[0].status_code == 200
+        assert answers[0].json()["Message"] == "Sent to 1 of 1 recipient; 0 failed; GSM-7, 1 segment"
         after = post(server, "/api/sendmessage/immediate", body, key, idempotency_key)
         assert after.status_code == 200 and after.json() == answers[0].json()
         assert [message.to for message in twilio.messages] == [NUMBERS[0]]

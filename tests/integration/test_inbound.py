@@ -300,10 +300,11 @@ def test_reply_allowed_from_an_alphanumeric_sender_is_accepted_with_a_warning(
              "ReplyIsAllowed": True}
     answer = server.post("/api/sendmessage", {"SMSModel": model}, key=keys[A])
     assert answer.status_code == 200, answer.text
-    assert answer.json()["Message"].startswith("Queued for delivery to 1 recipient. Replies cannot arrive")
+    assert answer.json()["Message"].startswith(
+        "Queued for delivery to 1 recipient; GSM-7, 1 segment. Replies cannot arrive")
     model["From"]["PhoneNumber"] = number()
     answer = server.post("/api/sendmessage", {"SMSModel": model}, key=keys[A])
-    assert answer.json()["Message"] == "Queued for delivery to 1 recipient"
+    assert answer.json()["Message"] == "Queued for delivery to 1 recipient; GSM-7, 1 segment"
 
 
 def test_a_message_is_stored_before_anything_can_fail_and_a_retry_finishes_the_work(

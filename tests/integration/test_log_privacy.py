@@ -58,7 +58,7 @@ def exercise(server: GatewayServer, key: str, token: str) -> None:
 
     in_query = f"{{To:[{{PhoneNumber:{NATIONAL}}}],MessageBody:{body}}}"  # a DTO field in the query string, as JSV
     immediate = send(server, "/api/sendmessage/immediate", key, {}, SMSModel=in_query)
-    assert immediate["Message"] == "Sent to 1 of 1 recipient; 0 failed"
+    assert immediate["Message"] == "Sent to 1 of 1 recipient; 0 failed; GSM-7, 1 segment"
 
     too_long = f"{{To:[{{PhoneNumber:{NUMBER}99999}}],MessageBody:{body}}}"
     refused = server.post(f"/api/sendmessage?api_key={key}&SMSModel={urllib.parse.quote(too_long)}", {}, key=key)

@@ -135,7 +135,7 @@ def test_immediate_transient_failures_are_handed_to_the_queue(gateway) -> None:
     principal = Principal("k", "tests", uuid.uuid4())
     response = gateway.service.send(principal, SMSSend.model_validate(send_body(*NUMBERS[:2])), immediate=True)
     assert response.Status is False
-    assert response.Message == "Sent to 1 of 2 recipients; 0 failed; 1 queued for retry"
+    assert response.Message == "Sent to 1 of 2 recipients; 0 failed; 1 queued for retry; GSM-7, 1 segment each"
     client = gateway.clients.queue(gateway.settings.queue_name)
     assert client.get_queue_properties().approximate_message_count == 1
     assert list(client.peek_messages()) == []  # invisible for the retry delay (30 s: the back-off beats 7 s)

@@ -20,6 +20,7 @@ from gateway.idempotency import WINDOW
 from gateway.queue import decode_message
 from gateway.resend import implicit_key
 from gateway.runtime import Gateway
+from gateway.segments import count_segments
 from gateway.storage import (
     CLAIM_ROW,
     HEADER_ROW,
@@ -82,7 +83,8 @@ def queued(gateway: Gateway) -> list[uuid.UUID]:
 def test_a_resend_is_a_new_linked_communication_of_the_failed_undelivered_and_expired(gateway: Gateway) -> None:
     original = written(gateway.store)
     answer = gateway.service.resend(ME, original.comm_id.hex)
-    assert answer.Status and answer.Message == f"Resends 3 recipients of {original.comm_id.hex}; queued for delivery"
+    assert answer.Status and answer.Message == (f"Resends 3 recipients of {original.comm_id.hex}; queued for delivery; "
+                                                f"{count_segments(original.body).describe()} each")
     resend = gateway.store.load_header(answer.CommId)
     assert resend is not None and resend.reference == answer.Reference and resend.licensee_id == LICENSEE
     assert [spec.phone_number for spec in resend.recipients_spec] == [

@@ -105,7 +105,8 @@ def test_resend_reaches_only_the_failed_and_undelivered_once_and_links_both_ways
     assert first.status_code == 200, first.text
     answer = first.json()
     assert answer["Status"] is True
-    assert answer["Message"] == f"Resends 3 recipients of {uuid.UUID(original_id).hex}; queued for delivery"
+    assert answer["Message"] == (f"Resends 3 recipients of {uuid.UUID(original_id).hex}; queued for delivery; "
+                                 "GSM-7, 1 segment each")
     again = resend(server, key, original_id, idempotency_key="resend-http-1")  # a client's retry
     assert (again.status_code, again.json()) == (200, answer)
     resend_id = answer["CommId"]

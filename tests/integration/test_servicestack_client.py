@@ -92,7 +92,7 @@ def test_post_to_the_predefined_route(hosted) -> None:
     response = client_for(server, key).post(request(NUMBERS[0]), args=args or None)
     assert isinstance(response, CommResponse)
     assert response.status is True and len(response.comm_id) == 32 and response.reference
-    assert response.message == "Queued for delivery to 1 recipient"
+    assert response.message == "Queued for delivery to 1 recipient; GSM-7, 1 segment"
     header = gateway.store.load_header(__import__("uuid").UUID(response.comm_id))
     assert header.licensee_id == LICENSEE and header.body == "Hello from the ServiceStack client"
 
@@ -102,7 +102,7 @@ def test_post_url_to_a_custom_route(hosted) -> None:
     response = client_for(server, key).post_url("/api/sendmessage/immediate", request(*NUMBERS[:2]),
                                                 response_as=CommResponse, args=args or None)
     assert response.status is True
-    assert response.message == "Sent to 2 of 2 recipients; 0 failed"
+    assert response.message == "Sent to 2 of 2 recipients; 0 failed; GSM-7, 1 segment each"
 
 
 def test_a_bad_request_raises_web_service_exception_with_field_errors(hosted) -> None:

@@ -76,7 +76,7 @@ def report(**data: Any) -> dict[str, Any]:
 def test_microsofts_sample_is_a_delivered_receipt_for_the_tagged_communication() -> None:
     assert read_event(SAMPLE_2025) == Receipt(
         provider="acs", message_id=MESSAGE_ID, provider_status="Delivered", state=ReceiptState.DELIVERED,
-        occurred_at=RECEIVED, comm_id=COMM_ID, to="+15555555555",
+        occurred_at=RECEIVED, comm_id=COMM_ID, to="+15555555555", segments=1,
     )
 
 
@@ -96,6 +96,24 @@ def test_names_are_read_whatever_their_case(name: str) -> None:
     assert (receipt.comm_id, receipt.state) == (COMM_ID, ReceiptState.FAILED)
     envelope = {name.upper(): value for name, value in event.items()}  # the envelope's names too
     assert read_event(envelope) == receipt
+
+
+@pytest.mark.parametrize(("attempts", "segments"), [
+    ([{"timestamp": "2020-09-18T00:22:14Z", "segmentsSucceeded": 2, "segmentsFailed": 1}], 3),
+    ([{"SegmentsSucceeded": 0, "SegmentsFailed": 2}], 2),
+    ([{"segmentsSucceeded": 0, "segmentsFailed": 1}, {"segmentsSucceeded": 4, "segmentsFailed": 0}], 4),  # the last
+    ([], None),
+    ([{"segmentsSucceeded": "2", "segmentsFailed": 0}], None),
+    ([{"segmentsSucceeded": True, "segmentsFailed": 0}], None),
+    ([{"segmentsSucceeded": -1, "segmentsFailed": 2}], None),
+    ([{"segmentsSucceeded": 0, "segmentsFailed": 0}], None),
+    (["not an attempt"], None),
+    ({"segmentsSucceeded": 1}, None),
+    (None, None),
+])
+def test_the_segments_are_the_last_delivery_attempts(attempts: Any, segments: int | None) -> None:
+    receipt = read_event(report(deliveryAttempts=attempts))
+    assert isinstance(receipt, Receipt) and receipt.segments == segments
 
 
 def test_a_failed_report_keeps_its_details_as_the_error_message() -> None:
@@ -248,4 +266,5 @@ def test_the_fakes_reports_read_as_the_receipts_they_describe() -> None:
         assert (receipt.message_id, receipt.comm_id, receipt.to) == (f"Outgoing_{index}", COMM_ID, to)
         assert receipt.state == (ReceiptState.FAILED if index % 2 else ReceiptState.DELIVERED)
         assert receipt.error_message == ("Sender blocked for given recipient" if index % 2 else None)
+        assert receipt.segments == 1
     assert shapes == {"messageId", "MessageId"}  # both of Microsoft's shapes

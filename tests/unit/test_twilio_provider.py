@@ -24,6 +24,7 @@ from gateway.providers.common import CONNECT_FAILED, NOT_ATTEMPTED, OUT_OF_TIME,
 from gateway.providers.twilio import QUEUE_FULL_RETRY_SECONDS, TwilioProvider, create
 from gateway.providers.twilio_settings import TwilioSettings
 from gateway.receipts import ReceiptState
+from gateway.segments import count_segments
 
 ROOT = Path(__file__).resolve().parents[2]
 SENDER = "+15017122661"
@@ -65,6 +66,19 @@ def test_accepted_messages_carry_twilio_sids_and_the_right_fields(fake: TwilioFa
         assert received.messaging_service_sid is None and received.status_callback is None
         assert received.auth_user == fake.account_sid
     assert {r.content_type for r in fake.requests} == {"application/x-www-form-urlencoded"}
+
+
+def test_twilios_segment_count_is_the_results_and_agrees_with_the_gateways(fake: TwilioFake) -> None:
+    bodies = ["a" * 160, "a" * 161, "a" * 152 + "\u20ac" + "a" * 10, "\u0436" * 71, "\U0001f600" * 36]
+    results = create(settings_for(fake), concurrency=1).send([sms("+14155550100", body=body) for body in bodies])
+
+    assert [r.segments for r in results] == [1, 2, 2, 2, 2]
+    assert [r.segments for r in results] == [count_segments(body).segments for body in bodies]
+
+
+def test_no_segment_count_while_a_messaging_service_has_not_picked_a_sender(fake: TwilioFake) -> None:
+    [result] = TwilioProvider(settings_for(fake, messaging_service_sid=SERVICE_SID)).send([sms("+14155550100")])
+    assert result.outcome is Outcome.ACCEPTED and result.segments is None  # Twilio answers num_segments "0"
 
 
 def test_api_key_authenticates_while_the_url_keeps_the_account_sid(fake: TwilioFake) -> None:

@@ -55,10 +55,41 @@ def test_empty_or_whitespace_body(text: str) -> None:
 
 def test_body_over_the_configured_limit() -> None:
     assert errors_of(send_body(body="x" * 1601)) == [("SMSModel.MessageBody", "MaximumLength")]
-    validate_send(SMSSend.model_validate(send_body(body="x" * 1600)), settings())
+    validate_send(SMSSend.model_validate(send_body(body="x" * 1600)), settings(SMS_MAX_SEGMENTS="11"))
     assert errors_of(send_body(body="x" * 11), settings(SMS_MAX_BODY_LENGTH="10")) == [
         ("SMSModel.MessageBody", "MaximumLength")
     ]
+
+
+@pytest.mark.parametrize(("fits", "over", "said"), [
+    ("x" * 1530, "x" * 1531, "It takes 11 in GSM-7 (1531 septets)"),
+    ("\u0436" * 670, "\u0436" * 671, "It takes 11 in UCS-2 (671 UTF-16 units)"),
+    ("{" * 760, "{" * 761, "It takes 11 in GSM-7 (1522 septets)"),  # 76 a part: an escape pair is never split
+])
+def test_a_body_over_the_segment_limit_is_refused_with_its_count_encoding_and_limit(fits: str, over: str,
+                                                                                    said: str) -> None:
+    validate_send(SMSSend.model_validate(send_body(body=fits)), settings())
+    with pytest.raises(ApiError) as caught:
+        validate_send(SMSSend.model_validate(send_body(body=over)), settings())
+    assert [(e.field_name, e.error_code) for e in caught.value.errors] == [("SMSModel.MessageBody", "TooManySegments")]
+    assert caught.value.message == f"'Message Body' must fit in 10 segments or fewer. {said}."
+    assert errors_of(send_body(body="x" * 161), settings(SMS_MAX_SEGMENTS="1")) == [
+        ("SMSModel.MessageBody", "TooManySegments")]
+
+
+def test_smart_encoding_replaces_look_alikes_in_the_body_to_send_and_says_so() -> None:
+    valid = validate_send(SMSSend.model_validate(send_body(body="\u201cHi\u201d \u2014 it\u2019s me")), settings())
+    assert (valid.body, valid.smart_encoded) == ('"Hi" - it\'s me', True)
+    unchanged = validate_send(SMSSend.model_validate(send_body(body="\u201cHi\u201d \u0436")), settings())
+    assert (unchanged.body, unchanged.smart_encoded) == ("\u201cHi\u201d \u0436", False)
+    off = validate_send(SMSSend.model_validate(send_body(body="\u201cHi\u201d")), settings(SMS_SMART_ENCODING="false"))
+    assert (off.body, off.smart_encoded) == ("\u201cHi\u201d", False)
+
+
+def test_segments_are_counted_after_smart_encoding() -> None:
+    body = send_body(body="\u2019" + "x" * 700)  # UCS-2: 701 units, 11 segments; GSM-7: 5
+    assert validate_send(SMSSend.model_validate(body), settings()).smart_encoded
+    assert errors_of(body, settings(SMS_SMART_ENCODING="false")) == [("SMSModel.MessageBody", "TooManySegments")]
 
 
 def test_more_recipients_than_the_limit() -> None:
