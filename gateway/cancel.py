@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from gateway.auth import Principal
 from gateway.delivery import Delivery
-from gateway.errors import ApiError, not_found
-from gateway.models import SMSCancelResponse, parse_guid
+from gateway.errors import ApiError
+from gateway.models import SMSCancelResponse
 from gateway.providers.common import MAYBE_SENT
-from gateway.status import NOT_FOUND
+from gateway.status import own_snapshot, path_comm_id
 from gateway.storage import (
     TRANSACTION_LIMIT,
     CommStatus,
@@ -66,13 +66,7 @@ class Canceler:
 
     def by_id(self, principal: Principal, comm_id: str) -> SMSCancelResponse:
         """DELETE /api/sms/{CommId}: the caller's communication canceled; 404 as the status routes answer it."""
-        try:
-            parsed = parse_guid(comm_id)
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            raise not_found(NOT_FOUND)
-        done = self.cancel(principal.licensee_id, parsed)
+        done = self.cancel(principal.licensee_id, path_comm_id(comm_id))
         if done.canceled:
             message = f"Canceled {done.canceled} recipient(s) not yet handed to the provider"
         else:
@@ -84,9 +78,7 @@ class Canceler:
         """Cancel what is still cancelable of the licensee's communication; 404 for one not the licensee's."""
         canceled = 0
         for _ in range(CANCEL_TRIES):
-            snapshot = self._store.load(comm_id)
-            if snapshot is None or snapshot.communication.licensee_id != licensee_id:
-                raise not_found(NOT_FOUND)
+            snapshot = own_snapshot(self._store, licensee_id, comm_id)
             comm = snapshot.communication
             todo = [recipient for recipient in snapshot.all_recipients() if cancelable(recipient)]
             try:

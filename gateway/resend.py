@@ -26,12 +26,11 @@ from datetime import datetime
 
 from azure.core.exceptions import AzureError
 
-from gateway.errors import RETRY_AFTER_SECONDS, ApiError, not_found
+from gateway.errors import RETRY_AFTER_SECONDS, ApiError
 from gateway.idempotency import CANDIDATES, WINDOW, Accepted, accept_once
-from gateway.models import parse_guid
 from gateway.redact import describe
 from gateway.references import keyed_reference
-from gateway.status import NOT_FOUND, recipient_status
+from gateway.status import own_snapshot, path_comm_id, recipient_status
 from gateway.storage import (
     CommStatus,
     Communication,
@@ -144,7 +143,7 @@ def accept_resend(store: CommunicationStore, licensee_id: uuid.UUID, comm_id: st
     404 as the status routes answer it; 409 NothingToResend or AlreadyResent; ``AcceptOutcomeUnknown`` from the
     store when the accepting write got no answer. Not queued here: the caller queues a fresh one.
     """
-    snapshot = _find(store, licensee_id, comm_id)
+    snapshot = own_snapshot(store, licensee_id, path_comm_id(comm_id))
     original = snapshot.communication
     if key is not None:
         earlier = _listed_under_key(store, original, key, now)
@@ -161,18 +160,6 @@ def accept_resend(store: CommunicationStore, licensee_id: uuid.UUID, comm_id: st
                            lambda reference: (resend_of(original, reference, chosen), []), now=now)
     _link(store, original.comm_id, accepted.communication.comm_id)
     return accepted
-
-
-def _find(store: CommunicationStore, licensee_id: uuid.UUID, comm_id: str) -> Snapshot:
-    """The original, read whole (receipts included); another licensee's is not found, as on the status routes."""
-    try:
-        parsed = parse_guid(comm_id)
-    except ValueError:
-        parsed = None
-    snapshot = store.load(parsed) if parsed is not None else None
-    if snapshot is None or snapshot.communication.licensee_id != licensee_id:
-        raise not_found(NOT_FOUND)
-    return snapshot
 
 
 def _listed_under_key(store: CommunicationStore, original: Communication, key: str,

@@ -27,30 +27,39 @@ from gateway.storage import (
 NOT_FOUND = "No communication with that id exists for this licensee"
 
 
+def path_comm_id(comm_id: str) -> uuid.UUID:
+    """The CommId a route's path names; 404, as for one that does not exist, when it is not a Guid."""
+    try:
+        parsed = parse_guid(comm_id)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise not_found(NOT_FOUND)
+    return parsed
+
+
+def own_snapshot(store: CommunicationStore, licensee_id: uuid.UUID, comm_id: uuid.UUID) -> Snapshot:
+    """The licensee's communication read whole; another licensee's answers 404 exactly like one that does not
+    exist, so ids cannot be probed across licensees (the status, cancel and resend routes alike)."""
+    snapshot = store.load(comm_id)
+    if snapshot is None or snapshot.communication.licensee_id != licensee_id:
+        raise not_found(NOT_FOUND)
+    return snapshot
+
+
 class StatusService:
     def __init__(self, store: CommunicationStore) -> None:
         self._store = store
 
     def by_id(self, principal: Principal, comm_id: str) -> SMSStatusResponse:
-        try:
-            parsed = parse_guid(comm_id)
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            raise not_found(NOT_FOUND)
-        return self._lookup(principal, parsed)
+        return describe(own_snapshot(self._store, principal.licensee_id, path_comm_id(comm_id)))
 
     def by_reference(self, principal: Principal, reference: str) -> SMSStatusResponse:
         reference = reference.strip().upper()
         if not reference.isalnum():
             raise not_found(NOT_FOUND)
-        return self._lookup(principal, comm_id_for(principal.licensee_id, reference))
-
-    def _lookup(self, principal: Principal, comm_id: uuid.UUID) -> SMSStatusResponse:
-        snapshot = self._store.load(comm_id)
-        if snapshot is None or snapshot.communication.licensee_id != principal.licensee_id:
-            raise not_found(NOT_FOUND)
-        return describe(snapshot)
+        return describe(own_snapshot(self._store, principal.licensee_id,
+                                     comm_id_for(principal.licensee_id, reference)))
 
 
 def describe(snapshot: Snapshot) -> SMSStatusResponse:

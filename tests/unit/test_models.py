@@ -1,8 +1,10 @@
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
+from gateway import jsv
 from gateway.models import EMPTY_GUID, CommResponse, SMSSend, parse_guid
 from tests.samples import SEED_REQUEST
 
@@ -112,3 +114,46 @@ def test_empty_guid_and_false_are_still_written() -> None:
 def test_wrong_types_fail_validation() -> None:
     with pytest.raises(ValidationError):
         SMSSend.model_validate({"SMSModel": {"To": "not a list"}})
+
+
+MOMENT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-01T09:30:00Z",
+        "2026-12-01T09:30:00z",
+        "2026-12-01T10:30:00+01:00",
+        "2026-12-01T04:30:00-05:00",
+        "2026-12-01T09:30:00",  # no offset: UTC, as ServiceStack on Azure (UTC servers) reads it
+        "2026-12-01T09:30:00.0000000Z",  # .NET's seven fractional digits (JSV, ServiceStack's ISO 8601)
+        " 2026-12-01T09:30:00Z ",
+        f"/Date({int(MOMENT.timestamp() * 1000)})/",  # ServiceStack.Text's default JSON DateTime
+        f"/Date({int(MOMENT.timestamp() * 1000)}+0100)/",  # its offset is the writer's zone: the instant is the ms
+        f"/Date({int(MOMENT.timestamp() * 1000)}-0500)/",
+    ],
+)
+def test_a_send_at_in_every_form_a_servicestack_client_writes_is_the_same_instant_in_utc(text: str) -> None:
+    send_at = SMSSend.model_validate({"SendAt": text}).SendAt
+    assert send_at == MOMENT and send_at.utcoffset() == timedelta(0)
+
+
+def test_a_send_at_from_a_jsv_body_is_read_as_in_json() -> None:
+    parsed = SMSSend.model_validate(jsv.loads("{SendAt:2026-12-01T10:30:00.0000000+01:00,ValidUntil:"
+                                              "2026-12-02T09:30:00Z,SMSModel:{MessageBody:Hi}}"))
+    assert parsed.SendAt == MOMENT and parsed.ValidUntil == MOMENT + timedelta(days=1)
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "2026-13-01T00:00:00Z", "/Date(abc)/", "01/12/2026 09:30"])
+def test_a_send_at_that_is_not_a_date_is_refused_without_repeating_it(text: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        SMSSend.model_validate({"SendAt": text})
+    message = error.value.errors()[0]["msg"]
+    assert "is not a date and time" in message or "datetime" in message
+    assert text not in message
+
+
+def test_an_empty_send_at_means_now() -> None:
+    assert SMSSend.model_validate({"SendAt": ""}).SendAt is None
+    assert SMSSend.model_validate({}).SendAt is None
