@@ -14,7 +14,7 @@ import pytest
 
 from devhost.azurite import Azurite, external_connection_string, isolated_env
 
-pytest_plugins = ["tests.http_fixtures"]
+pytest_plugins = ["tests.http_fixtures", "tests.twilio_host"]
 
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "infra")

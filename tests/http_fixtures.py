@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devhost.azurite import free_port
 from gateway.runtime import Gateway
 from gateway.settings import Settings
 from tests.server import GatewayServer, server_env
@@ -30,9 +31,15 @@ def gateway(env: dict[str, str]) -> Gateway:
 
 
 @pytest.fixture(scope="module")
-def server(env: dict[str, str], gateway: Gateway) -> Iterator[GatewayServer]:
+def port() -> int:
+    """The local host's port, known before it starts (a module whose env names its URL asks for it too)."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(env: dict[str, str], gateway: Gateway, port: int) -> Iterator[GatewayServer]:
     """The gateway with its queue worker running, as scripts/run.sh runs it."""
-    server = GatewayServer.start(env)
+    server = GatewayServer.start(env, port=port)
     yield server
     server.stop()
 

@@ -15,6 +15,7 @@ from tests.http_fixtures import LICENSEE
 from tests.integration.test_http_send import assert_error
 from tests.samples import NUMBERS, send_body
 from tests.server import GatewayServer, server_env
+from tests.twilio_host import twilio_env
 
 CYRILLIC = "\u0436"
 EMOJI = "\U0001f600"
@@ -23,15 +24,8 @@ PLAIN = '"See you at 10:30" - it\'s booked...'
 
 
 @pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioFake]:
-    with TwilioFake() as fake:
-        yield fake  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
 def env(storage_connection: str, twilio: TwilioFake) -> dict[str, str]:
-    return server_env(storage_connection, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=twilio.account_sid,
-                      TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_BASE_URL=twilio.base_url)
+    return twilio_env(storage_connection, twilio)
 
 
 @pytest.fixture(scope="module")

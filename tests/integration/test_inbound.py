@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,17 +15,16 @@ import requests
 from azure.core.exceptions import AzureError
 from twilio.request_validator import RequestValidator
 
-from devhost.azurite import free_port
 from fakes.acs import AcsFake
 from fakes.twilio import TwilioFake
 from gateway.inbound import InboundBook, InboundMessage, InboundOutcome, InboundStore
 from gateway.message_index import key_of
 from gateway.reply_index import ReplyIndex, Sent
 from gateway.runtime import Gateway
-from gateway.settings import Settings
 from gateway.storage import CommunicationStore, utcnow
 from tests.integration.test_cli import cli
-from tests.server import GatewayServer, server_env
+from tests.server import GatewayServer
+from tests.twilio_host import twilio_env
 
 INBOUND = "/api/providers/twilio/inbound"
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -36,36 +34,15 @@ B = uuid.UUID("b2b2b2b2-0000-4000-8000-000000000002")
 
 
 @pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioFake]:
-    with TwilioFake() as fake:
-        yield fake  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
 def env(storage_connection: str, twilio: TwilioFake, port: int) -> dict[str, str]:
-    return server_env(storage_connection, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=twilio.account_sid,
-                      TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_BASE_URL=twilio.base_url,
-                      SMS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", SMS_EVENTGRID_KEY=EVENTS_KEY)
+    return twilio_env(storage_connection, twilio, port=port, SMS_EVENTGRID_KEY=EVENTS_KEY)
 
 
 @pytest.fixture(scope="module")
-def gateway(env: dict[str, str]) -> Gateway:
-    gateway = Gateway.create(Settings.from_env(env))
-    gateway.ensure_resources()
-    return gateway
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str], gateway: Gateway, port: int, twilio: TwilioFake) -> Iterator[GatewayServer]:
-    server = GatewayServer.start(env, port=port)
+def server(server: GatewayServer, twilio: TwilioFake) -> GatewayServer:
+    """The host, and the fake's inbound webhook pointed at it."""
     twilio.inbound_url = f"{server.url}{INBOUND}"
-    yield server
-    server.stop()
+    return server
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ real HTTP (``python -m devhost``) with the Twilio fake, each licensee seeing onl
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -23,7 +22,8 @@ from gateway.runtime import Gateway
 from gateway.storage import CommStatus, RecipientState
 from tests.http_fixtures import LICENSEE
 from tests.integration.test_cli import cli
-from tests.server import GatewayServer, server_env
+from tests.server import GatewayServer
+from tests.twilio_host import twilio_env
 
 OTHER_LICENSEE = uuid.UUID("6a1e0b7c-2d3f-4a5b-8c9d-0e1f2a3b4c5d")
 UNSUBSCRIBED = "+15005550004"  # Twilio's test number for 21610, which the fake answers the same way
@@ -36,15 +36,8 @@ def number() -> str:
 
 
 @pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioFake]:
-    with TwilioFake() as fake:
-        yield fake  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
 def env(storage_connection: str, twilio: TwilioFake) -> dict[str, str]:
-    return server_env(storage_connection, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=twilio.account_sid,
-                      TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_BASE_URL=twilio.base_url)
+    return twilio_env(storage_connection, twilio)
 
 
 @pytest.fixture(scope="module")

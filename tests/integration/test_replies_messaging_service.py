@@ -6,53 +6,30 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from devhost.azurite import free_port
 from fakes.twilio import DEV_SENDER, TwilioFake
 from gateway.reply_index import ReplyIndex
 from gateway.runtime import Gateway
-from gateway.settings import Settings
 from tests.integration.test_inbound import INBOUND, number, status
-from tests.server import GatewayServer, server_env
+from tests.server import GatewayServer
+from tests.twilio_host import twilio_env
 
 SERVICE_SID = "MG" + secrets.token_hex(16)
 LICENSEE = uuid.UUID("c3c3c3c3-0000-4000-8000-000000000003")
 
 
 @pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioFake]:
-    with TwilioFake() as fake:
-        yield fake  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
 def env(storage_connection: str, twilio: TwilioFake, port: int) -> dict[str, str]:
-    return server_env(storage_connection, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=twilio.account_sid,
-                      TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_BASE_URL=twilio.base_url,
-                      TWILIO_MESSAGING_SERVICE_SID=SERVICE_SID, SMS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    return twilio_env(storage_connection, twilio, port=port, TWILIO_MESSAGING_SERVICE_SID=SERVICE_SID)
 
 
 @pytest.fixture(scope="module")
-def gateway(env: dict[str, str]) -> Gateway:
-    gateway = Gateway.create(Settings.from_env(env))
-    gateway.ensure_resources()
-    return gateway
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str], gateway: Gateway, twilio: TwilioFake, port: int) -> Iterator[GatewayServer]:
-    server = GatewayServer.start(env, port=port)
+def server(server: GatewayServer, twilio: TwilioFake) -> GatewayServer:
+    """The host, and the fake's inbound webhook pointed at it."""
     twilio.inbound_url = f"{server.url}{INBOUND}"
-    yield server
-    server.stop()
+    return server
 
 
 def test_a_reply_to_the_number_the_service_picked_finds_the_communication(

@@ -6,45 +6,24 @@ delivered by the worker; the links show on both status pages."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from devhost.azurite import free_port
 from fakes.twilio import Fate, TwilioFake
 from gateway.runtime import Gateway
 from tests.http_fixtures import LICENSEE
 from tests.integration.test_twilio_receipts import number, status
-from tests.server import GatewayServer, server_env
+from tests.server import GatewayServer
+from tests.twilio_host import twilio_env
 from tests.waiting import wait_until
 
 OTHER = uuid.UUID("9e9e9e9e-5c1b-4e57-9a43-1f7d2b3c4e5f")
 
 
 @pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioFake]:
-    with TwilioFake() as fake:
-        yield fake  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
 def env(storage_connection: str, twilio: TwilioFake, port: int) -> dict[str, str]:
-    return server_env(storage_connection, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=twilio.account_sid,
-                      TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_BASE_URL=twilio.base_url,
-                      SMS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str], gateway: Gateway, port: int) -> Iterator[GatewayServer]:
-    server = GatewayServer.start(env, port=port)
-    yield server
-    server.stop()
+    return twilio_env(storage_connection, twilio, port=port)
 
 
 @pytest.fixture(scope="module")

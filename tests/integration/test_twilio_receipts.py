@@ -25,15 +25,10 @@ from gateway.storage import utcnow
 from tests.http_fixtures import LICENSEE
 from tests.integration.test_delivery import stored
 from tests.server import GatewayServer, server_env
+from tests.twilio_host import twilio_env
 from tests.waiting import wait_until
 
 ROUTE = "/api/providers/twilio/status"
-
-
-@pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioFake]:
-    with TwilioFake() as fake:
-        yield fake  # type: ignore[misc]
 
 
 @pytest.fixture(autouse=True)
@@ -45,23 +40,8 @@ def plain_fake(twilio: TwilioFake) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def port() -> int:
-    """The local host's port, known before it starts: its URL is SMS_PUBLIC_BASE_URL."""
-    return free_port()
-
-
-@pytest.fixture(scope="module")
 def env(storage_connection: str, twilio: TwilioFake, port: int) -> dict[str, str]:
-    return server_env(storage_connection, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=twilio.account_sid,
-                      TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_BASE_URL=twilio.base_url,
-                      SMS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str], gateway: Gateway, port: int) -> Iterator[GatewayServer]:
-    server = GatewayServer.start(env, port=port)
-    yield server
-    server.stop()
+    return twilio_env(storage_connection, twilio, port=port)
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 import requests
 
-from devhost.azurite import free_port
 from fakes.twilio import TwilioFake
 from gateway.runtime import Gateway
-from gateway.settings import Settings
-from tests.server import GatewayServer, server_env
+from tests.server import GatewayServer
+from tests.twilio_host import twilio_env
 from tests.waiting import wait_until
 from tests.webhook_receiver import Answer, Received, WebhookReceiver
 
@@ -30,37 +29,10 @@ JOURNEY = {"message.sent", "message.delivered", "communication.completed"}
 
 
 @pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioFake]:
-    with TwilioFake() as fake:
-        yield fake  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
 def env(storage_connection: str, twilio: TwilioFake, port: int) -> dict[str, str]:
     # The receiver listens on loopback: allowed here as on a developer's machine, never by default.
-    return server_env(storage_connection, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=twilio.account_sid,
-                      TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_BASE_URL=twilio.base_url,
-                      SMS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", SMS_WEBHOOK_ALLOW_PRIVATE="true",
+    return twilio_env(storage_connection, twilio, port=port, SMS_WEBHOOK_ALLOW_PRIVATE="true",
                       SMS_WEBHOOK_RETRY_BASE_SECONDS="1")
-
-
-@pytest.fixture(scope="module")
-def gateway(env: dict[str, str]) -> Gateway:
-    gateway = Gateway.create(Settings.from_env(env))
-    gateway.ensure_resources()
-    return gateway
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str], gateway: Gateway, port: int) -> Iterator[GatewayServer]:
-    server = GatewayServer.start(env, port=port)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
