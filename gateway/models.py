@@ -216,9 +216,10 @@ class RecipientStatus(WireModel):
     PhoneNumber: str | None = Field(None, description="The recipient's number in E.164")
     ContactId: Guid = Field(None, description="The caller's id for the contact, as sent")
     Status: str | None = Field(
-        None, description="Pending, Sending, Sent (the provider accepted it), Failed or OptedOut (on the licensee's "
-                          "opt-out list, or refused by the provider as unsubscribed: never sent); then, from the "
-                          "provider's delivery receipt, Delivered (the phone has it), Undelivered or Failed. Sent "
+        None, description="Pending, Sending, Sent (the provider accepted it), Failed, OptedOut (on the licensee's "
+                          "opt-out list, or refused by the provider as unsubscribed: never sent), Canceled (canceled "
+                          "before it was handed to the provider) or Expired (still unsent at ValidUntil); then, from "
+                          "the provider's delivery receipt, Delivered (the phone has it), Undelivered or Failed. Sent "
                           "with no receipt: none came"
     )
     ProviderMessageId: str | None = Field(None, description="The provider's id for the message, once sent")
