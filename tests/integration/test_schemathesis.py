@@ -51,14 +51,21 @@ def test_no_server_errors_and_every_error_is_a_response_status(operation, mode, 
 
 
 def assert_api_answer(case: Case, response: requests.Response) -> None:
-    """No 5xx, and every 4xx a ResponseStatus in JSON or JSV."""
-    assert response.status_code < 500, (case.method, case.formatted_path, response.text[:500])
+    """No 5xx, and every 4xx a ResponseStatus in JSON or JSV; a failure shows the request as a curl command
+    (schemathesis prints a falsifying case as an empty ``case=,``)."""
+    request = case.as_curl_command()
+    assert response.status_code < 500, (request, response.text[:500])
     if response.status_code >= 400:
         jsv_answer = "jsv" in str(response.headers.get("content-type") or response.headers.get("Content-Type"))
-        body = jsv.loads(response.text) if jsv_answer else response.json()
+        try:
+            body = jsv.loads(response.text) if jsv_answer else response.json()
+        except ValueError as error:
+            raise AssertionError(f"{request} answered {response.status_code}, not JSON or JSV: "
+                                 f"{response.text[:200]!r}") from error
         status = body.get("ResponseStatus") or body.get("responseStatus")
+        assert isinstance(status, dict), (request, response.text[:500])
         status = {key[0].upper() + key[1:]: value for key, value in status.items()}
-        assert {"ErrorCode", "Message", "Errors"} <= set(status)
+        assert {"ErrorCode", "Message", "Errors"} <= set(status), request
 
 
 @pytest.mark.parametrize(("name", "value", "host_status"), [("CONTENT-LENGTH", "", 400),
