@@ -74,9 +74,12 @@ def request_hash(valid: ValidSend, *, immediate: bool) -> str:
     """SHA-256 of the validated request: what makes two requests "the same" for one key.
 
     The parsed and normalised request, not its bytes: the same send in JSON, JSV or a form, with a
-    number written +44 7911 123456 or +447911123456, is one request. Immediate or queued is part of it.
+    number written +44 7911 123456 or +447911123456, is one request. Immediate or queued is part of it. The
+    SendAt is the one the request named, not what validation made of it at the time: a retry that arrives once
+    that time is just past (sent now, not scheduled) is still the same request.
     """
     fields = {"version": 1, "immediate": immediate, **dataclasses.asdict(valid)}
+    del fields["send_at"]  # decided against the clock; ``asked_send_at`` is what was asked
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=_plain)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 

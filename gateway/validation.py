@@ -60,6 +60,7 @@ class ValidSend:
     suite_id: uuid.UUID | None
     write_recipient_rows_now: bool
     send_at: datetime | None = None  # a scheduled send's time (UTC); None: now
+    asked_send_at: datetime | None = None  # the SendAt the request named, also one just past (sent now)
     valid_until: datetime | None = None  # recipients unsent by then end Expired
     smart_encoded: bool = False  # ``body`` is the request's with look-alike characters replaced (smart encoding)
 
@@ -119,6 +120,7 @@ def validate_send(request: SMSSend, settings: Settings, *, immediate: bool = Fal
         suite_id=model.SuiteId,
         write_recipient_rows_now=request.CreateCommunicationReferencesImmediately,
         send_at=send_at,
+        asked_send_at=request.SendAt,
         valid_until=valid_until,
         smart_encoded=smart_encoded,
     )

@@ -4,6 +4,7 @@ ValidUntil or its cancel, a lost scheduled message is still found, and a cancel 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -350,3 +351,20 @@ def test_a_cancel_of_more_than_one_transaction_writes_them_all_with_their_events
     assert (done.canceled, done.status) == (150, CommStatus.CANCELED)
     types = sink.types(comm.licensee_id)
     assert types.count("message.canceled") == 150 and types.count("communication.completed") == 1
+
+
+def test_a_keyed_retry_that_arrives_once_send_at_is_just_past_is_the_same_request(gateway) -> None:
+    """The first request schedules the send; its retry comes when SendAt is a moment past (validation would now send
+    at once): the key still finds the first communication, no 422 and nothing stored twice."""
+    who = principal()
+    soon = (utcnow() + timedelta(seconds=2)).isoformat()
+    request = SMSSend.model_validate({**send_body(*NUMBERS[:2]), "SendAt": soon})
+    first = gateway.service.send(who, request, immediate=False, idempotency_key="retry-after-send-at")
+    assert gateway.store.load_header(first.CommId).status is CommStatus.SCHEDULED
+    time.sleep(2.5)
+    retry = gateway.service.send(who, request, immediate=False, idempotency_key="retry-after-send-at")
+    assert (retry.CommId, retry.Reference) == (first.CommId, first.Reference)
+    other = SMSSend.model_validate({**send_body(*NUMBERS[:2]), "SendAt": (utcnow() - timedelta(seconds=1)).isoformat()})
+    with pytest.raises(ApiError) as refused:  # another SendAt under the same key is another request
+        gateway.service.send(who, other, immediate=False, idempotency_key="retry-after-send-at")
+    assert refused.value.status == 422
