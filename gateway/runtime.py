@@ -25,6 +25,7 @@ from gateway.queue import DeliveryQueue
 from gateway.receipt_checks import CheckPolicy, ReceiptChecker, ReceiptChecks
 from gateway.receipts import ReceiptBook
 from gateway.reply_index import ReplyIndex
+from gateway.retention import Retention, Tables
 from gateway.schedule import ScheduleIndex
 from gateway.service import SendService
 from gateway.settings import Settings, get_settings
@@ -77,6 +78,7 @@ class Gateway:
     schedule: ScheduleIndex | None = None  # the worker's schedule index: the sweep finds lost scheduled sends in it
     events: EventSink | None = None  # the worker's webhook outbox; the sweep recovers unpublished events into it
     log: LogService | None = None  # GET /api/sms: the request path's message log pages
+    retention: Retention | None = None  # the retention timer's job, with the worker's clients
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -163,6 +165,9 @@ class Gateway:
             events=worker_outbox,
             log=LogService(request_log, clients.tables.get_table_client(settings.communications_table),
                            concurrency=min(INDEX_CONCURRENCY, settings.concurrent_calls)),
+            retention=Retention(MessageLog(clients.worker_tables, settings.message_log_table),
+                                Tables.of(clients.worker_tables, settings), days=settings.retention_days,
+                                provider=settings.provider),
         )
 
     @classmethod

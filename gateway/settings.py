@@ -267,7 +267,7 @@ class Settings:
     )
     retention_schedule: str = setting(
         "SMS_RETENTION_SCHEDULE", Pattern(r"\S+(\s+\S+){5}", "an NCRONTAB expression of six fields, seconds first"),
-        default="0 30 * * * *",
+        default="0 */5 * * * *",
         description="when the retention timer runs (UTC), each run deleting at most a bounded batch; set it even to "
         "the default: the timer trigger reads it too",
     )

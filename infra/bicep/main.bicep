@@ -414,7 +414,7 @@ var appSettings = [
   }
   {
     name: 'SMS_RETENTION_SCHEDULE'
-    value: '0 30 * * * *'
+    value: '0 */5 * * * *'
   }
   {
     name: 'SMS_RECEIPT_CHECKS_PER_RUN'
