@@ -23,6 +23,8 @@ from gateway.retention import Retention, Tables
 from gateway.runtime import Gateway, use_gateway
 from gateway.settings import Settings
 from gateway.storage import ReplyRecord
+from tests.server import GatewayServer, server_env
+from tests.waiting import wait_until
 
 SENDER = "+15005550006"
 NUMBER = "+447911123456"
@@ -104,3 +106,21 @@ def test_a_run_takes_a_bounded_batch_through_the_day_index_and_drops_log_rows_wi
     assert first.deleted == [comm.hex for comm in sent[:2]] and second.deleted == [sent[2].hex]
     assert retention.run(later).communications == 0
     assert rows(gateway.clients.tables, settings.message_log_table, licensee.hex) == []
+
+
+def test_the_local_host_runs_retention_on_its_schedule(storage_connection: str) -> None:
+    """function_app.py binds retention to ``SMS_RETENTION_SCHEDULE``; the local host runs it like the sweep: an old
+    log row without a communication is gone within seconds of a once-a-second schedule."""
+    env = server_env(storage_connection, SMS_RETENTION_SCHEDULE="* * * * * *")
+    gateway = Gateway.create(Settings.from_env({"SMS_DEFAULT_SENDER": SENDER, **env}))
+    gateway.ensure_resources()
+    licensee = uuid.uuid4()
+    MessageLog(gateway.clients.tables, gateway.settings.message_log_table).add(
+        LogEntry(licensee, uuid.uuid4(), datetime.now(UTC) - timedelta(days=DAYS + 1)))
+    server = GatewayServer.start(env, "--no-queues")
+    try:
+        wait_until(lambda: rows(gateway.clients.tables, gateway.settings.message_log_table, licensee.hex) == [],
+                   timeout=30, what="the retention timer to drop the old log row")
+    finally:
+        server.stop()
+    assert "retention" in server.log_text()
