@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from gateway.errors import ApiError, FieldError
-from gateway.message_log import NEWEST_FIRST_MAX, LogEntry, MessageLog, micros_of, same_instant
+from gateway.message_log import LogEntry, MessageLog, newest_first_key, same_instant
 from gateway.models import SMSLogEntry, SMSLogResponse, parse_wire_datetime
 from gateway.storage import HEADER_ROW, RECEIPT_COUNT_PROPERTIES, CommStatus, receipt_counts_of
 
@@ -35,6 +36,7 @@ TOKEN_VERSION = "1"
 AFTER_EVERY_KEY = "~"  # sorts after the digits and the "-" a RowKey is made of
 SUMMARY_COLUMNS = ["LicenseeId", "Reference", "Status", "CreatedAt", "SendAt", "RecipientCount", "SentCount",
                    "FailedCount", *RECEIPT_COUNT_PROPERTIES, "LinkedObjectId", "SuiteId"]
+ROW_KEY = re.compile(r"\d{17}-[0-9a-f]{32}")  # what ``licensee_row_key`` writes: all a token may resume after
 QUERY_NAMES = ("Top", "ContinuationToken", "Status", "Since", "Until", "PhoneNumber")
 
 
@@ -80,7 +82,8 @@ def _status(text: str | None) -> CommStatus | None:
     by_name = {status.value.lower(): status for status in CommStatus}
     found = by_name.get(text.strip().lower())
     if found is None:
-        raise _invalid("Status", "InvalidStatus", f"'Status' must be one of: {', '.join(by_name.values())}.")
+        names = ", ".join(status.value for status in CommStatus)
+        raise _invalid("Status", "InvalidStatus", f"'Status' must be one of: {names}.")
     return found
 
 
@@ -109,7 +112,7 @@ def _token_key(token: str | None, licensee_id: uuid.UUID) -> str:
         decoded = ""
     version, _, rest = decoded.partition(".")
     owner, _, row_key = rest.partition(".")
-    if version != TOKEN_VERSION or owner != licensee_id.hex or not row_key:
+    if version != TOKEN_VERSION or owner != licensee_id.hex or not ROW_KEY.fullmatch(row_key):
         raise _invalid("ContinuationToken", "InvalidContinuationToken",
                        "'ContinuationToken' is not one this licensee's previous page gave.")
     return row_key
@@ -120,10 +123,10 @@ def key_range(query: LogQuery) -> tuple[str, str]:
     ``[since, until)``."""
     start = query.after
     if query.until is not None:
-        start = max(start, f"{NEWEST_FIRST_MAX - micros_of(query.until):017d}{AFTER_EVERY_KEY}")
+        start = max(start, newest_first_key(query.until) + AFTER_EVERY_KEY)
     stop = AFTER_EVERY_KEY
     if query.since is not None:
-        stop = f"{NEWEST_FIRST_MAX - micros_of(query.since):017d}{AFTER_EVERY_KEY}"
+        stop = newest_first_key(query.since) + AFTER_EVERY_KEY
     return start, stop
 
 

@@ -48,8 +48,9 @@ def micros_of(when: datetime) -> int:
 
 
 def newest_first_key(when: datetime) -> str:
-    """The licensee row's time prefix: a later time sorts first."""
-    return f"{NEWEST_FIRST_MAX - micros_of(when):017d}"
+    """The licensee row's time prefix: a later time sorts first (a time before 1970 or after 5138, which only a
+    query's bound can be, is taken as the end it is past)."""
+    return f"{NEWEST_FIRST_MAX - min(max(micros_of(when), 0), NEWEST_FIRST_MAX):017d}"
 
 
 def licensee_row_key(entry: LogEntry) -> str:

@@ -91,3 +91,14 @@ def test_an_index_row_without_its_header_is_never_listed(server: GatewayServer, 
     MessageLog(gateway.clients.tables, gateway.settings.message_log_table).add(
         LogEntry(licensee, uuid.uuid4(), datetime.now(UTC)))
     assert [each["CommId"] for each in page(server, key)["Results"]] == [kept]
+
+
+def test_bounds_outside_the_keys_range_list_everything_or_nothing(server: GatewayServer, gateway: Gateway) -> None:
+    """A Since before 1970 or an Until after 5138 is the end it is past, not a key that sorts wrongly."""
+    licensee = uuid.uuid4()
+    key = gateway.keys.create(licensee, "log bounds")[1]
+    sent = send(server, key, NUMBERS[0])
+    assert [each["CommId"] for each in page(server, key, Since="1900-01-01T00:00:00Z", Until="9999-12-31T00:00:00Z")
+            ["Results"]] == [sent]
+    assert page(server, key, Until="1900-01-01T00:00:00Z")["Results"] == []
+    assert page(server, key, Since="9999-12-31T00:00:00Z")["Results"] == []
