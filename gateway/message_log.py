@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableServiceClient, UpdateMode
 
 from gateway.connections import TableStore
 
@@ -71,15 +72,24 @@ def same_instant(first: datetime, second: datetime) -> bool:
 class MessageLog(TableStore):
     """Writes, reads and deletes the log's rows; docs/storage.md has the layout."""
 
+    def __init__(self, service: TableServiceClient, table_name: str, *, concurrency: int = 1) -> None:
+        super().__init__(service, table_name)
+        # Writes the day row while the caller writes the licensee's: an accept waits one round trip for both.
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="message-log")
+
     def add(self, entry: LogEntry) -> None:
-        """Write both rows (the licensee's, then the day's): before the header, so nothing accepted is hidden."""
-        self._table.upsert_entity({"PartitionKey": entry.licensee_id.hex, "RowKey": licensee_row_key(entry),
-                                   "CommId": entry.comm_id.hex, "CreatedAt": entry.created_at},
-                                  mode=UpdateMode.REPLACE)
+        """Write both rows, at once: before the header, so nothing accepted is hidden or left never to expire."""
         partition, row = day_keys(entry)
-        self._table.upsert_entity({"PartitionKey": partition, "RowKey": row, "CommId": entry.comm_id.hex,
-                                   "LicenseeId": entry.licensee_id.hex, "CreatedAt": entry.created_at},
-                                  mode=UpdateMode.REPLACE)
+        day = self._pool.submit(self._table.upsert_entity,
+                                {"PartitionKey": partition, "RowKey": row, "CommId": entry.comm_id.hex,
+                                 "LicenseeId": entry.licensee_id.hex, "CreatedAt": entry.created_at},
+                                mode=UpdateMode.REPLACE)
+        try:
+            self._table.upsert_entity({"PartitionKey": entry.licensee_id.hex, "RowKey": licensee_row_key(entry),
+                                       "CommId": entry.comm_id.hex, "CreatedAt": entry.created_at},
+                                      mode=UpdateMode.REPLACE)
+        finally:
+            day.result()
 
     def newest_first(self, licensee_id: uuid.UUID, start: str, stop: str, limit: int) -> list[tuple[str, LogEntry]]:
         """Up to ``limit`` of the licensee's rows with ``start < RowKey < stop``, newest first, with their RowKeys:

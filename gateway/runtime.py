@@ -118,7 +118,7 @@ class Gateway:
                                   replies=replies_by_receipt(provider, clients.worker_tables), events=worker_outbox)
         optouts = OptOutList(clients.tables, settings.optouts_table)
         request_schedule = ScheduleIndex(clients.tables, settings.schedule_table)
-        request_log = MessageLog(clients.tables, settings.message_log_table)
+        request_log = MessageLog(clients.tables, settings.message_log_table, concurrency=settings.concurrent_calls)
         request_delivery = Delivery(request_store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
                                     follow_up=follow_up(clients.tables), optouts=optouts,
                                     replies=ReplyIndex(clients.tables, settings.reply_index_table),
