@@ -47,6 +47,12 @@ def on_receipt_check_timer(timer: func.TimerRequest) -> None:
     worker.check_receipts()
 
 
+@app.function_name("retention")
+@app.timer_trigger(arg_name="timer", schedule="%SMS_RETENTION_SCHEDULE%", run_on_startup=False)
+def on_retention_timer(timer: func.TimerRequest) -> None:
+    worker.delete_expired()
+
+
 @app.function_name("webhooks")
 @app.queue_trigger(arg_name="message", queue_name="%SMS_WEBHOOK_QUEUE_NAME%", connection="AzureWebJobsStorage")
 def on_webhook_message(message: func.QueueMessage) -> None:

@@ -177,7 +177,7 @@ def storage_env(connection: str, **overrides: str) -> dict[str, str]:
     (the timer needs a schedule: a benchmark that wants the sweep runs it itself, or sets its own)."""
     defaults = {"SMS_DEFAULT_SENDER": SENDER, "SMS_PROVIDER": "outbox", "SMS_API_KEY_CACHE_SECONDS": "3600",
                 "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",
-                "SMS_RECEIPT_CHECK_SCHEDULE": "0 0 0 1 1 *"}
+                "SMS_RECEIPT_CHECK_SCHEDULE": "0 0 0 1 1 *", "SMS_RETENTION_SCHEDULE": "0 0 0 1 1 *"}
     return isolated_env(connection, **{**defaults, **overrides})
 
 

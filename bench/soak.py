@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         env = storage_env(server.connection_string, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID=fake.account_sid,
                           TWILIO_AUTH_TOKEN=fake.auth_token, TWILIO_BASE_URL=fake.base_url,
                           SMS_RETRY_BASE_SECONDS="1", SMS_SWEEP_SCHEDULE="0 */5 * * * *",
-                          SMS_RECEIPT_CHECK_SCHEDULE="0 0 0 1 1 *",
+                          SMS_RECEIPT_CHECK_SCHEDULE="0 0 0 1 1 *", SMS_RETENTION_SCHEDULE="0 0 0 1 1 *",
                           SMS_API_KEY_CACHE_SECONDS="60")
         gateway = Gateway.create(Settings.from_env(env))
         gateway.ensure_resources()

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from gateway.auth import Principal
 from gateway.errors import ApiError, FieldError, forbidden, not_found, service_unavailable
 from gateway.idempotency import read_key
+from gateway.message_list import read_query
 from gateway.models import (
     CommResponse,
     HealthResponse,
@@ -26,6 +27,7 @@ from gateway.models import (
     OptOutRequest,
     OptOutsResponse,
     SMSCancelResponse,
+    SMSLogResponse,
     SMSSend,
     SMSStatusResponse,
     Webhook,
@@ -111,6 +113,14 @@ def status_by_id(call: Call) -> SMSStatusResponse:
 
 def status_by_reference(call: Call) -> SMSStatusResponse:
     return get_gateway().status.by_reference(call.caller, call.values["reference"])
+
+
+def message_log(call: Call) -> SMSLogResponse:
+    """A page of the caller's communications, newest first; only the caller's licensee's index is ever read."""
+    gateway = get_gateway()
+    if gateway.log is None:
+        raise RuntimeError("the gateway was composed without its message log")
+    return gateway.log.page(call.caller.licensee_id, read_query(call.query, call.caller.licensee_id))
 
 
 def cancel(call: Call) -> SMSCancelResponse:

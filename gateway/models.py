@@ -360,6 +360,34 @@ class OptOutsResponse(WireModel):
     OptOuts: list[OptOut] = Field([], description="Every number on the list")
 
 
+class SMSLogEntry(WireModel):
+    """One communication in the message log: what it is and how far it got, without its recipients or its body."""
+
+    CommId: Guid = Field(None, description="The communication's id: GET /api/sms/{CommId} reads it whole")
+    Reference: str | None = Field(None, description="The communication's short reference")
+    Status: str | None = Field(None, description="Its status now, as GET /api/sms/{CommId} shows it")
+    CreatedAt: datetime | None = Field(None, description="When it was accepted (UTC): the log's order, newest first")
+    SendAt: datetime | None = Field(None, description="A scheduled send's SendAt (UTC); empty otherwise")
+    RecipientCount: int = Field(0, description="How many recipients it has")
+    SentCount: int = Field(0, description="How many recipients the provider accepted")
+    FailedCount: int = Field(0, description="How many recipients were not sent (failed, opted out, canceled, "
+                                            "expired)")
+    DeliveredCount: int = Field(0, description="How many recipients a delivery receipt said have it")
+    UndeliveredCount: int = Field(0, description="How many recipients a delivery receipt said were not reached "
+                                                 "(Undelivered, or Failed after the provider accepted it)")
+    LinkedObjectId: Guid = Field(None, description="As the send said")
+    SuiteId: Guid = Field(None, description="As the send said")
+
+
+class SMSLogResponse(WireModel):
+    """GET /api/sms: a page of the caller's communications, newest first."""
+
+    Results: list[SMSLogEntry] = Field([], description="This page's communications, newest first; a page may hold "
+                                                       "fewer than Top (a Status filter) and still have a next one")
+    ContinuationToken: str | None = Field(None, description="Pass it back as ContinuationToken for the next page; "
+                                                            "empty on the last page")
+
+
 class WebhookRequest(WireModel):
     """PUT /api/webhook: where the licensee's events are to be posted."""
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from gateway import handlers, idempotency
+from gateway import handlers, idempotency, message_list
 from gateway.handlers import Call, Document
 from gateway.models import (
     CommResponse,
@@ -25,6 +25,7 @@ from gateway.models import (
     OptOutRequest,
     OptOutsResponse,
     SMSCancelResponse,
+    SMSLogResponse,
     SMSSend,
     SMSStatusResponse,
     Webhook,
@@ -213,6 +214,25 @@ CANCEL = Operation(
     handlers.cancel, errors=(401, 404, 406, 500, 503), response=SMSCancelResponse,
     path_parameters=STATUS.path_parameters,
 )
+MESSAGE_LOG = Operation(
+    "SMSLog",
+    "The caller's communications, newest first (by when they were accepted), each with its status and counts as "
+    "they are now; another licensee's are never listed. A page holds at most Top; follow ContinuationToken for the "
+    "next. With Status, a page may hold fewer than Top and still have a next one. Communications older than "
+    "SMS_RETENTION_DAYS are deleted, so not listed.",
+    handlers.message_log, errors=(400, 401, 406, 500, 503), response=SMSLogResponse,
+    parameters=(
+        RequestParameter("Top", "query", f"How many per page, 1 to {message_list.MAX_TOP} "
+                                         f"(default {message_list.DEFAULT_TOP})"),
+        RequestParameter("ContinuationToken", "query", "The previous page's ContinuationToken: the next page"),
+        RequestParameter("Status", "query", "Only communications whose status is now this one (Queued, Sent, "
+                                            "Delivered, …; case-insensitive)"),
+        RequestParameter("Since", "query", "Only those accepted at or after this time (ISO 8601; no offset: UTC)"),
+        RequestParameter("Until", "query", "Only those accepted before this time (ISO 8601; no offset: UTC)"),
+        RequestParameter("PhoneNumber", "query", "Not supported yet (400 NotSupported): the log has no index by "
+                                                 "recipient"),
+    ),
+)
 HEALTH = Operation(
     "Health", "Answers 200, naming the active SMS provider, when storage answers, and 503 when it does not; "
     "needs no API key.", handlers.health,
@@ -350,6 +370,8 @@ ROUTES: tuple[Route, ...] = (
           predefined=True, summary="ServiceStack's /json/reply and /jsv/reply routes: queue for background delivery"),
     Route("predefined_api_reply", f"api/{{format:alpha}}/reply/{PREDEFINED_OPERATION}", ("POST",), SEND,
           predefined=True, summary="The predefined reply routes under /api: queue for background delivery"),
+    Route("message_log", "api/sms", ("GET",), MESSAGE_LOG,
+          summary="The caller's communications, newest first, a page at a time"),
     Route("status_by_id", "api/sms/{commId}", ("GET",), STATUS,
           summary="A communication's status and each recipient's, by CommId"),
     Route("cancel", "api/sms/{commId}", ("DELETE",), CANCEL,

@@ -15,6 +15,8 @@ from gateway.delivery import Delivery, ReceiptFollowUp
 from gateway.health import StorageProbe
 from gateway.inbound import InboundBook, InboundStore
 from gateway.message_index import MessageIndex
+from gateway.message_list import LogService
+from gateway.message_log import MessageLog
 from gateway.optouts import OptOutList
 from gateway.pacing import NoPacing, Pacer, TablePacer
 from gateway.providers import SmsProvider, create_provider
@@ -23,6 +25,7 @@ from gateway.queue import DeliveryQueue
 from gateway.receipt_checks import CheckPolicy, ReceiptChecker, ReceiptChecks
 from gateway.receipts import ReceiptBook
 from gateway.reply_index import ReplyIndex
+from gateway.retention import Retention, Tables
 from gateway.schedule import ScheduleIndex
 from gateway.service import SendService
 from gateway.settings import Settings, get_settings
@@ -74,6 +77,8 @@ class Gateway:
     webhook_dispatcher: WebhookDispatcher
     schedule: ScheduleIndex | None = None  # the worker's schedule index: the sweep finds lost scheduled sends in it
     events: EventSink | None = None  # the worker's webhook outbox; the sweep recovers unpublished events into it
+    log: LogService | None = None  # GET /api/sms: the request path's message log pages
+    retention: Retention | None = None  # the retention timer's job, with the worker's clients
 
     @classmethod
     def create(cls, settings: Settings, *, clients: StorageClients | None = None) -> Gateway:
@@ -113,6 +118,7 @@ class Gateway:
                                   replies=replies_by_receipt(provider, clients.worker_tables), events=worker_outbox)
         optouts = OptOutList(clients.tables, settings.optouts_table)
         request_schedule = ScheduleIndex(clients.tables, settings.schedule_table)
+        request_log = MessageLog(clients.tables, settings.message_log_table, concurrency=settings.concurrent_calls)
         request_delivery = Delivery(request_store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
                                     follow_up=follow_up(clients.tables), optouts=optouts,
                                     replies=ReplyIndex(clients.tables, settings.reply_index_table),
@@ -122,7 +128,8 @@ class Gateway:
             clients=clients,
             keys=keys,
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
-            service=SendService(settings, request_store, request_queue, request_delivery, request_schedule),
+            service=SendService(settings, request_store, request_queue, request_delivery, request_schedule,
+                                message_log=request_log),
             status=StatusService(request_store),
             canceler=Canceler(request_store, request_delivery, request_outbox),
             probe=StorageProbe(request_store, request_queue),
@@ -156,6 +163,11 @@ class Gateway:
                 retry_base_seconds=settings.webhook_retry_base_seconds,
                 allow_private=settings.webhook_allow_private, require_https=settings.webhooks_need_https),
             events=worker_outbox,
+            log=LogService(request_log, clients.tables.get_table_client(settings.communications_table),
+                           concurrency=min(INDEX_CONCURRENCY, settings.concurrent_calls)),
+            retention=Retention(MessageLog(clients.worker_tables, settings.message_log_table),
+                                Tables.of(clients.worker_tables, settings), days=settings.retention_days,
+                                provider=settings.provider),
         )
 
     @classmethod
@@ -178,7 +190,7 @@ class Gateway:
         tables = [self.settings.communications_table, self.settings.api_keys_table,
                   self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table,
                   self.settings.inbound_table, self.settings.reply_index_table, self.settings.webhooks_table,
-                  self.settings.webhook_events_table, self.settings.schedule_table]
+                  self.settings.webhook_events_table, self.settings.schedule_table, self.settings.message_log_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:

@@ -23,6 +23,7 @@ from gateway.delivery import (
 )
 from gateway.errors import outcome_unknown
 from gateway.idempotency import accept_once, delivery_in_progress, request_hash
+from gateway.message_log import LogEntry, MessageLog
 from gateway.models import CommResponse, SMSSend
 from gateway.queue import DeliveryQueue
 from gateway.redact import describe
@@ -81,12 +82,13 @@ def new_communication(licensee_id: uuid.UUID, reference: str,
 
 class SendService:
     def __init__(self, settings: Settings, store: CommunicationStore, queue: DeliveryQueue, delivery: Delivery,
-                 schedule: ScheduleIndex | None = None) -> None:
+                 schedule: ScheduleIndex | None = None, message_log: MessageLog | None = None) -> None:
         self._settings = settings
         self._store = store
         self._queue = queue
         self._delivery = delivery
         self._schedule = schedule  # where a scheduled send is listed before it is stored (gateway/schedule.py)
+        self._message_log = message_log  # where every send is listed before it is stored (gateway/message_log.py)
 
     def send(self, principal: Principal, request: SMSSend, *, immediate: bool,
              idempotency_key: str | None = None) -> CommResponse:
@@ -125,7 +127,8 @@ class SendService:
         stored, queued again, late, if it is not final yet.
         """
         try:
-            accepted = accept_resend(self._store, principal.licensee_id, comm_id, idempotency_key, now=utcnow())
+            accepted = accept_resend(self._store, principal.licensee_id, comm_id, idempotency_key, now=utcnow(),
+                                     listed=self._listed)
         except AcceptOutcomeUnknown as error:
             log.warning("accepting a resend got no answer from storage: %s", describe(error.__cause__ or error))
             raise resend_outcome_unknown() from None
@@ -150,8 +153,11 @@ class SendService:
     def _listed(self, accepted: tuple[Communication, list[Recipient]]) -> tuple[Communication, list[Recipient]]:
         """A scheduled communication's schedule index row, written before its header: a header stored without one
         could wait for good when its queue message is lost (the sweep finds scheduled sends by the index), while a
-        row without a header (the accept failed) is only dropped by the sweep."""
+        row without a header (the accept failed) is only dropped by the sweep. Its message log rows likewise: a header
+        without them would be missing from GET /api/sms and never expire; rows without one are never listed."""
         comm = accepted[0]
+        if self._message_log is not None:
+            self._message_log.add(LogEntry(comm.licensee_id, comm.comm_id, comm.created_at))
         if comm.send_at is not None and self._schedule is not None:
             self._schedule.add(ScheduledSend(comm.comm_id, comm.send_at))
         return accepted

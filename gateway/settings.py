@@ -121,7 +121,7 @@ class Settings:
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
         "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`, "
         "`<prefix>Inbound`, `<prefix>ReplyIndex`, `<prefix>Webhooks`, `<prefix>WebhookEvents`, "
-        "`<prefix>Schedule`",
+        "`<prefix>Schedule`, `<prefix>MessageLog`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -259,6 +259,18 @@ class Settings:
         "development with a receiver on the same machine ([docs/webhooks.md](docs/webhooks.md#registering)); "
         "never in production",
     )
+    retention_days: int = setting(
+        "SMS_RETENTION_DAYS", Integer(minimum=1, maximum=3650), default=90,
+        description="how long a communication is kept after it was accepted; then the retention timer deletes it "
+        "with its recipients, receipts, replies and index rows (never the opt-out list) "
+        "([docs/log.md](docs/log.md#retention))",
+    )
+    retention_schedule: str = setting(
+        "SMS_RETENTION_SCHEDULE", Pattern(r"\S+(\s+\S+){5}", "an NCRONTAB expression of six fields, seconds first"),
+        default="0 */5 * * * *",
+        description="when the retention timer runs (UTC), each run deleting at most a bounded batch; set it even to "
+        "the default: the timer trigger reads it too",
+    )
     provider_settings: SettingsTable | None = None  # the chosen provider's, as PROVIDERS declares them
 
     def __post_init__(self) -> None:
@@ -336,6 +348,10 @@ class Settings:
     @property
     def schedule_table(self) -> str:
         return f"{self.table_prefix}Schedule"
+
+    @property
+    def message_log_table(self) -> str:
+        return f"{self.table_prefix}MessageLog"
 
     @property
     def webhook_poison_queue_name(self) -> str:

@@ -31,6 +31,7 @@ from gateway.delivery import (
 from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
 from gateway.receipt_checks import CheckReport
 from gateway.redact import brief
+from gateway.retention import RetentionReport
 from gateway.runtime import get_gateway
 from gateway.schedule import ScheduleIndex
 from gateway.storage import CommStatus, utcnow
@@ -206,3 +207,9 @@ def handle_webhook_poison_message(message: func.QueueMessage) -> None:
 def check_receipts() -> CheckReport:
     """One bounded pass of the missing-receipt check: ask the provider about messages still waiting for one."""
     return get_gateway().receipt_checker.run()
+
+
+def delete_expired(now: datetime | None = None) -> RetentionReport | None:
+    """One bounded run of retention (``gateway/retention.py``): communications older than ``SMS_RETENTION_DAYS``."""
+    retention = get_gateway().retention
+    return retention.run(now or utcnow()) if retention is not None else None

@@ -84,8 +84,9 @@ NEVER = "0 0 0 1 1 *"  # an NCRONTAB schedule that fires at new year only: the s
 
 
 def server_env(storage_connection: str, **overrides: str) -> dict[str, str]:
-    """Settings for a gateway subprocess: isolated storage names, the outbox, a 1 s key cache, no sweep and no
-    missing-receipt check (their timers fire at new year only)."""
+    """Settings for a gateway subprocess: isolated storage names, the outbox, a 1 s key cache, no sweep, no
+    missing-receipt check and no retention (their timers fire at new year only)."""
     defaults = {"SMS_DEFAULT_SENDER": "+15005550006", "SMS_API_KEY_CACHE_SECONDS": "1", "SMS_PROVIDER": "outbox",
-                "SMS_SWEEP_SCHEDULE": NEVER, "SMS_RECEIPT_CHECK_SCHEDULE": NEVER}
+                "SMS_SWEEP_SCHEDULE": NEVER, "SMS_RECEIPT_CHECK_SCHEDULE": NEVER,
+                "SMS_RETENTION_SCHEDULE": NEVER}
     return isolated_env(storage_connection, **{**defaults, **overrides})

@@ -281,6 +281,7 @@ var tableNames = [
   '${smsTablePrefix}Webhooks'
   '${smsTablePrefix}WebhookEvents'
   '${smsTablePrefix}Schedule'
+  '${smsTablePrefix}MessageLog'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.
@@ -406,6 +407,14 @@ var appSettings = [
   {
     name: 'SMS_REPLY_WINDOW_HOURS'
     value: '72'
+  }
+  {
+    name: 'SMS_RETENTION_DAYS'
+    value: '90'
+  }
+  {
+    name: 'SMS_RETENTION_SCHEDULE'
+    value: '0 */5 * * * *'
   }
   {
     name: 'SMS_RECEIPT_CHECKS_PER_RUN'

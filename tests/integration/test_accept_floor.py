@@ -1,9 +1,10 @@
 """Accepting at the storage floor: what one send costs in storage requests, counted on the wire.
 
 A send without recipient rows and without an Idempotency-Key writes one entity: one plain insert and one
-queue put, nothing else (no entity-group transaction, no table or queue creation in Azure). The plain
-insert maps its failures as the transaction did: a taken reference draws another, a write that got no
-answer (or a 5xx) is an unknown outcome. Storage is a real Azurite, or a socket that misbehaves on purpose.
+queue put, beside its two message log rows (``LOG_ROWS``: upserts, docs/log.md), nothing else (no
+entity-group transaction, no table or queue creation in Azure). The plain insert maps its failures as the
+transaction did: a taken reference draws another, a write that got no answer (or a 5xx) is an unknown
+outcome. Storage is a real Azurite, or a socket that misbehaves on purpose.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gateway.settings import Settings, StorageSettings
 from gateway.storage import AcceptOutcomeUnknown, Communication, CommunicationStore, RecipientSpec, comm_id_for
 
 SENDER = "+15005550006"
+LOG_ROWS = {"table PUT entity": 2}  # the message log's rows, by licensee and by day, written before the header
 
 
 def send(recipients: int, *, references_now: bool = False) -> SMSSend:
@@ -50,7 +52,7 @@ def test_a_single_entity_accept_is_one_insert_and_one_queue_put(storage_env: dic
     counter.take()
     principal = Principal("k", "tests", uuid.uuid4())
     answer = gateway.service.send(principal, send(recipients), immediate=False)
-    assert counter.take() == {"table insert": 1, "queue send": 1}
+    assert counter.take() == {"table insert": 1, "queue send": 1, **LOG_ROWS}
     stored = gateway.store.load(answer.CommId)
     assert stored is not None and len(stored.communication.recipients_spec) == recipients
 
@@ -61,7 +63,7 @@ def test_with_recipient_rows_or_a_key_the_rows_still_go_in_one_transaction(stora
     principal = Principal("k", "tests", uuid.uuid4())
     counter.take()
     gateway.service.send(principal, send(3, references_now=True), immediate=False)
-    assert counter.take() == {"table transaction": 1, "queue send": 1}
+    assert counter.take() == {"table transaction": 1, "queue send": 1, **LOG_ROWS}
     gateway.service.send(principal, send(1), immediate=False, idempotency_key="key-1")
     accepted = counter.take()  # the key's look-up, then its row and the header together
     assert accepted["table transaction"] == 1 and "table insert" not in accepted
@@ -74,16 +76,16 @@ def test_in_azure_the_first_request_creates_no_table_or_queue(storage_env: dict[
     gateway = started(storage_env, counter, WEBSITE_INSTANCE_ID="0123abcd", SMS_ALLOW_OUTBOX_IN_AZURE="true")
     assert gateway.settings.running_in_azure
     gateway.service.send(Principal("k", "tests", uuid.uuid4()), send(1), immediate=False)
-    assert counter.take() == {"table insert": 1, "queue send": 1}
+    assert counter.take() == {"table insert": 1, "queue send": 1, **LOG_ROWS}
 
 
 def test_outside_azure_starting_creates_the_tables_and_queues(storage_env: dict[str, str]) -> None:
     counter = CountingPolicy()
     started(storage_env, counter)
     made = counter.take()
-    # communications, keys, message index, checks, opt-outs, inbound, reply index, webhooks, webhook events; the
-    # delivery queue, the webhook queue and their poison queues
-    assert made["table POST Tables"] == 10 and made["queue PUT"] == 4
+    # communications, keys, message index, checks, opt-outs, inbound, reply index, webhooks, webhook events,
+    # schedule, message log; the delivery queue, the webhook queue and their poison queues
+    assert made["table POST Tables"] == 11 and made["queue PUT"] == 4
 
 
 def test_one_connection_pool_sized_for_the_workers_threads_serves_every_client(
@@ -120,7 +122,7 @@ def test_a_taken_reference_draws_another(storage_env: dict[str, str], monkeypatc
     counter.take()
     answer = gateway.service.send(Principal("k", "tests", licensee), send(1), immediate=False)
     assert answer.CommId == comm_id_for(licensee, "FREEREF000")
-    assert counter.take() == {"table insert": 2, "queue send": 1}
+    assert counter.take() == {"table insert": 2, "queue send": 1, "table PUT entity": 4}  # log rows per reference
     first = gateway.store.load_header(taken.comm_id)
     assert first is not None and first.body == "first"  # the taken one is untouched
 

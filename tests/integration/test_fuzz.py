@@ -98,7 +98,7 @@ def target(storage_connection: str) -> Iterator[tuple[GatewayServer, str]]:
     suffix = uuid.uuid4().hex[:10]
     env = {"AzureWebJobsStorage": storage_connection, "SMS_TABLE_PREFIX": f"F{suffix}",
            "SMS_QUEUE_NAME": f"f{suffix}", "SMS_PROVIDER": "outbox", "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",
-           "SMS_RECEIPT_CHECK_SCHEDULE": "0 0 0 1 1 *",
+           "SMS_RECEIPT_CHECK_SCHEDULE": "0 0 0 1 1 *", "SMS_RETENTION_SCHEDULE": "0 0 0 1 1 *",
            "SMS_DEFAULT_SENDER": "+15005550006"}
     gateway = Gateway.create(Settings.from_env(env))
     gateway.ensure_resources()

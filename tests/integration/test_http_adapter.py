@@ -153,7 +153,8 @@ def test_the_app_binds_every_route_and_loads_the_documents_only_when_asked() -> 
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    triggers = {"unmatched", "deliver", "abandon", "sweep", "check_receipts", "webhooks", "webhooks_poison"}
+    triggers = {"unmatched", "deliver", "abandon", "sweep", "check_receipts", "retention", "webhooks",
+                "webhooks_poison"}
     assert set(result["routes"]) | triggers == set(result["bound"])
     assert result["send"] == 406
     assert result["loaded_after_send"] is False

@@ -92,6 +92,7 @@ def test_storage_outage_and_recovery(storage: list[Azurite], twilio: TwilioFake)
         "TWILIO_TIMEOUT_SECONDS": "2",
         "SMS_SWEEP_SCHEDULE": "0 0 0 1 1 *",  # the test runs the sweep itself (see the module's docstring)
         "SMS_RECEIPT_CHECK_SCHEDULE": "0 0 0 1 1 *",
+        "SMS_RETENTION_SCHEDULE": "0 0 0 1 1 *",
     }
     gateway = Gateway.create(Settings.from_env(env))
     gateway.ensure_resources()

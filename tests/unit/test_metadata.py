@@ -39,6 +39,7 @@ from gateway.models import (
     RecipientStatus,
     SMSCancelResponse,
     SMSContact,
+    SMSLogResponse,
     SMSSend,
     SMSStatusResponse,
     Webhook,
@@ -223,7 +224,7 @@ def test_success_responses_name_the_right_dto(document: dict[str, Any]) -> None:
                 "OptOutList": "OptOutsResponse", "OptOutAdd": "OptOut", "OptOutRemove": "OptOut",
                 "WebhookSet": "WebhookRegistration", "WebhookShow": "Webhook", "WebhookDelete": "Webhook",
                 "WebhookEventList": "WebhookEventsResponse", "WebhookEventRetry": "WebhookEventEntry",
-                "SMSCancel": "SMSCancelResponse"}
+                "SMSCancel": "SMSCancelResponse", "SMSLog": "SMSLogResponse"}
     by_id = {operation["operationId"]: operation for *_, operation in operations(document)}
     for route in ROUTES:
         if route.operation.name == "TwilioStatusCallback":  # Twilio is answered an empty 204
@@ -608,14 +609,16 @@ def _sample_response_model(sample: str) -> type[WireModel]:
         return WebhookRegistration if line.startswith("PUT ") else Webhook
     if line.startswith("DELETE /api/sms/"):
         return SMSCancelResponse
+    if line.startswith("GET /api/sms "):
+        return SMSLogResponse
     return SMSStatusResponse if "/api/sms/" in line else HealthResponse
 
 
 def test_every_dto_operation_has_both_samples_and_they_parse(parsed: _Page, document: dict[str, Any]) -> None:
     json_samples, jsv_samples = samples(parsed, "json"), samples(parsed, "jsv")
     # SMSSend, SMSStatus, SMSStatusByReference, Health, OptOutList, OptOutAdd, OptOutRemove, WebhookSet,
-    # WebhookShow, WebhookDelete, WebhookEventList, WebhookEventRetry, SMSResend, SMSCancel
-    assert len(json_samples) == len(jsv_samples) == 14
+    # WebhookShow, WebhookDelete, WebhookEventList, WebhookEventRetry, SMSResend, SMSCancel, SMSLog
+    assert len(json_samples) == len(jsv_samples) == 15
     for sample in json_samples[1:]:
         assert sample.startswith(("GET /api/", "POST /api/optouts", "DELETE /api/optouts/", "DELETE /api/sms/",
                                   "PUT /api/webhook", "DELETE /api/webhook", "POST /api/webhook/events/",
