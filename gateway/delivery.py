@@ -266,8 +266,8 @@ class Delivery:
         index; raise NotDueYet before it.
 
         The header is written on the ETag it was read with, so a cancel writing meanwhile wins: this run steps back
-        (DeliveryInProgress) and the next finds it Canceled. Queued, the sweep's stale query covers it; the index row
-        a crash leaves behind the sweep drops (it is no longer Scheduled).
+        (DeliveryInProgress) and the next finds it Canceled. Queued, its open-work row (written at accept) leads the
+        sweep to it; the index row a crash leaves behind the sweep drops (it is no longer Scheduled).
         """
         now = self._clock()
         if comm.send_at is not None and comm.send_at > now:
@@ -391,9 +391,11 @@ class Delivery:
                 self._store.save_counts(comm_id, tally, status, now, mark=mark)
             except ConcurrentUpdate:
                 continue
-            self._publish(mark, events)
+            published = self._publish(mark, events)
             if status.is_final:
                 log.info("comm %s %s: %d sent, %d failed", comm_id.hex, status, sent, failed)
+                if published and not tally.status.is_final:
+                    self._finish(comm)
             return status
         log.warning("comm %s: counts not settled after %d tries; the next unit or the sweep settles them",
                     comm_id.hex, SETTLE_TRIES)
@@ -729,14 +731,27 @@ class Delivery:
             events += [completed] if completed is not None else []
         mark = self._mark(comm, events, comm.updated_at)
         self._store.save(comm, batch, claim=claim, counts=counts, mark=mark)
-        self._publish(mark, events)
+        if self._publish(mark, events) and counts and completes and comm.status.is_final:
+            self._finish(comm)
 
     def _mark(self, comm: Communication, events: Sequence[WebhookEvent], changed_at: datetime) -> EventMark | None:
-        return self._emitter.mark(comm.comm_id, events, changed_at) if self._emitter is not None else None
+        """The mark of a change delivery makes: in the partition, which the communication's open-work row covers
+        (it is open until this run's final write, and that row goes only after the write's events are published)."""
+        return self._emitter.mark(comm.comm_id, events, changed_at, covered=True) if self._emitter is not None \
+            else None
 
-    def _publish(self, mark: EventMark | None, events: Sequence[WebhookEvent]) -> None:
-        if self._emitter is not None:
-            self._emitter.publish(mark, events)
+    def _publish(self, mark: EventMark | None, events: Sequence[WebhookEvent]) -> bool:
+        """Publish a change's events; whether nothing of it is left for the sweep."""
+        return self._emitter.publish(mark, events) if self._emitter is not None else True
+
+    def _finish(self, comm: Communication) -> None:
+        """Take a communication just made final, its events published, off the open-work index (best effort: a row
+        left behind costs the sweep a read and a delete)."""
+        try:
+            self._store.finish(comm.comm_id)
+        except AzureError as error:
+            log.warning("comm %s: its open-work row stays for the sweep to drop: %s", comm.comm_id.hex,
+                        describe(error))
 
     def _index(self, comm: Communication, accepted: Sequence[Recipient]) -> None:
         """Map each provider message id to its recipient, before the record, so a receipt in between is matched.

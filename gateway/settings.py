@@ -338,6 +338,10 @@ class Settings:
         return f"{self.table_prefix}Schedule"
 
     @property
+    def open_work_table(self) -> str:
+        return f"{self.table_prefix}OpenWork"
+
+    @property
     def webhook_poison_queue_name(self) -> str:
         return f"{self.webhook_queue_name}-poison"
 

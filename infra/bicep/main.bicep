@@ -281,6 +281,7 @@ var tableNames = [
   '${smsTablePrefix}Webhooks'
   '${smsTablePrefix}WebhookEvents'
   '${smsTablePrefix}Schedule'
+  '${smsTablePrefix}OpenWork'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.
