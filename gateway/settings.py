@@ -121,7 +121,7 @@ class Settings:
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
         "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`, "
         "`<prefix>Inbound`, `<prefix>ReplyIndex`, `<prefix>Webhooks`, `<prefix>WebhookEvents`, "
-        "`<prefix>Schedule`",
+        "`<prefix>Schedule`, `<prefix>OpenWork`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",

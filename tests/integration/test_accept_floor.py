@@ -1,7 +1,8 @@
 """Accepting at the storage floor: what one send costs in storage requests, counted on the wire.
 
 A send without recipient rows and without an Idempotency-Key writes one entity: one plain insert and one
-queue put, nothing else (no entity-group transaction, no table or queue creation in Azure). The plain
+queue put, and before them its open-work row (one upsert, issue 17: so the sweep finds it without scanning the
+table; docs/storage.md), nothing else (no entity-group transaction, no table or queue creation in Azure). The plain
 insert maps its failures as the transaction did: a taken reference draws another, a write that got no
 answer (or a 5xx) is an unknown outcome. Storage is a real Azurite, or a socket that misbehaves on purpose.
 """
@@ -50,7 +51,7 @@ def test_a_single_entity_accept_is_one_insert_and_one_queue_put(storage_env: dic
     counter.take()
     principal = Principal("k", "tests", uuid.uuid4())
     answer = gateway.service.send(principal, send(recipients), immediate=False)
-    assert counter.take() == {"table insert": 1, "queue send": 1}
+    assert counter.take() == {"table PUT entity": 1, "table insert": 1, "queue send": 1}
     stored = gateway.store.load(answer.CommId)
     assert stored is not None and len(stored.communication.recipients_spec) == recipients
 
@@ -61,7 +62,7 @@ def test_with_recipient_rows_or_a_key_the_rows_still_go_in_one_transaction(stora
     principal = Principal("k", "tests", uuid.uuid4())
     counter.take()
     gateway.service.send(principal, send(3, references_now=True), immediate=False)
-    assert counter.take() == {"table transaction": 1, "queue send": 1}
+    assert counter.take() == {"table PUT entity": 1, "table transaction": 1, "queue send": 1}
     gateway.service.send(principal, send(1), immediate=False, idempotency_key="key-1")
     accepted = counter.take()  # the key's look-up, then its row and the header together
     assert accepted["table transaction"] == 1 and "table insert" not in accepted
@@ -74,7 +75,7 @@ def test_in_azure_the_first_request_creates_no_table_or_queue(storage_env: dict[
     gateway = started(storage_env, counter, WEBSITE_INSTANCE_ID="0123abcd", SMS_ALLOW_OUTBOX_IN_AZURE="true")
     assert gateway.settings.running_in_azure
     gateway.service.send(Principal("k", "tests", uuid.uuid4()), send(1), immediate=False)
-    assert counter.take() == {"table insert": 1, "queue send": 1}
+    assert counter.take() == {"table PUT entity": 1, "table insert": 1, "queue send": 1}
 
 
 def test_outside_azure_starting_creates_the_tables_and_queues(storage_env: dict[str, str]) -> None:
@@ -82,8 +83,8 @@ def test_outside_azure_starting_creates_the_tables_and_queues(storage_env: dict[
     started(storage_env, counter)
     made = counter.take()
     # communications, keys, message index, checks, opt-outs, inbound, reply index, webhooks, webhook events; the
-    # delivery queue, the webhook queue and their poison queues
-    assert made["table POST Tables"] == 10 and made["queue PUT"] == 4
+    # schedule, open work; the delivery queue, the webhook queue and their poison queues
+    assert made["table POST Tables"] == 11 and made["queue PUT"] == 4
 
 
 def test_one_connection_pool_sized_for_the_workers_threads_serves_every_client(
@@ -120,7 +121,7 @@ def test_a_taken_reference_draws_another(storage_env: dict[str, str], monkeypatc
     counter.take()
     answer = gateway.service.send(Principal("k", "tests", licensee), send(1), immediate=False)
     assert answer.CommId == comm_id_for(licensee, "FREEREF000")
-    assert counter.take() == {"table insert": 2, "queue send": 1}
+    assert counter.take() == {"table PUT entity": 2, "table insert": 2, "queue send": 1}  # an open-work row each
     first = gateway.store.load_header(taken.comm_id)
     assert first is not None and first.body == "first"  # the taken one is untouched
 
