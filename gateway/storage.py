@@ -1052,6 +1052,23 @@ class CommunicationStore(TableStore):
                 marks.append(mark_from_entity(entity))
         return header, marks
 
+    def unlisted_work(self) -> Iterable[uuid.UUID]:
+        """Every communication that may hold open work: not final, or with a webhook mark in its partition.
+
+        A filtered scan of the whole table, for the one-off ``python -m gateway open-work backfill`` after an
+        upgrade from a version without the open-work index; the sweep never runs it.
+        """
+        query = ("( RowKey eq @header and ( Status eq @scheduled or Status eq @queued or Status eq @sending ) ) "
+                 "or ( RowKey ge @first and RowKey lt @stop )")
+        parameters = {"header": HEADER_ROW, "scheduled": CommStatus.SCHEDULED.value,
+                      "queued": CommStatus.QUEUED.value, "sending": CommStatus.SENDING.value,
+                      "first": MARK_ROW_PREFIX, "stop": chr(ord(MARK_ROW_PREFIX) + 1)}
+        seen: set[str] = set()
+        for entity in self._table.query_entities(query, parameters=parameters, select=["PartitionKey", "RowKey"]):
+            if entity["PartitionKey"] not in seen:
+                seen.add(entity["PartitionKey"])
+                yield uuid.UUID(entity["PartitionKey"])
+
     def finish(self, comm_id: uuid.UUID) -> None:
         """Take a communication off the open-work index: it is final and its final change's events are published."""
         if self.open_work is not None:
