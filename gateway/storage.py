@@ -245,6 +245,7 @@ class Tally:
     rows: RecipientCounts
     receipts: ReceiptCounts = NO_RECEIPTS  # as the header counts them
     unsent: CommStatus = CommStatus.FAILED  # ``unsent_status`` of the rows: what it ends as if none was sent
+    marks: int = 0  # webhook marks in the partition: changes whose events are not published yet
 
 
 @dataclass(frozen=True)
@@ -713,6 +714,7 @@ def header_counts_of(entity: Any) -> HeaderCounts:
                         receipts=receipt_counts_of(entity), etag=entity.metadata.get("etag"))
 
 
+_MARK_RANGE = {"first": MARK_ROW_PREFIX, "stop": chr(ord(MARK_ROW_PREFIX) + 1)}  # a partition's marks: RowKey w...
 HEADER_COUNT_COLUMNS = ["RowKey", "Status", "RecipientCount", "SentCount", "FailedCount", *RECEIPT_COUNT_PROPERTIES]
 
 
@@ -889,23 +891,27 @@ class CommunicationStore(TableStore):
         Reads only the status columns (``$select``), so settling a 1,000-recipient communication moves
         a few kilobytes, not its numbers; a recipient with no row yet is still open.
         """
-        entities = self._table.query_entities("PartitionKey eq @pk and RowKey lt @receipts",
-                                              parameters={"pk": comm_id.hex, "receipts": RECEIPT_ROW_PREFIX},
+        query = "PartitionKey eq @pk and ( RowKey lt @receipts or ( RowKey ge @first and RowKey lt @stop ) )"
+        entities = self._table.query_entities(query, parameters={"pk": comm_id.hex, "receipts": RECEIPT_ROW_PREFIX,
+                                                                 **_MARK_RANGE},
                                               select=HEADER_COUNT_COLUMNS, results_per_page=1000)
         header: Any = None
         states: list[str] = []
+        marks = 0
         for entity in entities:
             if entity["RowKey"] == HEADER_ROW:
                 header = entity
             elif entity["RowKey"].startswith(RECIPIENT_ROW_PREFIX):
                 states.append(entity["Status"])
+            elif entity["RowKey"].startswith(MARK_ROW_PREFIX):
+                marks += 1
         if header is None:
             return None
         counts = header_counts_of(header)
         sent, failed, _ = count_states(states)
         return Tally(status=counts.status, sent_count=counts.sent_count, failed_count=counts.failed_count,
                      etag=counts.etag, rows=RecipientCounts(sent, failed, counts.recipient_count - sent - failed),
-                     receipts=counts.receipts, unsent=unsent_status(states))
+                     receipts=counts.receipts, unsent=unsent_status(states), marks=marks)
 
     def save_counts(self, comm_id: uuid.UUID, tally: Tally, status: CommStatus, when: datetime,
                     mark: EventMark | None = None) -> None:
@@ -916,6 +922,21 @@ class CommunicationStore(TableStore):
         """
         self._merge_header(comm_id, {"Status": status.value, "SentCount": tally.rows.sent,
                                      "FailedCount": tally.rows.failed, "UpdatedAt": when}, tally.etag, mark)
+
+    def header_and_marks(self, comm_id: uuid.UUID) -> tuple[HeaderCounts | None, int]:
+        """The header's status and counts with its ETag, and how many webhook marks its partition holds, in one
+        query: what a final communication's settle reads before it takes the communication off the open-work
+        index (a mark another writer left must keep it there)."""
+        query = "PartitionKey eq @pk and ( RowKey eq @header or ( RowKey ge @first and RowKey lt @stop ) )"
+        header: HeaderCounts | None = None
+        marks = 0
+        for entity in self._table.query_entities(query, parameters={"pk": comm_id.hex, "header": HEADER_ROW,
+                                                                    **_MARK_RANGE}, select=HEADER_COUNT_COLUMNS):
+            if entity["RowKey"] == HEADER_ROW:
+                header = header_counts_of(entity)
+            else:
+                marks += 1
+        return header, marks
 
     def header_counts(self, comm_id: uuid.UUID) -> HeaderCounts | None:
         """The header's status and counts with its ETag: a point read of a few columns."""
@@ -1070,7 +1091,8 @@ class CommunicationStore(TableStore):
                 yield uuid.UUID(entity["PartitionKey"])
 
     def finish(self, comm_id: uuid.UUID) -> None:
-        """Take a communication off the open-work index: it is final and its final change's events are published."""
+        """Take a communication off the open-work index: it is final, and no mark is left in its partition (its
+        final change's events published, and no other writer's pending: the caller read them after its publish)."""
         if self.open_work is not None:
             self.open_work.close(comm_id)
 

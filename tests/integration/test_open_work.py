@@ -10,7 +10,9 @@ from datetime import timedelta
 import pytest
 
 from gateway import worker
+from gateway.delivery import RetryLater
 from gateway.open_work import COMM_ROW
+from gateway.providers.base import Outcome
 from gateway.receipts import Receipt, ReceiptBook, ReceiptOutcome, ReceiptState
 from gateway.runtime import Gateway, use_gateway
 from gateway.storage import CommStatus, utcnow
@@ -133,3 +135,21 @@ def test_a_communication_swept_is_looked_at_again_only_a_quiet_time_later(gatewa
     assert list(gateway.store.open_work.due(when)) == []  # moved on: the next sweeps read nothing for it
     assert [item.comm_id for item in gateway.store.open_work.due(later(gateway, timedelta(minutes=2)))] == \
         [comm.comm_id]
+
+
+def test_a_mark_an_earlier_run_left_keeps_the_row_when_a_later_run_ends_the_communication(
+        gateway: Gateway, sink: RecordingSink) -> None:
+    comm = make_comm(2, reference="EARLYMARK1")
+    gateway.store.create(comm)
+    provider = ScriptedProvider({comm.recipients_spec[1].phone_number: [Outcome.RETRY]})
+    sink.fail = 1  # the first run's publish (message.sent for the first recipient) fails: its mark stays
+    with pytest.raises(RetryLater):
+        make_delivery(gateway.store, provider, events=sink).deliver(comm.comm_id)
+    assert make_delivery(gateway.store, provider, events=sink, clock=lambda: utcnow() + timedelta(seconds=11)) \
+        .deliver(comm.comm_id).status is CommStatus.SENT  # the retry ends it, its own events published
+    assert rows(gateway) == [(comm.comm_id.hex, COMM_ROW)]  # the first run's mark is still there: so is the row
+
+    report = sweep_with(gateway, sink, later(gateway))
+    assert (report.recovered, report.dropped) == (1, 1)
+    assert sink.types(comm.licensee_id) == ["communication.completed", "message.sent", "message.sent"]
+    assert rows(gateway) == []
