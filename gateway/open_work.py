@@ -8,7 +8,8 @@ do), RowKey ``comm`` for the communication or a mark's RowKey (``w<hash>``) for 
 (``DueAt lt now``) costs pages in proportion to the open work, not to the traffic ever sent.
 
 Write order (docs/storage.md): a communication's row is written BEFORE its header (``CommunicationStore.create``),
-and deleted only AFTER it is final and the events of its final change are published (``CommunicationStore.finish``);
+and deleted only AFTER it is final and a read after its final change's publish finds no webhook mark left in its
+partition (``Delivery._close``, ``CommunicationStore.finish``);
 a mark's row is written BEFORE the change it marks, and deleted after its events are published. So work without
 its row cannot exist; a row without its work (the accept failed, a delete was lost) costs the sweep one read and
 one delete.
