@@ -28,7 +28,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from gateway.connections import TableStore
-from gateway.storage import EventMark
+from gateway.storage import EventMark, utcnow
 
 COMM_ROW = "comm"
 SWEEP_BATCH = 500  # rows one sweep takes at most; the rest (the latest due) wait for the next run
@@ -68,11 +68,15 @@ class OpenWork(TableStore):
             return
 
     def list_mark(self, mark: EventMark) -> EventMark:
-        """List a change's mark here instead of in its partition, before the change is written; returns it listed."""
+        """List a change's mark here instead of in its partition, before the change is written; returns it listed.
+
+        Due a quiet time from now, not from the change's own time (a provider's, maybe long past): the sweep must
+        not take the mark up while its change is still being written.
+        """
         listed = dataclasses.replace(mark, listed=True)
         self._table.upsert_entity({"PartitionKey": mark.comm_id.hex, "RowKey": mark.row_key,
                                    "EventIds": " ".join(mark.event_ids), "ChangedAt": mark.changed_at,
-                                   "DueAt": mark.changed_at + self.quiet}, mode=UpdateMode.REPLACE)
+                                   "DueAt": max(mark.changed_at, utcnow()) + self.quiet}, mode=UpdateMode.REPLACE)
         return listed
 
     def close_mark(self, mark: EventMark) -> None:
