@@ -110,7 +110,8 @@ class Canceler:
             recipient.updated_at = now
         comm.updated_at = now
         events = recipients_events(comm, batch) if self._emitter is not None else []
-        mark = self._emitter.mark(comm.comm_id, events, now) if self._emitter is not None else None
+        # The communication is open (it has recipients to cancel): its open-work row covers the mark.
+        mark = self._emitter.mark(comm.comm_id, events, now, covered=True) if self._emitter is not None else None
         self._store.save(comm, batch, claim=True, counts=False, mark=mark)
         if self._emitter is not None:
             self._emitter.publish(mark, events)

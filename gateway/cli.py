@@ -1,5 +1,5 @@
 """`python -m gateway keys create|list|revoke`, `optouts list|add|remove`, `inbound unattributed`,
-`webhooks set|show|delete` and `outbox`: administration from a shell.
+`webhooks set|show|delete`, `outbox` and `open-work backfill`: administration from a shell.
 
 Reads the same settings as the app (the environment, then local.settings.json), so it
 works against Azurite locally and against the real account with an identity in Azure.
@@ -19,11 +19,12 @@ from gateway.auth import ApiKeyStore
 from gateway.connections import StorageClients
 from gateway.inbound import InboundStore
 from gateway.models import EMPTY_GUID, parse_guid
+from gateway.open_work import OpenWork
 from gateway.optouts import OptOutList
 from gateway.redact import mask_phone
 from gateway.runtime import webhook_endpoints_for
 from gateway.settings import ConfigError, Settings, load_local_settings
-from gateway.storage import utcnow
+from gateway.storage import CommunicationStore, utcnow
 from gateway.validation import normalise_number
 from gateway.webhook_urls import RefusedUrl
 
@@ -148,6 +149,22 @@ def _outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_work(args: argparse.Namespace) -> int:
+    """List every communication holding open work in the open-work index: once, after upgrading from a version
+    without it (docs/delivery.md, "What the sweep costs"). A scan of the communications table; rows due now."""
+    settings, clients = _connect()
+    quiet = timedelta(seconds=settings.sweep_after_seconds)
+    open_work = OpenWork(clients.worker_tables, settings.open_work_table, quiet)
+    open_work.ensure_table()
+    store = CommunicationStore(clients.worker_tables, settings.communications_table)
+    listed = 0
+    for comm_id in store.unlisted_work():
+        open_work.open(comm_id, utcnow() - open_work.quiet)  # due at once: the next sweep looks at it
+        listed += 1
+    print(f"Listed {listed} communication(s) with open work; the next sweep looks at each.")
+    return 0
+
+
 def _licensee(text: str) -> uuid.UUID:
     try:
         value = parse_guid(text)
@@ -191,11 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("--url", required=True, help="where events are posted (https in production)")
     outbox = commands.add_parser("outbox", help="show what the outbox provider would have sent")
     outbox.add_argument("--limit", type=int, default=20, help="how many of the newest to show")
+    backfill = commands.add_parser("open-work", help="the sweep's index of open work")
+    backfill.add_subparsers(dest="command", required=True).add_parser(
+        "backfill", help="list the communications with open work (once, after upgrading to the index)")
     args = parser.parse_args(argv)
 
     try:
         run = {"keys": _keys, "optouts": _optouts, "inbound": _inbound, "webhooks": _webhooks,
-               "outbox": _outbox}[args.area]
+               "outbox": _outbox, "open-work": _open_work}[args.area]
         return run(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -266,8 +266,8 @@ class Delivery:
         index; raise NotDueYet before it.
 
         The header is written on the ETag it was read with, so a cancel writing meanwhile wins: this run steps back
-        (DeliveryInProgress) and the next finds it Canceled. Queued, the sweep's stale query covers it; the index row
-        a crash leaves behind the sweep drops (it is no longer Scheduled).
+        (DeliveryInProgress) and the next finds it Canceled. Queued, its open-work row (written at accept) leads the
+        sweep to it; the index row a crash leaves behind the sweep drops (it is no longer Scheduled).
         """
         now = self._clock()
         if comm.send_at is not None and comm.send_at > now:
@@ -391,9 +391,11 @@ class Delivery:
                 self._store.save_counts(comm_id, tally, status, now, mark=mark)
             except ConcurrentUpdate:
                 continue
-            self._publish(mark, events)
+            published = self._publish(mark, events)
             if status.is_final:
                 log.info("comm %s %s: %d sent, %d failed", comm_id.hex, status, sent, failed)
+                if published and not tally.status.is_final and not tally.marks:  # no other writer's pending
+                    self._finish(comm)
             return status
         log.warning("comm %s: counts not settled after %d tries; the next unit or the sweep settles them",
                     comm_id.hex, SETTLE_TRIES)
@@ -430,7 +432,7 @@ class Delivery:
                 _count_into(comm, recipients)
                 comm.updated_at = now
                 self._save(comm, [], counts=True)
-                self._settle_receipts(comm)
+                self._close(comm, self._settle_receipts(comm))
             return self._report(comm, recipients, None)
         expired = comm.valid_until is not None and now >= comm.valid_until  # it could not have gone anyway now
         for recipient in open_recipients:
@@ -451,7 +453,7 @@ class Delivery:
             except ConcurrentUpdate as error:
                 raise DeliveryInProgress(comm_id.hex) from error
         if unit is None and comm.status.is_final:
-            self._settle_receipts(comm)
+            self._close(comm, self._settle_receipts(comm))
         log.warning("comm %s abandoned: %s", comm_id.hex, reason)
         return self._report(comm, recipients, None)
 
@@ -623,7 +625,7 @@ class Delivery:
         except ConcurrentUpdate as error:
             raise DeliveryInProgress(comm.comm_id.hex, self._claim_timeout) from error
         if counts and comm.status.is_final:
-            self._settle_receipts(comm)
+            self._close(comm, self._settle_receipts(comm))
 
     def _list_refusals(self, comm: Communication, batch: Sequence[Recipient], results: Sequence[SendResult]) -> None:
         """Put each number the provider refused as unsubscribed (Twilio's 21610) on the licensee's opt-out list,
@@ -709,7 +711,7 @@ class Delivery:
         self._watch(comm, accepted)
         self._index_replies(comm, batch)
         if counts and comm.status.is_final:
-            self._settle_receipts(comm)
+            self._close(comm, self._settle_receipts(comm))
             log.info("comm %s %s: %d sent, %d failed", comm.comm_id.hex, comm.status, sent, failed)
 
     def _save(self, comm: Communication, batch: Sequence[Recipient], *, counts: bool, claim: bool = False,
@@ -732,11 +734,35 @@ class Delivery:
         self._publish(mark, events)
 
     def _mark(self, comm: Communication, events: Sequence[WebhookEvent], changed_at: datetime) -> EventMark | None:
-        return self._emitter.mark(comm.comm_id, events, changed_at) if self._emitter is not None else None
+        """The mark of a change delivery makes: in the partition, which the communication's open-work row covers
+        (it is open until this run's final write, and that row goes only after the write's events are published)."""
+        return self._emitter.mark(comm.comm_id, events, changed_at, covered=True) if self._emitter is not None \
+            else None
 
-    def _publish(self, mark: EventMark | None, events: Sequence[WebhookEvent]) -> None:
-        if self._emitter is not None:
-            self._emitter.publish(mark, events)
+    def _publish(self, mark: EventMark | None, events: Sequence[WebhookEvent]) -> bool:
+        """Publish a change's events; whether nothing of it is left for the sweep."""
+        return self._emitter.publish(mark, events) if self._emitter is not None else True
+
+    def _close(self, comm: Communication, marks: int | None) -> None:
+        """Take a communication this run made final off the open-work index, if its partition holds no mark: read
+        after this run's publish, a mark left means a publish (this run's or another writer's) failed or is still
+        under way, and the row must lead the sweep to it. ``marks`` is what ``_settle_receipts`` read; None (a
+        provider without receipts) costs one query here."""
+        if self._store.open_work is None or not comm.status.is_final:
+            return
+        if marks is None:
+            _, marks = self._store.header_and_marks(comm.comm_id)
+        if not marks:
+            self._finish(comm)
+
+    def _finish(self, comm: Communication) -> None:
+        """Take a communication just made final, its events published, off the open-work index (best effort: a row
+        left behind costs the sweep a read and a delete)."""
+        try:
+            self._store.finish(comm.comm_id)
+        except AzureError as error:
+            log.warning("comm %s: its open-work row stays for the sweep to drop: %s", comm.comm_id.hex,
+                        describe(error))
 
     def _index(self, comm: Communication, accepted: Sequence[Recipient]) -> None:
         """Map each provider message id to its recipient, before the record, so a receipt in between is matched.
@@ -779,31 +805,35 @@ class Delivery:
             log.warning("comm %s: %d recipient(s) not watched for missing receipts: %s", comm.comm_id.hex,
                         len(watches), describe(error))
 
-    def _settle_receipts(self, comm: Communication) -> None:
+    def _settle_receipts(self, comm: Communication) -> int | None:
         """Take a final communication's status on to what the receipts counted in its header say.
 
         Delivery's record writes the status from its own rows, without the receipts that arrived during the
         run; this reads the header's counts (a point read) and writes the combined status if it differs, on
         the ETag read. A receipt writing meanwhile makes it read again; one after it sees the final header
-        and moves the status itself. Not for a provider that sends no receipts.
+        and moves the status itself. Not for a provider that sends no receipts. The same query counts the partition's
+        webhook marks: returned (None when nothing was read), so the caller knows whether the communication can leave
+        the open-work index (``_close``).
         """
         if not self._receipts:
-            return
+            return None
+        marks = None
         for _ in range(SETTLE_TRIES):
-            header = self._store.header_counts(comm.comm_id)
+            header, marks = self._store.header_and_marks(comm.comm_id)
             if header is None:
-                return
+                return marks
             status = header_status(header, header.receipts)
             if status is header.status:
                 comm.status = status
-                return
+                return marks
             try:
                 self._store.save_status(comm.comm_id, status, header.etag, self._clock())
             except ConcurrentUpdate:
                 continue
             comm.status = status
-            return
+            return marks
         log.warning("comm %s: status not settled with its receipts after %d tries", comm.comm_id.hex, SETTLE_TRIES)
+        return None
 
     def _report(
         self, comm: Communication, recipients: Sequence[Recipient], retry_after: float | None

@@ -17,6 +17,7 @@ from gateway.inbound import InboundBook, InboundStore
 from gateway.message_index import MessageIndex
 from gateway.message_list import LogService
 from gateway.message_log import MessageLog
+from gateway.open_work import OpenWork
 from gateway.optouts import OptOutList
 from gateway.pacing import NoPacing, Pacer, TablePacer
 from gateway.providers import SmsProvider, create_provider
@@ -86,9 +87,12 @@ class Gateway:
         clients = clients or StorageClients.create(settings.storage, connections=settings.concurrent_calls)
         claim_timeout = settings.claim_timeout_seconds
         provider = create_provider(settings, clients.tables)
-        request_store = CommunicationStore(clients.tables, settings.communications_table)
+        quiet = timedelta(seconds=settings.sweep_after_seconds)
+        request_store = CommunicationStore(clients.tables, settings.communications_table,
+                                           OpenWork(clients.tables, settings.open_work_table, quiet))
         request_queue = DeliveryQueue(clients.queue(settings.queue_name))
-        store = CommunicationStore(clients.worker_tables, settings.communications_table)
+        store = CommunicationStore(clients.worker_tables, settings.communications_table,
+                                   OpenWork(clients.worker_tables, settings.open_work_table, quiet))
         keys = ApiKeyStore(clients.tables, settings.api_keys_table)
         pacer = pacer_for(settings, clients)
         policy = CheckPolicy(after=timedelta(minutes=settings.receipt_check_after_minutes),
@@ -190,7 +194,8 @@ class Gateway:
         tables = [self.settings.communications_table, self.settings.api_keys_table,
                   self.settings.message_index_table, self.settings.receipt_checks_table, self.settings.optouts_table,
                   self.settings.inbound_table, self.settings.reply_index_table, self.settings.webhooks_table,
-                  self.settings.webhook_events_table, self.settings.schedule_table, self.settings.message_log_table]
+                  self.settings.webhook_events_table, self.settings.schedule_table, self.settings.message_log_table,
+                  self.settings.open_work_table]
         if self.settings.sender_rate_per_second is not None:
             tables.append(self.settings.sender_pacing_table)
         for table in tables:

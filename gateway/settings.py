@@ -121,7 +121,7 @@ class Settings:
         description="prefix of the tables `<prefix>Communications`, `<prefix>ApiKeys`, `<prefix>Outbox`, "
         "`<prefix>SenderPacing`, `<prefix>MessageIndex`, `<prefix>ReceiptChecks`, `<prefix>OptOuts`, "
         "`<prefix>Inbound`, `<prefix>ReplyIndex`, `<prefix>Webhooks`, `<prefix>WebhookEvents`, "
-        "`<prefix>Schedule`, `<prefix>MessageLog`",
+        "`<prefix>Schedule`, `<prefix>MessageLog`, `<prefix>OpenWork`",
     )
     provider: str = setting(
         "SMS_PROVIDER", Choice(PROVIDERS), default="outbox",
@@ -352,6 +352,10 @@ class Settings:
     @property
     def message_log_table(self) -> str:
         return f"{self.table_prefix}MessageLog"
+
+    @property
+    def open_work_table(self) -> str:
+        return f"{self.table_prefix}OpenWork"
 
     @property
     def webhook_poison_queue_name(self) -> str:

@@ -25,14 +25,17 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceResponseError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 
 from gateway.connections import TableStore
 from gateway.message_index import key_of
+
+if TYPE_CHECKING:
+    from gateway.open_work import OpenWork
 
 HEADER_ROW = "comm"
 CLAIM_ROW = "idempotency"  # sorts between the header and the recipient rows
@@ -242,6 +245,7 @@ class Tally:
     rows: RecipientCounts
     receipts: ReceiptCounts = NO_RECEIPTS  # as the header counts them
     unsent: CommStatus = CommStatus.FAILED  # ``unsent_status`` of the rows: what it ends as if none was sent
+    marks: int = 0  # webhook marks in the partition: changes whose events are not published yet
 
 
 @dataclass(frozen=True)
@@ -329,12 +333,15 @@ class EventMark:
     """A state change whose webhook events are not yet published: the ids of its events and when it happened.
 
     Written in the same transaction as the change (``mark=`` of the writes below), deleted once the events are
-    published; the sweep publishes what a mark left behind lists (``gateway/webhook_publish.py``).
+    published; the sweep publishes what a mark left behind lists (``gateway/webhook_publish.py``). A ``listed``
+    mark lives in the open-work index instead (``gateway/open_work.py``), written before the change: a change to a
+    communication that may be final already (a receipt, a reply), which no open-work row of its own covers.
     """
 
     comm_id: uuid.UUID
     event_ids: tuple[str, ...]
     changed_at: datetime
+    listed: bool = False
 
     @property
     def row_key(self) -> str:
@@ -696,8 +703,9 @@ def mark_from_entity(entity: Any) -> EventMark:
 
 
 def _mark_operations(mark: EventMark | None) -> list[Any]:
-    """The upsert that writes ``mark`` beside a change, in the change's transaction (none without a mark)."""
-    return [] if mark is None else [("upsert", mark_entity(mark), {"mode": UpdateMode.REPLACE})]
+    """The upsert that writes ``mark`` beside a change, in the change's transaction (none without a mark, or for
+    a mark listed in the open-work index instead)."""
+    return [] if mark is None or mark.listed else [("upsert", mark_entity(mark), {"mode": UpdateMode.REPLACE})]
 
 
 def header_counts_of(entity: Any) -> HeaderCounts:
@@ -706,6 +714,7 @@ def header_counts_of(entity: Any) -> HeaderCounts:
                         receipts=receipt_counts_of(entity), etag=entity.metadata.get("etag"))
 
 
+_MARK_RANGE = {"first": MARK_ROW_PREFIX, "stop": chr(ord(MARK_ROW_PREFIX) + 1)}  # a partition's marks: RowKey w...
 HEADER_COUNT_COLUMNS = ["RowKey", "Status", "RecipientCount", "SentCount", "FailedCount", *RECEIPT_COUNT_PROPERTIES]
 
 
@@ -729,7 +738,15 @@ def _batches(operations: Sequence[Any], size: int = TRANSACTION_LIMIT) -> Iterab
 
 
 class CommunicationStore(TableStore):
-    """Reads and writes communications; every multi-row write is an entity-group transaction."""
+    """Reads and writes communications; every multi-row write is an entity-group transaction.
+
+    With ``open_work`` (``gateway/open_work.py``) every communication accepted is listed there before its header is
+    written, and taken off by ``finish``.
+    """
+
+    def __init__(self, service: TableServiceClient, table_name: str, open_work: OpenWork | None = None) -> None:
+        super().__init__(service, table_name)
+        self.open_work = open_work
 
     def create(self, comm: Communication, recipients: Sequence[Recipient] = (), *,
                claim: KeyClaim | None = None) -> None:
@@ -753,6 +770,8 @@ class CommunicationStore(TableStore):
             operations.insert(0, _claim_operation(comm.comm_id, claim))
         for operation in operations:  # all of them before the first write: too large is never half-stored
             check_fits(operation[1])
+        if self.open_work is not None and not comm.status.is_final:  # before the header: never work without its row
+            self.open_work.open(comm.comm_id, max(comm.created_at, comm.send_at or comm.created_at))
         # Batches from the front, so the claim opens the first and the header closes the last.
         head = len(operations) % TRANSACTION_LIMIT or TRANSACTION_LIMIT
         leading, final = operations[:-head], operations[-head:]
@@ -872,23 +891,27 @@ class CommunicationStore(TableStore):
         Reads only the status columns (``$select``), so settling a 1,000-recipient communication moves
         a few kilobytes, not its numbers; a recipient with no row yet is still open.
         """
-        entities = self._table.query_entities("PartitionKey eq @pk and RowKey lt @receipts",
-                                              parameters={"pk": comm_id.hex, "receipts": RECEIPT_ROW_PREFIX},
+        query = "PartitionKey eq @pk and ( RowKey lt @receipts or ( RowKey ge @first and RowKey lt @stop ) )"
+        entities = self._table.query_entities(query, parameters={"pk": comm_id.hex, "receipts": RECEIPT_ROW_PREFIX,
+                                                                 **_MARK_RANGE},
                                               select=HEADER_COUNT_COLUMNS, results_per_page=1000)
         header: Any = None
         states: list[str] = []
+        marks = 0
         for entity in entities:
             if entity["RowKey"] == HEADER_ROW:
                 header = entity
             elif entity["RowKey"].startswith(RECIPIENT_ROW_PREFIX):
                 states.append(entity["Status"])
+            elif entity["RowKey"].startswith(MARK_ROW_PREFIX):
+                marks += 1
         if header is None:
             return None
         counts = header_counts_of(header)
         sent, failed, _ = count_states(states)
         return Tally(status=counts.status, sent_count=counts.sent_count, failed_count=counts.failed_count,
                      etag=counts.etag, rows=RecipientCounts(sent, failed, counts.recipient_count - sent - failed),
-                     receipts=counts.receipts, unsent=unsent_status(states))
+                     receipts=counts.receipts, unsent=unsent_status(states), marks=marks)
 
     def save_counts(self, comm_id: uuid.UUID, tally: Tally, status: CommStatus, when: datetime,
                     mark: EventMark | None = None) -> None:
@@ -899,6 +922,21 @@ class CommunicationStore(TableStore):
         """
         self._merge_header(comm_id, {"Status": status.value, "SentCount": tally.rows.sent,
                                      "FailedCount": tally.rows.failed, "UpdatedAt": when}, tally.etag, mark)
+
+    def header_and_marks(self, comm_id: uuid.UUID) -> tuple[HeaderCounts | None, int]:
+        """The header's status and counts with its ETag, and how many webhook marks its partition holds, in one
+        query: what a final communication's settle reads before it takes the communication off the open-work
+        index (a mark another writer left must keep it there)."""
+        query = "PartitionKey eq @pk and ( RowKey eq @header or ( RowKey ge @first and RowKey lt @stop ) )"
+        header: HeaderCounts | None = None
+        marks = 0
+        for entity in self._table.query_entities(query, parameters={"pk": comm_id.hex, "header": HEADER_ROW,
+                                                                    **_MARK_RANGE}, select=HEADER_COUNT_COLUMNS):
+            if entity["RowKey"] == HEADER_ROW:
+                header = header_counts_of(entity)
+            else:
+                marks += 1
+        return header, marks
 
     def header_counts(self, comm_id: uuid.UUID) -> HeaderCounts | None:
         """The header's status and counts with its ETag: a point read of a few columns."""
@@ -919,7 +957,7 @@ class CommunicationStore(TableStore):
         entity = {"PartitionKey": comm_id.hex, "RowKey": HEADER_ROW, **properties}
         conditional = {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            if mark is None:
+            if not _mark_operations(mark):
                 self._table.update_entity(entity, **conditional)
             else:
                 self._table.submit_transaction([("update", entity, conditional), *_mark_operations(mark)])
@@ -1007,7 +1045,7 @@ class CommunicationStore(TableStore):
         (providers deliver at least once)."""
         entity = reply_entity(comm_id, reply)
         check_fits(entity)
-        if mark is None:
+        if not _mark_operations(mark):
             self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
         else:
             self._table.submit_transaction([("upsert", entity, {"mode": UpdateMode.REPLACE}),
@@ -1015,38 +1053,48 @@ class CommunicationStore(TableStore):
 
     def clear_mark(self, mark: EventMark) -> None:
         """Delete a mark once its events are published (a mark already gone is fine: someone published them)."""
-        self._table.delete_entity(mark.comm_id.hex, mark.row_key)
+        if mark.listed and self.open_work is not None:
+            self.open_work.close_mark(mark)
+        else:
+            self._table.delete_entity(mark.comm_id.hex, mark.row_key)
 
-    def marks(self, changed_before: datetime) -> Iterable[EventMark]:
-        """Marks of changes older than ``changed_before``: events whose publish failed or never ran.
-
-        A filtered scan across partitions, like ``stale``: the sweep runs it (docs/webhooks.md).
-        """
-        query = "RowKey ge @first and RowKey lt @stop and ChangedAt lt @before"
-        parameters = {"first": MARK_ROW_PREFIX, "stop": chr(ord(MARK_ROW_PREFIX) + 1), "before": changed_before}
+    def open_view(self, comm_id: uuid.UUID) -> tuple[Communication | None, list[EventMark]]:
+        """The header (None: not stored) and the marks in its partition, in one query: what the sweep needs to
+        handle a communication's open-work row."""
+        query = "PartitionKey eq @pk and ( RowKey eq @header or ( RowKey ge @first and RowKey lt @stop ) )"
+        parameters = {"pk": comm_id.hex, "header": HEADER_ROW, "first": MARK_ROW_PREFIX,
+                      "stop": chr(ord(MARK_ROW_PREFIX) + 1)}
+        header: Communication | None = None
+        marks: list[EventMark] = []
         for entity in self._table.query_entities(query, parameters=parameters):
-            yield mark_from_entity(entity)
+            if entity["RowKey"] == HEADER_ROW:
+                header = communication_from_entity(entity)
+            else:
+                marks.append(mark_from_entity(entity))
+        return header, marks
 
-    def stale(self, updated_before: datetime, created_after: datetime) -> Iterable[Communication]:
-        """Communications Queued or Sending whose last change is older than ``updated_before``, created (or, a
-        scheduled one, due) after ``created_after``.
+    def unlisted_work(self) -> Iterable[uuid.UUID]:
+        """Every communication that may hold open work: not final, or with a webhook mark in its partition.
 
-        A filtered scan across partitions: the sweep runs it every few minutes, and it is the
-        one query that is not a point read (docs/storage.md says what it costs).
+        A filtered scan of the whole table, for the one-off ``python -m gateway open-work backfill`` after an
+        upgrade from a version without the open-work index; the sweep never runs it.
         """
-        query = (
-            "RowKey eq @row and ( Status eq @queued or Status eq @sending ) "
-            "and UpdatedAt lt @before and ( CreatedAt gt @after or SendAt gt @after )"
-        )
-        parameters = {
-            "row": HEADER_ROW,
-            "queued": CommStatus.QUEUED.value,
-            "sending": CommStatus.SENDING.value,
-            "before": updated_before,
-            "after": created_after,
-        }
-        for entity in self._table.query_entities(query, parameters=parameters):
-            yield communication_from_entity(entity)
+        query = ("( RowKey eq @header and ( Status eq @scheduled or Status eq @queued or Status eq @sending ) ) "
+                 "or ( RowKey ge @first and RowKey lt @stop )")
+        parameters = {"header": HEADER_ROW, "scheduled": CommStatus.SCHEDULED.value,
+                      "queued": CommStatus.QUEUED.value, "sending": CommStatus.SENDING.value,
+                      "first": MARK_ROW_PREFIX, "stop": chr(ord(MARK_ROW_PREFIX) + 1)}
+        seen: set[str] = set()
+        for entity in self._table.query_entities(query, parameters=parameters, select=["PartitionKey", "RowKey"]):
+            if entity["PartitionKey"] not in seen:
+                seen.add(entity["PartitionKey"])
+                yield uuid.UUID(entity["PartitionKey"])
+
+    def finish(self, comm_id: uuid.UUID) -> None:
+        """Take a communication off the open-work index: it is final, and no mark is left in its partition (its
+        final change's events published, and no other writer's pending: the caller read them after its publish)."""
+        if self.open_work is not None:
+            self.open_work.close(comm_id)
 
     def expect_run(self, comm_id: uuid.UUID, when: datetime) -> None:
         """Record when a delayed queue message brings this communication back: until then it is not lost.

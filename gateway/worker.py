@@ -14,10 +14,13 @@ how long a crash can leave a message waiting. The missing-receipt check (``SMS_R
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
 from gateway.delivery import (
     DeliveryInProgress,
@@ -28,20 +31,20 @@ from gateway.delivery import (
     retry_delay,
     until_expiry,
 )
+from gateway.open_work import OpenWork
 from gateway.queue import BadQueueMessage, DeliveryMessage, decode_message
 from gateway.receipt_checks import CheckReport
-from gateway.redact import brief
+from gateway.redact import brief, describe
 from gateway.retention import RetentionReport
 from gateway.runtime import get_gateway
 from gateway.schedule import ScheduleIndex
-from gateway.storage import CommStatus, utcnow
+from gateway.storage import CommStatus, EventMark, utcnow
 from gateway.webhook_publish import Emitter
 from gateway.webhook_queue import WebhookMessage, decode_webhook_message
 
 log = logging.getLogger("gateway.worker")
 
 SWEEP_GIVE_UP_AFTER = 3  # re-queues by the sweep before the communication is ended as Failed
-SWEEP_LOOKBACK = timedelta(days=2)
 
 
 def _decode(message: func.QueueMessage) -> DeliveryMessage | None:
@@ -115,8 +118,24 @@ def handle_poison_message(message: func.QueueMessage) -> None:
     gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts", envelope.unit)
 
 
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    queued: int = 0  # communications queued again (their message was lost, or their worker died)
+    given_up: int = 0  # communications ended Failed after ``SWEEP_GIVE_UP_AFTER`` sweeps
+    recovered: int = 0  # webhook marks whose events it published
+    dropped: int = 0  # open-work rows of work already done (or never stored)
+
+
 def sweep(now: datetime | None = None) -> int:
-    """Queue every accepted communication that is not final and has not moved for a while.
+    """One sweep (``run_sweep``); returns how many communications it queued."""
+    return run_sweep(now).queued
+
+
+def run_sweep(now: datetime | None = None) -> SweepReport:
+    """Queue every accepted communication that is not final and has not moved for a while, and publish the webhook
+    events of changes whose publish failed or never ran.
 
     Catches what the queue lost: a crash between the table write and the enqueue, an
     immediate send interrupted mid-way, a worker that died holding a claim (its message stays
@@ -127,34 +146,86 @@ def sweep(now: datetime | None = None) -> int:
     a message waiting behind it, and queueing them again would only lengthen the queue.
     A scheduled send still Scheduled a quiet time after its SendAt lost its message: the schedule index lists it
     (``_sweep_schedule``).
-    With webhooks, it also publishes the events of changes whose publish failed or never ran (their marks are
-    older than the same quiet time: ``Emitter.recover``). Returns how many communications it queued.
+    It reads only open work: the open-work index's rows due now (``gateway/open_work.py``), each a communication
+    not yet final or a listed webhook mark, and per row the communication's header and marks (one query). So it
+    costs storage requests in proportion to the open work, never to the communications table (docs/delivery.md).
     """
     gateway = get_gateway()
     now = now or utcnow()
-    queued = 0
-    quiet_since = now - timedelta(seconds=gateway.settings.sweep_after_seconds)
+    report = SweepReport()
+    quiet = timedelta(seconds=gateway.settings.sweep_after_seconds)
+    quiet_since = now - quiet
     cutoff = quiet_since
     backlog = gateway.queue.oldest_waiting()
     if backlog is not None and backlog < cutoff:
         log.info("sweep: the queue is behind (oldest message from %s)", backlog.isoformat())
         cutoff = backlog
     if gateway.schedule is not None:
-        queued += _sweep_schedule(gateway.schedule, now, quiet_since)
-    for comm in gateway.store.stale(updated_before=cutoff, created_after=now - SWEEP_LOOKBACK):
-        if comm.next_run_at is not None and comm.next_run_at > quiet_since:
-            continue  # a delayed message brings it back; not lost yet
-        if comm.sweeps >= SWEEP_GIVE_UP_AFTER:
-            gateway.delivery.give_up(comm.comm_id, f"Delivery did not finish after {comm.sweeps} sweeps")
-            continue
-        log.warning("sweep queues comm %s (status %s, last change %s)", comm.comm_id.hex, comm.status,
-                    comm.updated_at.isoformat())
-        gateway.queue.enqueue(comm.comm_id)
-        gateway.store.mark_swept(comm, now)
-        queued += 1
-    if gateway.events is not None:
-        Emitter(gateway.events, gateway.store).recover(changed_before=quiet_since)
-    return queued
+        report.queued += _sweep_schedule(gateway.schedule, now, quiet_since)
+    open_work = gateway.store.open_work
+    if open_work is None:
+        return report
+    emitter = Emitter(gateway.events, gateway.store) if gateway.events is not None else None
+    for item in open_work.due(now):
+        try:
+            if item.mark is not None:
+                _recover_listed(open_work, emitter, item.mark, report)
+            else:
+                _look_at(open_work, emitter, item.comm_id, now, quiet_since, cutoff, report)
+        except (AzureError, DeliveryInProgress) as error:  # left for the next sweep; the other rows go on
+            log.warning("sweep: comm %s left for the next sweep: %s", item.comm_id.hex, describe(error))
+    return report
+
+
+def _recover_listed(open_work: OpenWork, emitter: Emitter | None, mark: EventMark, report: SweepReport) -> None:
+    """A mark listed in the index (a receipt's, a reply's) whose publish failed or never ran: publish its events
+    (deleting the row); without webhooks in this process, drop it."""
+    if emitter is None:
+        open_work.close_mark(mark)
+        report.dropped += 1
+        return
+    report.recovered += emitter.recover(mark.comm_id, [mark])
+
+
+def _look_at(open_work: OpenWork, emitter: Emitter | None, comm_id: uuid.UUID, now: datetime,
+             quiet_since: datetime, cutoff: datetime, report: SweepReport) -> None:
+    """One communication's open-work row, due now: recover its quiet marks; drop the row of one final (or never
+    stored) once no mark is left; queue one lost; else move the row to when it could next be lost."""
+    gateway = get_gateway()
+    comm, marks = gateway.store.open_view(comm_id)
+    quiet_marks = [mark for mark in marks if mark.changed_at < quiet_since]
+    left = 0
+    if emitter is not None and marks:
+        recovered = emitter.recover(comm_id, quiet_marks) if quiet_marks else 0
+        report.recovered += recovered
+        left = len(marks) - recovered
+    if comm is None or comm.status.is_final:
+        if left:
+            open_work.defer(comm_id, now + open_work.quiet)  # a mark still being published, or one that failed
+        else:
+            open_work.close(comm_id)
+            report.dropped += 1
+        return
+    if comm.status is CommStatus.SCHEDULED:  # the schedule index watches it until its SendAt
+        open_work.defer(comm_id, max(now, comm.send_at or now) + open_work.quiet)
+        return
+    if comm.next_run_at is not None and comm.next_run_at > quiet_since:
+        open_work.defer(comm_id, comm.next_run_at + open_work.quiet)  # a delayed message brings it back
+        return
+    if comm.updated_at >= cutoff:
+        if comm.updated_at + open_work.quiet > now:
+            open_work.defer(comm_id, comm.updated_at + open_work.quiet)
+        return  # else: changed after the queue's oldest message, which may bring it; looked at again next sweep
+    if comm.sweeps >= SWEEP_GIVE_UP_AFTER:
+        gateway.delivery.give_up(comm_id, f"Delivery did not finish after {comm.sweeps} sweeps")
+        report.given_up += 1
+        return
+    log.warning("sweep queues comm %s (status %s, last change %s)", comm_id.hex, comm.status,
+                comm.updated_at.isoformat())
+    gateway.queue.enqueue(comm_id)
+    gateway.store.mark_swept(comm, now)
+    open_work.defer(comm_id, now + open_work.quiet)
+    report.queued += 1
 
 
 def _sweep_schedule(schedule: ScheduleIndex, now: datetime, quiet_since: datetime) -> int:

@@ -282,6 +282,7 @@ var tableNames = [
   '${smsTablePrefix}WebhookEvents'
   '${smsTablePrefix}Schedule'
   '${smsTablePrefix}MessageLog'
+  '${smsTablePrefix}OpenWork'
 ]
 
 // Provider secrets: a setting references its vault secret when the secret was given now or is listed as existing.

@@ -66,3 +66,25 @@ def test_settings_come_from_local_settings_json_and_the_shell_wins(storage_env, 
     (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": True, "Values": {}}))
     encrypted = run("keys", "list")
     assert encrypted.returncode == 2 and encrypted.stderr.startswith("error: ") and "encrypted" in encrypted.stderr
+
+
+def test_open_work_backfill_lists_what_an_older_version_left_open(storage_env, make_gateway) -> None:
+    from datetime import timedelta
+
+    from gateway.storage import CommStatus, utcnow
+    from tests.integration.test_storage import make_comm
+
+    gateway = make_gateway()
+    legacy = gateway.store.open_work
+    gateway.store.open_work = None  # written as a version without the index wrote them
+    queued, sent = make_comm(1, reference="LEGACYQ001"), make_comm(1, reference="LEGACYS001")
+    sent.status = CommStatus.SENT
+    gateway.store.create(queued)
+    gateway.store.create(sent)
+    gateway.store.open_work = legacy
+    assert list(legacy.due(utcnow() + timedelta(days=1))) == []
+
+    done = cli(storage_env, "open-work", "backfill")
+    assert done.returncode == 0, done.stderr
+    assert "Listed 1 communication(s)" in done.stdout
+    assert [item.comm_id for item in legacy.due(utcnow())] == [queued.comm_id]  # due at once

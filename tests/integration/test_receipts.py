@@ -221,11 +221,11 @@ class SettleFailsOnce(ReceiptDuringRecord):
 
     failed = False
 
-    def header_counts(self, comm_id: uuid.UUID):
+    def header_and_marks(self, comm_id: uuid.UUID):  # the settle's read (with the partition's webhook marks)
         if not self.failed:
             self.failed = True
             raise ServiceRequestError("storage unreachable")
-        return self._store.header_counts(comm_id)
+        return self._store.header_and_marks(comm_id)
 
 
 def test_a_settle_storage_refused_is_done_by_the_redelivered_message(parts: Parts) -> None:

@@ -69,8 +69,7 @@ def test_an_interrupted_immediate_send_is_finished_by_the_sweep(gateway) -> None
     with pytest.raises(SystemExit):
         gateway.service.send(principal, SMSSend.model_validate(send_body()), immediate=True)
     gateway.service._delivery.deliver = deliver
-    stale = gateway.store.stale(utcnow() + timedelta(hours=1), utcnow() - timedelta(hours=1))
-    comm_id = next(iter(stale)).comm_id
+    comm_id = next(iter(gateway.store.open_work.due(utcnow() + timedelta(hours=1)))).comm_id  # listed at accept
     assert worker.sweep(now=utcnow() + timedelta(hours=1)) == 1
     assert queued_ids(gateway) == [comm_id]
 

@@ -132,14 +132,13 @@ def test_a_row_left_by_a_release_the_crash_cut_short_is_dropped(gateway) -> None
     assert due_rows(gateway, send_at + timedelta(seconds=1)) == []
 
 
-def test_a_released_send_created_long_ago_is_still_found_by_the_stale_sweep(gateway) -> None:
+def test_a_released_send_created_long_ago_is_still_found_by_the_sweep(gateway) -> None:
     now = utcnow()
     comm = make_comm(2, reference="OLDSCHED01")
     comm.created_at, comm.updated_at = now - timedelta(days=20), now - timedelta(hours=1)
     comm.send_at, comm.status = now - timedelta(hours=1), CommStatus.QUEUED  # released, then its run was lost
     gateway.store.create(comm)
-    stale = gateway.store.stale(updated_before=now - timedelta(minutes=1), created_after=now - timedelta(days=2))
-    assert [each.comm_id for each in stale] == [comm.comm_id]
+    assert [item.comm_id for item in gateway.store.open_work.due(now)] == [comm.comm_id]  # due since SendAt + S
 
 
 def test_recipients_still_unsent_at_valid_until_end_expired_and_never_reach_the_provider(gateway) -> None:

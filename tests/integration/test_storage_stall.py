@@ -2,11 +2,13 @@
 
 The kernel still accepts connections for a stopped process and buffers what clients write, so every
 storage call meets a read time-out, and after SIGCONT Azurite carries out the writes it had been sent:
-exactly the case where a 503 must not claim "nothing was accepted" once the accepting write went out. Health
-must say 503 within 2 s, a send within a few seconds; a send's first write is its message log rows, so the
-accepting write never goes out and the send says nothing was accepted (the accepting write's own unknown outcome
-is test_accept_floor.py's); after the thaw a retry with the same Idempotency-Key answers once and the recipient
-gets one SMS.
+the case where a 503 must not claim "nothing was accepted" unless it is true. Health must say 503 within 2 s,
+a send within a few seconds, with a message that tells what is known. Since issue 17 a send writes its message log
+rows and its open-work row before the accepting `comm` row: frozen there, the `comm` row never went out, so nothing
+was accepted and the 503 says so (rows applied after the thaw are ones no page lists and the sweep drops). The answer
+for an accepting write that went out and got none, ``OutcomeUnknown``, is tested against an endpoint that hangs up on
+it (tests/integration/test_accept_floor.py). After the thaw a retry with the same Idempotency-Key answers once
+and the recipient gets one SMS.
 """
 
 from __future__ import annotations
@@ -80,15 +82,11 @@ def test_frozen_storage_answers_503_promptly_and_truthfully(azurite: Azurite) ->
         for response, seconds in [(send, send_seconds), (keyless, keyless_seconds), (refused, refused_seconds)]:
             assert response.status_code == 503 and seconds < SEND_LIMIT, response.text
             assert response.headers["Retry-After"] == "5"
-        # A send's first write is its message log rows (docs/log.md), before the accepting one: it got no answer, so
-        # the header was never sent, and nothing was accepted (what the thaw applies is log rows no page lists).
-        # The unknown outcome of the accepting write itself: tests/integration/test_accept_floor.py.
-        for answer in (send, keyless):
-            assert answer.json()["ResponseStatus"]["ErrorCode"] == "ServiceUnavailable"
-            assert "nothing was accepted" in answer.json()["ResponseStatus"]["Message"]
-        # The key look-up is a read: it wrote nothing, and the answer says so.
-        assert refused.json()["ResponseStatus"]["ErrorCode"] == "ServiceUnavailable"
-        assert "nothing was accepted" in refused.json()["ResponseStatus"]["Message"]
+        # The sends stalled on their first write (the message log rows), before the comm row; the key look-up is a
+        # read. Nothing was accepted by any of them, and each answer says so.
+        for response in (send, keyless, refused):
+            assert response.json()["ResponseStatus"]["ErrorCode"] == "ServiceUnavailable", response.text
+            assert "nothing was accepted" in response.json()["ResponseStatus"]["Message"]
 
         retried = server.post("/api/sendmessage", body, headers=with_key)
         assert retried.status_code == 200, retried.text
