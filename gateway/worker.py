@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 import azure.functions as func
 
+from gateway import telemetry
 from gateway.delivery import (
     DeliveryInProgress,
     MoreToSend,
@@ -58,9 +59,21 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
     envelope = _decode(message)
     if envelope is None:
         return
+    attempt = envelope.attempt + max(1, getattr(message, "dequeue_count", None) or 1)
+    with telemetry.delivering(envelope.comm_id, envelope.traceparent, attempt=attempt, unit=envelope.unit,
+                              queue_age_seconds=_age(message)):
+        _deliver(envelope, attempt)
+
+
+def _age(message: func.QueueMessage) -> float | None:
+    """Seconds since the message was written (the queue's insertion time), when the trigger says."""
+    inserted = getattr(message, "insertion_time", None)
+    return (utcnow() - inserted).total_seconds() if isinstance(inserted, datetime) else None
+
+
+def _deliver(envelope: DeliveryMessage, attempt: int) -> None:
     gateway = get_gateway()
     comm_id, unit = envelope.comm_id, envelope.unit
-    attempt = envelope.attempt + max(1, getattr(message, "dequeue_count", None) or 1)
 
     def fan_out(units: Sequence[range], delays: Sequence[int]) -> None:
         for each, delay in zip(units, delays, strict=True):
@@ -111,7 +124,8 @@ def handle_poison_message(message: func.QueueMessage) -> None:
         return
     gateway = get_gateway()
     attempts = envelope.attempt or gateway.settings.max_delivery_attempts
-    gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts", envelope.unit)
+    with telemetry.abandoning(envelope.comm_id, envelope.traceparent):
+        gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts", envelope.unit)
 
 
 def sweep(now: datetime | None = None) -> int:
