@@ -41,6 +41,7 @@ MESSAGES = "sms.messages"  # counter of recipients by sms.outcome and sms.provid
 OUTCOMES = ("accepted", "sent", "failed", "opted_out", "delivered", "undelivered", "abandoned")
 PROVIDER_DURATION = "sms.provider.duration"  # histogram, seconds, one provider call (a batch)
 QUEUE_AGE = "sms.queue.age"  # histogram, seconds between a delivery message's insertion and its processing
+QUEUE_WAITING = "sms.queue.waiting"  # histogram, seconds the oldest waiting message had waited when the sweep looked
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -55,6 +56,8 @@ class _Telemetry:
             PROVIDER_DURATION, unit="s", description="One provider call (a batch)") if meter else None
         self.queue_age = meter.create_histogram(
             QUEUE_AGE, unit="s", description="Delivery message age when a run takes it") if meter else None
+        self.queue_waiting = meter.create_histogram(
+            QUEUE_WAITING, unit="s", description="Oldest waiting delivery message's age, each sweep") if meter else None
 
 
 _lock = threading.Lock()
@@ -296,6 +299,7 @@ def count(outcome: str, provider: str | None, recipients: int = 1) -> None:
 
 def record(histogram: str, seconds: float, provider: str | None = None) -> None:
     state = _telemetry()
-    instrument = {PROVIDER_DURATION: state.provider_duration, QUEUE_AGE: state.queue_age}[histogram]
+    instrument = {PROVIDER_DURATION: state.provider_duration, QUEUE_AGE: state.queue_age,
+                  QUEUE_WAITING: state.queue_waiting}[histogram]
     if instrument is not None:
         instrument.record(seconds, _checked({"sms.provider": provider}))

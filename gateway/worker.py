@@ -149,6 +149,7 @@ def sweep(now: datetime | None = None) -> int:
     quiet_since = now - timedelta(seconds=gateway.settings.sweep_after_seconds)
     cutoff = quiet_since
     backlog = gateway.queue.oldest_waiting()
+    telemetry.record(telemetry.QUEUE_WAITING, max(0.0, (now - backlog).total_seconds()) if backlog else 0.0)
     if backlog is not None and backlog < cutoff:
         log.info("sweep: the queue is behind (oldest message from %s)", backlog.isoformat())
         cutoff = backlog
