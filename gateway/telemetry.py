@@ -29,6 +29,7 @@ log = logging.getLogger("gateway.telemetry")
 CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
 METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
+SAMPLER = "OTEL_TRACES_SAMPLER"
 EXPORTERS = ("console", "otlp")
 INSTRUMENTATION = "gateway"
 
@@ -88,7 +89,7 @@ def _configure(environ: Mapping[str, str]) -> _Telemetry:
         return _Telemetry()
     try:
         if mode == "azure":
-            _configure_azure_monitor()
+            _configure_azure_monitor(environ)
             from opentelemetry import metrics, trace
             return _Telemetry(trace.get_tracer(INSTRUMENTATION), metrics.get_meter(INSTRUMENTATION))
         return _configure_sdk(environ)
@@ -97,15 +98,20 @@ def _configure(environ: Mapping[str, str]) -> _Telemetry:
         return _Telemetry()
 
 
-def _configure_azure_monitor() -> None:
+def _configure_azure_monitor(environ: Mapping[str, str]) -> None:
     """Azure Monitor's distro with every automatic instrumentation off: their spans would carry storage filters
-    and provider URLs, which can hold phone numbers. Logs stay on the Functions host's path (no duplicates)."""
+    and provider URLs, which can hold phone numbers. Logs stay on the Functions host's path (no duplicates).
+
+    Every trace is kept unless ``OTEL_TRACES_SAMPLER`` says otherwise: the distro's default, a rate limit, would keep
+    a communication's accept and drop its receipt. Its fixed-percentage sampler decides by trace id, so a
+    communication's spans are kept or dropped together."""
     from azure.monitor.opentelemetry import configure_azure_monitor
     from azure.monitor.opentelemetry._constants import _ALL_SUPPORTED_INSTRUMENTED_LIBRARIES
 
+    sampling = {} if environ.get(SAMPLER, "").strip() else {"sampling_ratio": 1.0}
     configure_azure_monitor(
         instrumentation_options={name: {"enabled": False} for name in _ALL_SUPPORTED_INSTRUMENTED_LIBRARIES},
-        disable_logging=True, enable_live_metrics=False)
+        disable_logging=True, enable_live_metrics=False, **sampling)
 
 
 def _configure_sdk(environ: Mapping[str, str]) -> _Telemetry:

@@ -153,3 +153,26 @@ def test_off_the_hooks_load_nothing_and_queue_messages_carry_nothing() -> None:
     done = subprocess.run([sys.executable, "-c", OFF], env=env, capture_output=True, text=True, check=True,
                           cwd=telemetry.__file__.rsplit("/gateway/", 1)[0])
     assert done.stdout.strip() == "[] False"
+
+
+AZURE = """
+import uuid
+import requests
+from azure.core.settings import settings
+from gateway import telemetry
+comm_id = uuid.uuid4()
+with telemetry.accepting(comm_id, started=telemetry.now_ns(), operation="send", recipients=1, immediate=False):
+    parent = telemetry.traceparent()
+print(parent == f"00-{comm_id.hex}-" + parent[36:52] + "-01", hasattr(requests.Session.send, "__wrapped__"),
+      settings.tracing_implementation())
+"""
+
+
+def test_with_a_connection_string_azure_monitor_keeps_every_trace_and_instruments_nothing_else() -> None:
+    """The distro configured as the gateway does: sampled (not the distro's rate limit), the automatic
+    instrumentations of requests and the Azure SDK off (their spans would carry numbers in URLs and filters)."""
+    env = {"PATH": "/usr/bin:/bin", "APPLICATIONINSIGHTS_CONNECTION_STRING":
+           "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"}
+    done = subprocess.run([sys.executable, "-c", AZURE], env=env, capture_output=True, text=True, check=True,
+                          timeout=60, cwd=telemetry.__file__.rsplit("/gateway/", 1)[0])
+    assert done.stdout.strip() == "True False None", done.stderr[-2000:]
