@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
 
@@ -66,9 +66,11 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
 
 
 def _age(message: func.QueueMessage) -> float | None:
-    """Seconds since the message was written (the queue's insertion time), when the trigger says."""
+    """Seconds since the message was written (the queue's insertion time, UTC), when the trigger says."""
     inserted = getattr(message, "insertion_time", None)
-    return (utcnow() - inserted).total_seconds() if isinstance(inserted, datetime) else None
+    if not isinstance(inserted, datetime):
+        return None
+    return (utcnow() - (inserted if inserted.tzinfo else inserted.replace(tzinfo=UTC))).total_seconds()
 
 
 def _deliver(envelope: DeliveryMessage, attempt: int) -> None:

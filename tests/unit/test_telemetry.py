@@ -176,3 +176,16 @@ def test_with_a_connection_string_azure_monitor_keeps_every_trace_and_instrument
     done = subprocess.run([sys.executable, "-c", AZURE], env=env, capture_output=True, text=True, check=True,
                           timeout=60, cwd=telemetry.__file__.rsplit("/gateway/", 1)[0])
     assert done.stdout.strip() == "True False None", done.stderr[-2000:]
+
+
+def test_the_queue_age_reads_the_triggers_insertion_time_naive_or_aware() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.functions.queue import QueueMessage
+
+    from gateway.worker import _age
+
+    aware = datetime.now(UTC) - timedelta(seconds=7)
+    assert round(_age(QueueMessage(body=b"", insertion_time=aware))) == 7
+    assert round(_age(QueueMessage(body=b"", insertion_time=aware.replace(tzinfo=None)))) == 7  # read as UTC
+    assert _age(QueueMessage(body=b"")) is None
