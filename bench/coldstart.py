@@ -46,6 +46,8 @@ MUST_NOT_IMPORT = [
     "gateway.providers.acs",
     "devhost",  # the local host is not part of the app
     "gateway.metadata",  # built when /metadata or /openapi.json is first requested
+    "opentelemetry",  # tracing and metrics: only with a connection string or an OTEL_*_EXPORTER (gateway.telemetry)
+    "azure.monitor.opentelemetry",  # the Azure Monitor distro and its exporter: only with a connection string
 ]
 LARGE = ["azure.functions", "werkzeug", "http.server", "azure.core", "azure.data.tables", "azure.storage.queue",
          "cryptography", "requests", "urllib3", "pydantic", "pydantic_core", "phonenumbers", "isodate"]
@@ -95,8 +97,8 @@ print(json.dumps({{"profiled_total": total, "parts": out}}))
 
 
 def clean_env() -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("SMS_", "TWILIO_", "ACS_", "AzureWebJobs", "PYTHON"))}
+    unset = ("SMS_", "TWILIO_", "ACS_", "AzureWebJobs", "PYTHON", "APPLICATIONINSIGHTS_", "OTEL_")  # telemetry off
+    env = {name: value for name, value in os.environ.items() if not name.startswith(unset)}
     env.update({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_PROVIDER": "outbox",
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"})
     return env

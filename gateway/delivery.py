@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from azure.core.exceptions import AzureError
 
+from gateway import telemetry
 from gateway.message_index import IndexEntry, MessageIndex
 from gateway.optouts import OptOutList
 from gateway.pacing import NoPacing, Pacer
@@ -589,6 +590,7 @@ class Delivery:
         self._end_unsent(comm, recipients, opted, RecipientState.OPTED_OUT, OPTED_OUT,
                          "The number is on the licensee's opt-out list: not sent", counts=counts)
         log.info("comm %s: %d recipient(s) on the opt-out list, not sent", comm.comm_id.hex, len(opted))
+        telemetry.count("opted_out", self._provider.name, len(opted))
         return [recipient for recipient in batch if recipient.phone_number not in numbers]
 
     def _without_expired(
@@ -646,7 +648,11 @@ class Delivery:
                             mask_phone(recipient.phone_number), describe(error))
 
     def _send(self, comm: Communication, batch: Sequence[Recipient], *, deadline: float) -> list[SendResult]:
-        return self._provider.send(self._messages(comm, batch), deadline=deadline)
+        with telemetry.calling_provider(self._provider.name, comm.comm_id, len(batch)):
+            results = self._provider.send(self._messages(comm, batch), deadline=deadline)
+        for outcome, count in _outcomes(results).items():
+            telemetry.count(outcome, self._provider.name, count)
+        return results
 
     @staticmethod
     def _messages(comm: Communication, batch: Sequence[Recipient]) -> list[OutboundSms]:
@@ -861,6 +867,17 @@ def _count_into(comm: Communication, recipients: Sequence[Recipient]) -> tuple[i
     unsent = unsent_status(recipient.status for recipient in recipients)
     comm.status = overall_status(aggregate_status(sent, failed, pending, unsent=unsent), sent, comm.receipt_counts)
     return sent, failed
+
+
+def _outcomes(results: Sequence[SendResult]) -> dict[str, int]:
+    """How many of a provider call's results were sent, failed or refused as opted out (a retry is none yet)."""
+    counts = {"sent": 0, "failed": 0, "opted_out": 0}
+    for result in results:
+        if result.outcome is Outcome.ACCEPTED:
+            counts["sent"] += 1
+        elif result.outcome is Outcome.FAILED:
+            counts["opted_out" if result.opted_out else "failed"] += 1
+    return counts
 
 
 def _open(recipients: Iterable[Recipient]) -> bool:

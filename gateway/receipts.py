@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from gateway import telemetry
 from gateway.message_index import MessageIndex
 from gateway.optouts import OptOutList
 from gateway.reply_index import ReplyIndex, Sent, number_key
@@ -193,6 +194,9 @@ def decide(view: ReceiptView, receipt: Receipt, index: int, now: datetime) -> De
 
 # --- the receipt book ------------------------------------------------------------------------------------------------
 
+# The metric outcome (``gateway.telemetry``) of a receipt that moved its recipient to a final state.
+FINAL_OUTCOMES = {ReceiptState.DELIVERED: "delivered", ReceiptState.UNDELIVERED: "undelivered",
+                  ReceiptState.FAILED: "failed"}
 APPLY_TRIES = 16  # reads and conditional writes before giving up; each 412 means another receipt or delivery wrote
 
 
@@ -226,6 +230,13 @@ class ReceiptBook:
                      receipt.message_id)
             return ReceiptOutcome.UNKNOWN
         comm_id, index = found
+        with telemetry.applying_receipt(receipt.provider, comm_id, status_key(receipt.provider_status)):
+            outcome = self._apply(receipt, comm_id, index)
+        if outcome is ReceiptOutcome.APPLIED and receipt.state in FINAL_OUTCOMES:
+            telemetry.count(FINAL_OUTCOMES[receipt.state], receipt.provider)
+        return outcome
+
+    def _apply(self, receipt: Receipt, comm_id: uuid.UUID, index: int) -> ReceiptOutcome:
         for _ in range(APPLY_TRIES):
             view = self._view(comm_id, index, receipt)
             if view is None or index >= view.header.recipient_count:

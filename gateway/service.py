@@ -11,6 +11,7 @@ import uuid
 
 from azure.core.exceptions import AzureError
 
+from gateway import telemetry
 from gateway.auth import Principal
 from gateway.delivery import (
     Delivery,
@@ -98,6 +99,7 @@ class SendService:
         (``gateway.idempotency``): a queued send answers as it did (and is queued again, late, if it is
         not final yet), an immediate one answers its current outcome after delivering what is still due.
         """
+        started = telemetry.now_ns()
         licensee_id = principal.licensee_for(request.SMSModel.LicenseeId if request.SMSModel else None)
         valid = validate_send(request, self._settings, immediate=immediate)
         try:
@@ -114,10 +116,14 @@ class SendService:
         except AcceptOutcomeUnknown as error:
             log.warning("accepting a send got no answer from storage: %s", describe(error.__cause__ or error))
             raise outcome_unknown(with_key=idempotency_key is not None) from None
-        if immediate:
-            return self._deliver_now(comm)
-        self._enqueue(comm)
-        return _queued(comm)
+        recipients = len(comm.recipients_spec)
+        telemetry.count("accepted", self._settings.provider, recipients)
+        with telemetry.accepting(comm.comm_id, started=started, operation="send", recipients=recipients,
+                                 immediate=immediate):
+            if immediate:
+                return self._deliver_now(comm)
+            self._enqueue(comm)
+            return _queued(comm)
 
     def resend(self, principal: Principal, comm_id: str, *, idempotency_key: str | None = None) -> CommResponse:
         """A new communication for the recipients ``comm_id`` did not reach, queued like a fresh send
@@ -134,7 +140,10 @@ class SendService:
             raise resend_outcome_unknown() from None
         comm = accepted.communication
         if accepted.fresh:
-            self._enqueue(comm)
+            telemetry.count("accepted", self._settings.provider, len(comm.recipients_spec))
+            with telemetry.accepting(comm.comm_id, started=telemetry.now_ns(), operation="resend",
+                                     recipients=len(comm.recipients_spec), immediate=False):
+                self._enqueue(comm)
         elif not comm.status.is_final:
             self._requeue(comm)
         return CommResponse(CommId=comm.comm_id, Reference=comm.reference, Status=True,

@@ -17,11 +17,12 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
+from gateway import telemetry
 from gateway.delivery import (
     DeliveryInProgress,
     MoreToSend,
@@ -62,9 +63,23 @@ def handle_delivery_message(message: func.QueueMessage) -> None:
     envelope = _decode(message)
     if envelope is None:
         return
+    attempt = envelope.attempt + max(1, getattr(message, "dequeue_count", None) or 1)
+    with telemetry.delivering(envelope.comm_id, envelope.traceparent, attempt=attempt, unit=envelope.unit,
+                              queue_age_seconds=_age(message)):
+        _deliver(envelope, attempt)
+
+
+def _age(message: func.QueueMessage) -> float | None:
+    """Seconds since the message was written (the queue's insertion time, UTC), when the trigger says."""
+    inserted = getattr(message, "insertion_time", None)
+    if not isinstance(inserted, datetime):
+        return None
+    return (utcnow() - (inserted if inserted.tzinfo else inserted.replace(tzinfo=UTC))).total_seconds()
+
+
+def _deliver(envelope: DeliveryMessage, attempt: int) -> None:
     gateway = get_gateway()
     comm_id, unit = envelope.comm_id, envelope.unit
-    attempt = envelope.attempt + max(1, getattr(message, "dequeue_count", None) or 1)
 
     def fan_out(units: Sequence[range], delays: Sequence[int]) -> None:
         for each, delay in zip(units, delays, strict=True):
@@ -115,7 +130,8 @@ def handle_poison_message(message: func.QueueMessage) -> None:
         return
     gateway = get_gateway()
     attempts = envelope.attempt or gateway.settings.max_delivery_attempts
-    gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts", envelope.unit)
+    with telemetry.abandoning(envelope.comm_id, envelope.traceparent):
+        gateway.delivery.give_up(envelope.comm_id, f"Delivery abandoned after {attempts} attempts", envelope.unit)
 
 
 @dataclass
@@ -157,6 +173,7 @@ def run_sweep(now: datetime | None = None) -> SweepReport:
     quiet_since = now - quiet
     cutoff = quiet_since
     backlog = gateway.queue.oldest_waiting()
+    telemetry.record(telemetry.QUEUE_WAITING, max(0.0, (now - backlog).total_seconds()) if backlog else 0.0)
     if backlog is not None and backlog < cutoff:
         log.info("sweep: the queue is behind (oldest message from %s)", backlog.isoformat())
         cutoff = backlog

@@ -13,6 +13,7 @@
 //                            route is ../acs-events-subscription.bicep, deployed after the code: see that file)
 //   app/function.bicep       Flex Consumption plan and function app, with the host's own app settings
 //   app/frontdoor.bicep      optional Azure Front Door for a custom domain (Flex has no App Service certificates)
+//   app/alerts.bicep         with alertEmail, alert rules on the gateway's metrics and the action group emailing it
 //
 // Every app setting the gateway reads is in the `appSettings` variable below (a list of name/value pairs, the shape
 // siteConfig.appSettings takes); app/function.bicep adds the Functions host's own (`hostSettings`).
@@ -106,6 +107,19 @@ param customDomain string = ''
 ])
 @description('Front Door tier used with customDomain.')
 param frontDoorSku string = 'Standard_AzureFrontDoor'
+
+@description('Email address the alerts go to (messages reaching the poison queue, failure rate, queue age); empty: no alert rules.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(100)
+@description('Failure-rate alert: more than this percent of at least 20 messages failed in 15 minutes.')
+param alertFailureRatePercent int = 10
+
+@minValue(1)
+@maxValue(1440)
+@description('Queue-age alert: a delivery message waited longer than this many minutes.')
+param alertQueueAgeMinutes int = 15
 
 // ---------------------------------------------------------------------------------------------------------
 // Parameters: gateway settings (defaults equal the code's defaults in gateway/settings.py)
@@ -616,6 +630,19 @@ module functionApp 'app/function.bicep' = {
     rbac
     keyVault
   ]
+}
+
+module alerts 'app/alerts.bicep' = if (!empty(alertEmail)) {
+  name: 'alerts-${resourceToken}'
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
+    namePrefix: 'sms-${resourceToken}'
+    email: alertEmail
+    failureRatePercent: alertFailureRatePercent
+    queueAgeMinutes: alertQueueAgeMinutes
+  }
 }
 
 module frontDoor 'app/frontdoor.bicep' = if (!empty(customDomain)) {

@@ -27,3 +27,18 @@ def test_a_message_with_only_a_comm_id_is_the_whole_communication() -> None:
 def test_a_broken_unit_is_not_a_delivery_message(fields: dict[str, object]) -> None:
     with pytest.raises(BadQueueMessage):
         decode_message(json.dumps({"CommId": uuid.uuid4().hex, **fields}))
+
+
+def test_the_trace_context_survives_the_round_trip_and_old_messages_have_none() -> None:
+    comm_id = uuid.uuid4()
+    parent = f"00-{comm_id.hex}-{'ab' * 8}-01"
+    assert decode_message(encode_message(comm_id, 1, None, parent)).traceparent == parent
+    assert decode_message(json.dumps({"CommId": comm_id.hex, "Attempt": 1})).traceparent is None
+    assert "Trace" not in json.loads(encode_message(comm_id))  # tracing off: the message is as before
+
+
+@pytest.mark.parametrize("trace", [{"traceparent": "x"}, 7, "0" * 129])
+def test_a_trace_field_that_is_not_a_traceparent_is_ignored_not_fatal(trace: object) -> None:
+    comm_id = uuid.uuid4()
+    message = decode_message(json.dumps({"CommId": comm_id.hex, "Trace": trace}))
+    assert (message.comm_id, message.traceparent) == (comm_id, None)
