@@ -22,6 +22,7 @@ from gateway.open_work import OpenWork
 from gateway.optouts import OptOutList
 from gateway.receipt_checks import ReceiptChecks, Watch
 from gateway.retention import Retention, Tables
+from gateway.retention_links import _delete_rows
 from gateway.runtime import Gateway, use_gateway
 from gateway.settings import Settings
 from gateway.storage import EventMark, ReplyRecord
@@ -190,3 +191,15 @@ def test_the_local_host_runs_retention_on_its_schedule(storage_connection: str) 
     finally:
         server.stop()
     assert "retention" in server.log_text()
+
+
+def test_a_delete_transaction_that_meets_a_row_already_gone_is_finished_row_by_row(make_gateway) -> None:
+    """A run cut off half-way, or a retry that removed a failed-list row meanwhile, leaves a transaction naming a row
+    that is gone: Table Storage refuses the whole transaction, so the rest is deleted one by one."""
+    gateway = make_gateway()
+    table = gateway.clients.tables.get_table_client(gateway.settings.open_work_table)
+    partition = uuid.uuid4().hex
+    for key in ("a", "b"):
+        table.upsert_entity({"PartitionKey": partition, "RowKey": key})
+    assert _delete_rows(table, partition, [["a", "gone"], ["b"]]) == 3
+    assert rows(gateway.clients.tables, gateway.settings.open_work_table, partition) == []
