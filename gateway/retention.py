@@ -7,7 +7,7 @@ table) and, for each, deletes in this order:
 1. the rows that point at it from other tables, found from its own rows: the message-id index row of each message
    the provider accepted (``<prefix>MessageIndex``), the inbound row of each reply attributed to it
    (``<prefix>Inbound``), its schedule row if one is left (``<prefix>Schedule``), its outbox rows (``<prefix>Outbox``,
-   the development provider);
+   the development provider); its webhook events, open-work rows and receipt-check rows (``retention_links``);
 2. its partition of ``<prefix>Communications`` (header, recipient, receipt, mark, reply and idempotency rows), in
    entity-group transactions of 100, the header in the last;
 3. its message log rows, the day row last.
@@ -30,6 +30,7 @@ from azure.data.tables import TableClient, TableServiceClient
 
 from gateway.message_index import key_of
 from gateway.message_log import LogEntry, MessageLog
+from gateway.retention_links import LINK_COLUMNS, LinkedTables
 from gateway.schedule import schedule_keys
 from gateway.settings import Settings
 from gateway.storage import HEADER_ROW, RECEIPT_ROW_PREFIX, RECIPIENT_ROW_PREFIX, REPLY_ROW_PREFIX, TRANSACTION_LIMIT
@@ -61,6 +62,7 @@ class Tables:
     inbound: TableClient
     schedule: TableClient
     outbox: TableClient | None  # only with the development provider
+    links: LinkedTables  # webhook events, open work, receipt checks
 
     @classmethod
     def of(cls, service: TableServiceClient, settings: Settings) -> Tables:
@@ -68,7 +70,8 @@ class Tables:
                    message_index=service.get_table_client(settings.message_index_table),
                    inbound=service.get_table_client(settings.inbound_table),
                    schedule=service.get_table_client(settings.schedule_table),
-                   outbox=service.get_table_client(settings.outbox_table) if settings.provider == "outbox" else None)
+                   outbox=service.get_table_client(settings.outbox_table) if settings.provider == "outbox" else None,
+                   links=LinkedTables.of(service, settings))
 
 
 class Retention:
@@ -87,7 +90,8 @@ class Retention:
         report = RetentionReport()
         for entry in self._log.older_than(cutoff, self._batch):
             rows = list(self._tables.communications.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": entry.comm_id.hex}, select=PARTITION_COLUMNS))
+                "PartitionKey eq @pk", parameters={"pk": entry.comm_id.hex},
+                select=[*PARTITION_COLUMNS, *LINK_COLUMNS]))
             header = next((row for row in rows if row["RowKey"] == HEADER_ROW), None)
             if _belongs(header, entry, cutoff):
                 report.linked_rows += self._delete_linked(entry, rows)
@@ -106,7 +110,7 @@ class Retention:
 
     def _delete_linked(self, entry: LogEntry, rows: list[Any]) -> int:
         """The rows of other tables that name this communication, found from its own rows; how many went."""
-        deleted = 0
+        deleted = self._tables.links.delete(entry.comm_id, entry.licensee_id, rows)
         for table, partition, row in self._linked_keys(entry, rows):
             deleted += _delete(table, partition, row)
         if self._tables.outbox is not None:

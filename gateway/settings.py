@@ -262,7 +262,7 @@ class Settings:
     retention_days: int = setting(
         "SMS_RETENTION_DAYS", Integer(minimum=1, maximum=3650), default=90,
         description="how long a communication is kept after it was accepted; then the retention timer deletes it "
-        "with its recipients, receipts, replies and index rows (never the opt-out list) "
+        "with its recipients, receipts, replies, webhook events and index rows (never the opt-out list) "
         "([docs/log.md](docs/log.md#retention))",
     )
     retention_schedule: str = setting(

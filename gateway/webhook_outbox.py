@@ -258,12 +258,17 @@ def _event_row(event: StoredEvent) -> dict[str, Any]:
 def _index_row(event: StoredEvent) -> dict[str, Any]:
     """The failed-list row of a Failed event: newest first by an inverted time, with what the list shows."""
     assert event.failed_at is not None
-    ticks = MAX_TICKS - int(event.failed_at.timestamp() * 1_000_000)
-    return {"PartitionKey": event.licensee_id.hex, "RowKey": f"{FAILED_PREFIX}{ticks:019d}_{event.event_id}",
+    return {"PartitionKey": event.licensee_id.hex, "RowKey": failed_row_key(event.event_id, event.failed_at),
             "EventId": event.event_id, "Type": event.type, "Body": event.body, "CommId": event.comm_id,
             "Status": FAILED, "Attempts": event.attempts, "LastError": event.last_error,
             "CreatedAt": event.created_at, "FirstAttemptAt": event.first_attempt_at,
             "LastAttemptAt": event.last_attempt_at, "FailedAt": event.failed_at}
+
+
+def failed_row_key(event_id: str, failed_at: datetime) -> str:
+    """The RowKey of a Failed event's failed-list row: newest first by an inverted time (retention finds it so)."""
+    ticks = MAX_TICKS - int(failed_at.timestamp() * 1_000_000)
+    return f"{FAILED_PREFIX}{ticks:019d}_{event_id}"
 
 
 def _stored(row: Mapping[str, Any]) -> StoredEvent:
