@@ -98,7 +98,8 @@ class MessageLog(TableStore):
 
     def __init__(self, service: TableServiceClient, table_name: str, *, concurrency: int = 1) -> None:
         super().__init__(service, table_name)
-        # Writes the day row while the caller writes the licensee's: an accept waits one round trip for both.
+        # Writes the day row and the number rows while the caller writes the licensee's: an accept waits one round
+        # trip for them all while they fit the pool.
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="message-log")
 
     def add(self, entry: LogEntry) -> None:
