@@ -184,10 +184,10 @@ def main(argv: list[str] | None = None) -> int:
                  "queue messages", "deliver (host receive+delete incl.)", "per recipient", "floor", "goal", ""], rows))
     print()
     print(table(["references now", "recipients", "accept: requests", "deliver: requests"], breakdown))
-    path = write_results("transactions", args, {"budget": f"base + 2 * ceil((n - 1) / 100); accept base {ACCEPT_BASE}, "
-                                                          f"deliver base {DELIVER_BASE} (host receive and delete "
-                                                          "included); a fanned-out delivery 5 + 10 per unit; deliver + "
-                                                          "n index writes + 2 per batch (watch rows, reply index)",
+    rule = (f"base + {PER_100} * ceil((n - 1) / 100); accept base {ACCEPT_BASE}, deliver base {DELIVER_BASE} (host "
+            f"receive and delete included); a fanned-out delivery {FAN_OUT_BASE} + {PER_UNIT} per unit; deliver + n "
+            "index writes + 2 per batch (watch rows, reply index)")
+    path = write_results("transactions", args, {"budget": rule,
                                                 "cases": cases, "all_met": all_met})
     print(f"results: {path.relative_to(path.parents[2])}")
     return 0
