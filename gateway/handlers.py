@@ -120,7 +120,7 @@ def message_log(call: Call) -> SMSLogResponse:
     gateway = get_gateway()
     if gateway.log is None:
         raise RuntimeError("the gateway was composed without its message log")
-    return gateway.log.page(call.caller.licensee_id, read_query(call.query, call.caller.licensee_id))
+    return gateway.log.page(call.caller.licensee_id, read_query(call.query, call.caller.licensee_id, gateway.settings))
 
 
 def cancel(call: Call) -> SMSCancelResponse:

@@ -6,14 +6,20 @@ the status and counts as they are now: the index holds only what never changes (
 that moves a status has to keep it in step. A ``Status`` filter is applied to those headers, so a filtered page
 may hold fewer than Top and still have a next page: the reads per page stay bounded by Top whatever the filter.
 
-The continuation token is the last RowKey the page read, bound to the caller's licensee: a token is only ever
-used inside the caller's own partition, and one made for another licensee is refused (400), never read.
+With ``PhoneNumber`` (normalized as a recipient's is on send) the range query reads the caller's rows by recipient
+instead: the communications sent to that number, newest first, keyed by the same time and CommId, read and checked
+the same way.
+
+The continuation token is the time-and-CommId part of the last RowKey the page read, bound to the caller's licensee
+and to the PhoneNumber filter (a short digest of it, never the number): a token is only ever used inside the
+caller's own partitions, and one made for another licensee or another filter is refused (400), never read.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -28,11 +34,14 @@ from azure.data.tables import TableClient
 from gateway.errors import ApiError, FieldError
 from gateway.message_log import LogEntry, MessageLog, newest_first_key, same_instant
 from gateway.models import SMSLogEntry, SMSLogResponse, parse_wire_datetime
+from gateway.settings import Settings
 from gateway.storage import HEADER_ROW, RECEIPT_COUNT_PROPERTIES, CommStatus, receipt_counts_of
+from gateway.validation import validate_number
 
 DEFAULT_TOP = 50
 MAX_TOP = 200
-TOKEN_VERSION = "1"
+TOKEN_VERSION = "2"  # 2: the filter it was made for ("1", before PhoneNumber, named only the licensee)
+WHOLE_LOG = "all"  # a token's scope without PhoneNumber
 AFTER_EVERY_KEY = "~"  # sorts after the digits and the "-" a RowKey is made of
 SUMMARY_COLUMNS = ["LicenseeId", "Reference", "Status", "CreatedAt", "SendAt", "RecipientCount", "SentCount",
                    "FailedCount", *RECEIPT_COUNT_PROPERTIES, "LinkedObjectId", "SuiteId"]
@@ -49,22 +58,23 @@ class LogQuery:
     status: CommStatus | None = None
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
+    phone_number: str | None = None  # E.164: only communications sent to it
 
 
 def _invalid(field: str, code: str, message: str) -> ApiError:
     return ApiError.validation([FieldError(field, code, message)])
 
 
-def read_query(query: Mapping[str, str], licensee_id: uuid.UUID) -> LogQuery:
+def read_query(query: Mapping[str, str], licensee_id: uuid.UUID, settings: Settings) -> LogQuery:
     """The log query from a request's query string (names case-insensitive); 400 naming the field otherwise."""
     by_lower = {name.lower(): name for name in QUERY_NAMES}
     values = {by_lower[name.lower()]: value for name, value in query.items() if name.lower() in by_lower}
-    if (values.get("PhoneNumber") or "").strip():
-        raise _invalid("PhoneNumber", "NotSupported", "'PhoneNumber' is not supported yet: the log has no index by "
-                                                      "recipient (docs/log.md)")
-    return LogQuery(top=_top(values.get("Top")), after=_token_key(values.get("ContinuationToken"), licensee_id),
+    number = values.get("PhoneNumber")
+    phone_number = validate_number(number, "PhoneNumber", settings) if (number or "").strip() else None
+    return LogQuery(top=_top(values.get("Top")),
+                    after=_token_key(values.get("ContinuationToken"), licensee_id, phone_number),
                     status=_status(values.get("Status")), since=_time(values.get("Since"), "Since"),
-                    until=_time(values.get("Until"), "Until"))
+                    until=_time(values.get("Until"), "Until"), phone_number=phone_number)
 
 
 def _top(text: str | None) -> int:
@@ -96,13 +106,23 @@ def _time(text: str | None, field: str) -> datetime | None:
     return parsed if isinstance(parsed, datetime) else None
 
 
-def make_token(licensee_id: uuid.UUID, row_key: str) -> str:
-    """An opaque token naming where the next page starts, for this licensee only."""
-    return base64.urlsafe_b64encode(f"{TOKEN_VERSION}.{licensee_id.hex}.{row_key}".encode()).decode().rstrip("=")
+def token_scope(licensee_id: uuid.UUID, phone_number: str | None) -> str:
+    """What a token is good for besides its licensee: the whole log, or one number's rows (a digest of the number
+    and the licensee, so the token, which travels in URLs, never spells the number)."""
+    if phone_number is None:
+        return WHOLE_LOG
+    return hashlib.sha256(f"{licensee_id.hex}/{phone_number}".encode()).hexdigest()[:16]
 
 
-def _token_key(token: str | None, licensee_id: uuid.UUID) -> str:
-    """The RowKey a token resumes after; 400 for a token that is not ours or was made for another licensee."""
+def make_token(licensee_id: uuid.UUID, row_key: str, phone_number: str | None = None) -> str:
+    """An opaque token naming where the next page starts, for this licensee and this PhoneNumber filter only."""
+    text = f"{TOKEN_VERSION}.{licensee_id.hex}.{token_scope(licensee_id, phone_number)}.{row_key}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _token_key(token: str | None, licensee_id: uuid.UUID, phone_number: str | None) -> str:
+    """The key a token resumes after; 400 for a token that is not ours, or was made for another licensee or another
+    PhoneNumber (resuming one number's list at a position in another's would skip rows unasked)."""
     if token is None or not token.strip():
         return ""
     text = token.strip()
@@ -110,17 +130,17 @@ def _token_key(token: str | None, licensee_id: uuid.UUID) -> str:
         decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
     except (binascii.Error, ValueError):
         decoded = ""
-    version, _, rest = decoded.partition(".")
-    owner, _, row_key = rest.partition(".")
-    if version != TOKEN_VERSION or owner != licensee_id.hex or not ROW_KEY.fullmatch(row_key):
+    version, owner, scope, row_key = ([*decoded.split(".", 3), "", "", ""])[:4]
+    if (version != TOKEN_VERSION or owner != licensee_id.hex or scope != token_scope(licensee_id, phone_number)
+            or not ROW_KEY.fullmatch(row_key)):
         raise _invalid("ContinuationToken", "InvalidContinuationToken",
-                       "'ContinuationToken' is not one this licensee's previous page gave.")
+                       "'ContinuationToken' is not one this licensee's previous page gave for this PhoneNumber.")
     return row_key
 
 
 def key_range(query: LogQuery) -> tuple[str, str]:
-    """The RowKeys (exclusive both ends) of the licensee's rows a query covers: after its token, accepted in
-    ``[since, until)``."""
+    """The keys (exclusive both ends; a licensee row's RowKey, a number row's after its number) a query covers:
+    after its token, accepted in ``[since, until)``."""
     start = query.after
     if query.until is not None:
         start = max(start, newest_first_key(query.until) + AFTER_EVERY_KEY)
@@ -140,12 +160,13 @@ class LogService:
 
     def page(self, licensee_id: uuid.UUID, query: LogQuery) -> SMSLogResponse:
         start, stop = key_range(query)
-        rows = self._log.newest_first(licensee_id, start, stop, query.top + 1) if start < stop else []
+        rows = (self._log.newest_first(licensee_id, start, stop, query.top + 1, number=query.phone_number)
+                if start < stop else [])
         listed, more = rows[: query.top], len(rows) > query.top
         entries = [entry for _, entry in listed]
         results = [_summary(entry, header) for entry, header in zip(entries, self._headers(entries), strict=True)
                    if _shown(entry, header, query.status)]
-        token = make_token(licensee_id, listed[-1][0]) if more else None
+        token = make_token(licensee_id, listed[-1][0], query.phone_number) if more else None
         return SMSLogResponse(Results=results, ContinuationToken=token)
 
     def _headers(self, entries: list[LogEntry]) -> list[Any]:

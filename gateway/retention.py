@@ -10,7 +10,8 @@ table) and, for each, deletes in this order:
    the development provider); its webhook events, open-work rows and receipt-check rows (``retention_links``);
 2. its partition of ``<prefix>Communications`` (header, recipient, receipt, mark, reply and idempotency rows), in
    entity-group transactions of 100, the header in the last;
-3. its message log rows, the day row last.
+3. its message log rows: its rows by recipient (the day row names their numbers; transactions of 100), the
+   licensee's row, the day row last.
 
 What a run cut off half-way leaves is found again by the next run (the day row goes last), and every delete of a row
 already gone is fine. A day row whose header is missing or younger (an accept that failed, a candidate reference

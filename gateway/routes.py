@@ -229,8 +229,8 @@ MESSAGE_LOG = Operation(
                                             "Delivered, …; case-insensitive)"),
         RequestParameter("Since", "query", "Only those accepted at or after this time (ISO 8601; no offset: UTC)"),
         RequestParameter("Until", "query", "Only those accepted before this time (ISO 8601; no offset: UTC)"),
-        RequestParameter("PhoneNumber", "query", "Not supported yet (400 NotSupported): the log has no index by "
-                                                 "recipient"),
+        RequestParameter("PhoneNumber", "query", "Only communications sent to this recipient (read as a recipient's "
+                                                 "number on send; write + as %2B)"),
     ),
 )
 HEALTH = Operation(

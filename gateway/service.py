@@ -163,10 +163,12 @@ class SendService:
         """A scheduled communication's schedule index row, written before its header: a header stored without one
         could wait for good when its queue message is lost (the sweep finds scheduled sends by the index), while a
         row without a header (the accept failed) is only dropped by the sweep. Its message log rows likewise: a header
-        without them would be missing from GET /api/sms and never expire; rows without one are never listed."""
+        without them would be missing from GET /api/sms (and from its PhoneNumber filter: a row per recipient) and never
+        expire; rows without one are never listed."""
         comm = accepted[0]
         if self._message_log is not None:
-            self._message_log.add(LogEntry(comm.licensee_id, comm.comm_id, comm.created_at))
+            self._message_log.add(LogEntry(comm.licensee_id, comm.comm_id, comm.created_at,
+                                           tuple(spec.phone_number for spec in comm.recipients_spec)))
         if comm.send_at is not None and self._schedule is not None:
             self._schedule.add(ScheduledSend(comm.comm_id, comm.send_at))
         return accepted

@@ -16,7 +16,7 @@ from gateway.auth import Principal
 from gateway.connections import StorageClients
 from gateway.inbound import InboundMessage, InboundStore
 from gateway.message_index import IndexEntry, MessageIndex
-from gateway.message_log import LogEntry, MessageLog
+from gateway.message_log import LogEntry, MessageLog, number_partition, number_row_key
 from gateway.models import SMSSend
 from gateway.open_work import OpenWork
 from gateway.optouts import OptOutList
@@ -83,6 +83,9 @@ def test_an_old_communication_goes_with_everything_of_its_own_and_the_rest_stays
     assert MessageIndex(tables, settings.message_index_table).find("outbox", message_id) is None
     assert rows(tables, settings.inbound_table, "SMreply") == []
     assert [row["CommId"] for row in rows(tables, settings.message_log_table, licensee.hex)] == [young.hex]
+    # Its row by recipient (GET /api/sms?PhoneNumber=) went too, before the day row; the younger one's stays.
+    assert [row["CommId"] for row in rows(tables, settings.message_log_table, number_partition(licensee))] == [
+        young.hex]
     assert gateway.store.load_header(young) is not None and rows(tables, settings.outbox_table, young.hex)
     assert OptOutList(tables, settings.optouts_table).find(licensee, NUMBER) is not None  # never deleted
 
@@ -153,8 +156,13 @@ def test_a_run_takes_a_bounded_batch_through_the_day_index_and_drops_log_rows_wi
     licensee = uuid.uuid4()
     sent = [send(gateway, licensee) for _ in range(3)]
     log = MessageLog(gateway.clients.tables, gateway.settings.message_log_table)
-    orphan = LogEntry(licensee, uuid.uuid4(), datetime.now(UTC) - timedelta(days=400))  # an accept that failed
+    # An accept that failed after its log rows: its rows by recipient go too, named by the day row, even the batch
+    # whose row is already gone (a run cut off, or a write that never happened), row by row.
+    orphan = LogEntry(licensee, uuid.uuid4(), datetime.now(UTC) - timedelta(days=400), ("+447700900001", NUMBER))
     log.add(orphan)
+    log_table = gateway.clients.tables.get_table_client(gateway.settings.message_log_table)
+    log_table.delete_entity(number_partition(licensee), number_row_key("+447700900001", orphan))
+    assert len(rows(gateway.clients.tables, gateway.settings.message_log_table, number_partition(licensee))) == 3 + 1
     counter = CountingPolicy()
     settings = Settings.from_env({"SMS_DEFAULT_SENDER": SENDER, **storage_env})
     clients = StorageClients.create(settings.storage, connections=4, policies=[counter])
@@ -173,6 +181,7 @@ def test_a_run_takes_a_bounded_batch_through_the_day_index_and_drops_log_rows_wi
     assert first.deleted == [comm.hex for comm in sent[:2]] and second.deleted == [sent[2].hex]
     assert retention.run(later).communications == 0
     assert rows(gateway.clients.tables, settings.message_log_table, licensee.hex) == []
+    assert rows(gateway.clients.tables, settings.message_log_table, number_partition(licensee)) == []
 
 
 def test_the_local_host_runs_retention_on_its_schedule(storage_connection: str) -> None:

@@ -701,3 +701,12 @@ def test_two_operations_with_one_name_fail_loudly() -> None:
     other = Operation(SEND.name, "another", SEND.handler, errors=(500,), response=CommResponse, authenticated=False)
     with pytest.raises(ValueError, match="both named 'SMSSend'"):
         build_openapi([*ROUTES, Route("other", "api/other", ("POST",), other)])
+
+
+def test_the_message_log_documents_its_phone_number_filter(document: dict[str, Any], page: str) -> None:
+    """GET /api/sms takes PhoneNumber (issue 17: the index by recipient): both documents say what it filters."""
+    refs = [each["$ref"] for each in document["paths"]["/api/sms"]["get"]["parameters"]]
+    assert "#/components/parameters/query_PhoneNumber" in refs
+    described = document["components"]["parameters"]["query_PhoneNumber"]["description"]
+    assert "sent to this recipient" in described and "not supported" not in described.lower()
+    assert "Only communications sent to this recipient" in page
