@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,6 +334,9 @@ class Floor:
         self.service = TableServiceClient.from_connection_string(connection, **hooks)
         self.service.create_table_if_not_exists(table_name)
         self.table = self.service.get_table_client(table_name)
+        self.service.create_table_if_not_exists(f"{table_name}Index")
+        self.index = self.service.get_table_client(f"{table_name}Index")
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="floor-index")
         self.queue = QueueClient.from_connection_string(
             connection, queue_name, message_encode_policy=TextBase64EncodePolicy(),
             message_decode_policy=TextBase64DecodePolicy(), **hooks)
@@ -347,9 +351,9 @@ class Floor:
 
     def accept(self, recipients: Sequence[str], body: str, *, references_now: bool = False,
                validate: bool = False) -> str:
-        """Store and queue: the least a durable accept needs (one plain insert and one queue put, unless
-        ``references_now`` asks for recipient rows too); ``validate`` adds the one check the API cannot
-        skip: each number valid, in E.164."""
+        """List, store and queue: the least a durable accept needs (its index rows at once, then one plain insert
+        and one queue put, unless ``references_now`` asks for recipient rows too); ``validate`` adds the one check
+        the API cannot skip: each number valid, in E.164."""
         if validate:
             recipients = [_e164(number) for number in recipients]
         comm_id = uuid.uuid4().hex
@@ -362,6 +366,7 @@ class Floor:
             "UpdatedAt": now,
             "Recipients0": json.dumps([[number, None, None] for number in recipients], separators=(",", ":")),
         }
+        self._list(comm_id, recipients, now)
         rows = []
         if references_now:
             rows = [("create", {"PartitionKey": comm_id, "RowKey": f"r{i:05d}", "RecipientId": uuid.uuid4().hex,
@@ -377,6 +382,23 @@ class Floor:
             self.table.submit_transaction(operations[len(operations) - head:])
         self.queue.send_message(json.dumps({"CommId": comm_id}, separators=(",", ":")))
         return comm_id
+
+    def _list(self, comm_id: str, recipients: Sequence[str], now: datetime) -> None:
+        """The index rows issue 17 asks for, before the header and all at once: one for the sweep (a partition of
+        open work, so it never scans the communications), one for the licensee's log by time, and the recipients'
+        rows for the log's filter by number (one partition per licensee: a transaction per 100). Fewer cannot serve
+        both readers without a scan; our own accept writes one row more (the day row retention reads)."""
+        key = f"{10**17 - 1 - int(now.timestamp() * 1_000_000):017d}-{comm_id}"
+        by_number = [("upsert", {"PartitionKey": f"p{LICENSEE.hex}", "RowKey": f"{number}-{key}", "CommId": comm_id})
+                     for number in dict.fromkeys(recipients)]
+        writes = [self._pool.submit(self.index.upsert_entity, {"PartitionKey": comm_id, "RowKey": "open", "DueAt": now},
+                                    mode=UpdateMode.REPLACE)]
+        writes += [self._pool.submit(self.index.submit_transaction, by_number[start:start + TRANSACTION_LIMIT])
+                   for start in range(0, len(by_number), TRANSACTION_LIMIT)]
+        self.index.upsert_entity({"PartitionKey": LICENSEE.hex, "RowKey": key, "CommId": comm_id},
+                                 mode=UpdateMode.REPLACE)
+        for write in writes:
+            write.result()
 
     # deliver --------------------------------------------------------------------------------------
 
@@ -416,6 +438,7 @@ class Floor:
             record.append(("update", {"PartitionKey": comm_id, "RowKey": "comm", "Status": status, "SentCount": sent,
                                       "UpdatedAt": datetime.now(UTC)}, {"mode": UpdateMode.MERGE}))
             self.table.submit_transaction(record)
+        self.index.delete_entity(comm_id, "open")  # final: off the index of open work (issue 17)
         return len(recipients)
 
     def _provider_send(self, to: str, sender: str, body: str) -> str:

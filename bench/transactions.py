@@ -10,6 +10,9 @@ simulation whose queue client counts with the same policy. The provider is the T
 so the provider's calls are HTTP to it, not storage (counted separately). The floor: the same
 job written straight against the SDKs (bench.common.Floor), counted the same way.
 
+Since issue 17 the floor lists its send before storing it, as a correct accept must (``Floor._list``: an open-work
+row, a log row, the rows by number) and deletes its open-work row once delivered.
+
 A communication larger than one provider batch is fanned out (docs/delivery.md): the host runs the
 message accept wrote, then one message per unit it queued, each received and deleted; all are counted.
 

@@ -7,7 +7,8 @@ do), RowKey ``comm`` for the communication or a mark's RowKey (``w<hash>``) for 
 ``DueAt``, when the sweep should next look at it. The table holds open work only, so the sweep's one filtered query
 (``DueAt lt now``) costs pages in proportion to the open work, not to the traffic ever sent.
 
-Write order (docs/storage.md): a communication's row is written BEFORE its header (``CommunicationStore.create``),
+Write order (docs/storage.md): a communication's row is written BEFORE its header (``CommunicationStore.create``,
+with its other index rows at once: ``gateway/listing.py``),
 and deleted only AFTER it is final and a read after its final change's publish finds no webhook mark left in its
 partition (``Delivery._close``, ``CommunicationStore.finish``);
 a mark's row is written BEFORE the change it marks, and deleted after its events are published. So work without
@@ -28,7 +29,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from gateway.connections import TableStore
-from gateway.storage import EventMark, utcnow
+from gateway.storage import Communication, EventMark, utcnow
 
 COMM_ROW = "comm"
 SWEEP_BATCH = 500  # rows one sweep takes at most; the rest (the latest due) wait for the next run
@@ -49,6 +50,12 @@ class OpenWork(TableStore):
     def __init__(self, service: TableServiceClient, table_name: str, quiet: timedelta) -> None:
         super().__init__(service, table_name)
         self.quiet = quiet
+
+    def list_communication(self, comm: Communication) -> None:
+        """List a communication not yet final, due a look a quiet time after its accept (or a scheduled send's
+        SendAt, if later): what an accept writes before its header (``gateway/listing.py``)."""
+        if not comm.status.is_final:
+            self.open(comm.comm_id, max(comm.created_at, comm.send_at or comm.created_at))
 
     def open(self, comm_id: uuid.UUID, since: datetime) -> None:
         """List the communication, due a look ``quiet`` after ``since`` (its accept, or a scheduled send's SendAt)."""

@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from azure.core.exceptions import AzureError
@@ -45,7 +45,6 @@ from gateway.storage import (
 
 log = logging.getLogger("gateway.resend")
 
-Listing = Callable[[tuple[Communication, list[Recipient]]], tuple[Communication, list[Recipient]]]
 """Writes what must exist before a communication's header (its index rows) and hands the communication back."""
 RESENDABLE = frozenset({RecipientState.FAILED, RecipientState.UNDELIVERED, RecipientState.EXPIRED})
 """The shown states a resend takes a recipient in: not OptedOut (the list still holds it), not Canceled (the
@@ -139,12 +138,12 @@ def resend_outcome_unknown() -> ApiError:
 
 
 def accept_resend(store: CommunicationStore, licensee_id: uuid.UUID, comm_id: str, key: str | None, *,
-                  now: datetime, listed: Listing = lambda accepted: accepted) -> Accepted:
+                  now: datetime) -> Accepted:
     """Store the resend of ``comm_id`` (or find the one this request stored before) and link it to the original.
 
     404 as the status routes answer it; 409 NothingToResend or AlreadyResent; ``AcceptOutcomeUnknown`` from the
-    store when the accepting write got no answer. Not queued here: the caller queues a fresh one. ``listed`` writes
-    what must exist before the header (the message log's rows: ``SendService._listed``).
+    store when the accepting write got no answer. Not queued here: the caller queues a fresh one. The store lists it
+    in its indexes before its header, as any accept (``gateway/listing.py``).
     """
     snapshot = own_snapshot(store, licensee_id, path_comm_id(comm_id))
     original = snapshot.communication
@@ -160,7 +159,7 @@ def accept_resend(store: CommunicationStore, licensee_id: uuid.UUID, comm_id: st
         raise already_resent(original)
     accepted = accept_once(store, licensee_id, key if key is not None else implicit_key(original),
                            resend_hash(original.comm_id),
-                           lambda reference: listed((resend_of(original, reference, chosen), [])), now=now)
+                           lambda reference: (resend_of(original, reference, chosen), []), now=now)
     _link(store, original.comm_id, accepted.communication.comm_id)
     return accepted
 

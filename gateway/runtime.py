@@ -14,6 +14,7 @@ from gateway.connections import StorageClients
 from gateway.delivery import Delivery, ReceiptFollowUp
 from gateway.health import StorageProbe
 from gateway.inbound import InboundBook, InboundStore
+from gateway.listing import Listing
 from gateway.message_index import MessageIndex
 from gateway.message_list import LogService
 from gateway.message_log import MessageLog
@@ -88,11 +89,20 @@ class Gateway:
         claim_timeout = settings.claim_timeout_seconds
         provider = create_provider(settings, clients.tables)
         quiet = timedelta(seconds=settings.sweep_after_seconds)
+        def message_log(tables: TableServiceClient) -> MessageLog:
+            return MessageLog(tables, settings.message_log_table, concurrency=settings.concurrent_calls)
+
+        def listing(tables: TableServiceClient, log: MessageLog) -> Listing:
+            """Every index an accept lists a communication in before its header (gateway/listing.py)."""
+            return Listing(OpenWork(tables, settings.open_work_table, quiet), log,
+                           ScheduleIndex(tables, settings.schedule_table))
+
+        request_log, worker_log = message_log(clients.tables), message_log(clients.worker_tables)
         request_store = CommunicationStore(clients.tables, settings.communications_table,
-                                           OpenWork(clients.tables, settings.open_work_table, quiet))
+                                           listing=listing(clients.tables, request_log))
         request_queue = DeliveryQueue(clients.queue(settings.queue_name))
         store = CommunicationStore(clients.worker_tables, settings.communications_table,
-                                   OpenWork(clients.worker_tables, settings.open_work_table, quiet))
+                                   listing=listing(clients.worker_tables, worker_log))
         keys = ApiKeyStore(clients.tables, settings.api_keys_table)
         pacer = pacer_for(settings, clients)
         policy = CheckPolicy(after=timedelta(minutes=settings.receipt_check_after_minutes),
@@ -122,7 +132,6 @@ class Gateway:
                                   replies=replies_by_receipt(provider, clients.worker_tables), events=worker_outbox)
         optouts = OptOutList(clients.tables, settings.optouts_table)
         request_schedule = ScheduleIndex(clients.tables, settings.schedule_table)
-        request_log = MessageLog(clients.tables, settings.message_log_table, concurrency=settings.concurrent_calls)
         request_delivery = Delivery(request_store, provider, claim_timeout_seconds=claim_timeout, pacer=pacer,
                                     follow_up=follow_up(clients.tables), optouts=optouts,
                                     replies=ReplyIndex(clients.tables, settings.reply_index_table),
@@ -132,8 +141,7 @@ class Gateway:
             clients=clients,
             keys=keys,
             authenticator=Authenticator(keys, settings.api_key_cache_seconds),
-            service=SendService(settings, request_store, request_queue, request_delivery, request_schedule,
-                                message_log=request_log),
+            service=SendService(settings, request_store, request_queue, request_delivery),
             status=StatusService(request_store),
             canceler=Canceler(request_store, request_delivery, request_outbox),
             probe=StorageProbe(request_store, request_queue),
@@ -169,7 +177,7 @@ class Gateway:
             events=worker_outbox,
             log=LogService(request_log, clients.tables.get_table_client(settings.communications_table),
                            concurrency=min(INDEX_CONCURRENCY, settings.concurrent_calls)),
-            retention=Retention(MessageLog(clients.worker_tables, settings.message_log_table),
+            retention=Retention(worker_log,
                                 Tables.of(clients.worker_tables, settings), days=settings.retention_days,
                                 provider=settings.provider),
         )

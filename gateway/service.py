@@ -24,13 +24,12 @@ from gateway.delivery import (
 )
 from gateway.errors import outcome_unknown
 from gateway.idempotency import accept_once, delivery_in_progress, request_hash
-from gateway.message_log import LogEntry, MessageLog
 from gateway.models import CommResponse, SMSSend
 from gateway.queue import DeliveryQueue
 from gateway.redact import describe
 from gateway.references import random_reference
 from gateway.resend import accept_resend, resend_message, resend_outcome_unknown
-from gateway.schedule import ScheduledSend, ScheduleIndex, wait_seconds
+from gateway.schedule import wait_seconds
 from gateway.segments import count_segments
 from gateway.settings import Settings
 from gateway.storage import (
@@ -82,14 +81,11 @@ def new_communication(licensee_id: uuid.UUID, reference: str,
 
 
 class SendService:
-    def __init__(self, settings: Settings, store: CommunicationStore, queue: DeliveryQueue, delivery: Delivery,
-                 schedule: ScheduleIndex | None = None, message_log: MessageLog | None = None) -> None:
+    def __init__(self, settings: Settings, store: CommunicationStore, queue: DeliveryQueue, delivery: Delivery) -> None:
         self._settings = settings
         self._store = store
         self._queue = queue
         self._delivery = delivery
-        self._schedule = schedule  # where a scheduled send is listed before it is stored (gateway/schedule.py)
-        self._message_log = message_log  # where every send is listed before it is stored (gateway/message_log.py)
 
     def send(self, principal: Principal, request: SMSSend, *, immediate: bool,
              idempotency_key: str | None = None) -> CommResponse:
@@ -108,7 +104,7 @@ class SendService:
             else:
                 hashed = request_hash(valid, immediate=immediate)
                 accepted = accept_once(self._store, licensee_id, idempotency_key, hashed,
-                                       lambda reference: self._listed(new_communication(licensee_id, reference, valid)),
+                                       lambda reference: new_communication(licensee_id, reference, valid),
                                        now=utcnow())
                 comm = accepted.communication
                 if not accepted.fresh:
@@ -133,8 +129,7 @@ class SendService:
         stored, queued again, late, if it is not final yet.
         """
         try:
-            accepted = accept_resend(self._store, principal.licensee_id, comm_id, idempotency_key, now=utcnow(),
-                                     listed=self._listed)
+            accepted = accept_resend(self._store, principal.licensee_id, comm_id, idempotency_key, now=utcnow())
         except AcceptOutcomeUnknown as error:
             log.warning("accepting a resend got no answer from storage: %s", describe(error.__cause__ or error))
             raise resend_outcome_unknown() from None
@@ -151,27 +146,13 @@ class SendService:
 
     def _store_new(self, licensee_id: uuid.UUID, valid: ValidSend) -> Communication:
         for _ in range(REFERENCE_ATTEMPTS):
-            comm, recipients = self._listed(new_communication(licensee_id, random_reference(), valid))
+            comm, recipients = new_communication(licensee_id, random_reference(), valid)
             try:
                 self._store.create(comm, recipients)
             except ReferenceTaken:
                 continue
             return comm
         raise RuntimeError("could not find a free reference")
-
-    def _listed(self, accepted: tuple[Communication, list[Recipient]]) -> tuple[Communication, list[Recipient]]:
-        """A scheduled communication's schedule index row, written before its header: a header stored without one
-        could wait for good when its queue message is lost (the sweep finds scheduled sends by the index), while a
-        row without a header (the accept failed) is only dropped by the sweep. Its message log rows likewise: a header
-        without them would be missing from GET /api/sms (and from its PhoneNumber filter: a row per recipient) and never
-        expire; rows without one are never listed."""
-        comm = accepted[0]
-        if self._message_log is not None:
-            self._message_log.add(LogEntry(comm.licensee_id, comm.comm_id, comm.created_at,
-                                           tuple(spec.phone_number for spec in comm.recipients_spec)))
-        if comm.send_at is not None and self._schedule is not None:
-            self._schedule.add(ScheduledSend(comm.comm_id, comm.send_at))
-        return accepted
 
     def _enqueue(self, comm: Communication) -> None:
         """Queue the first run: now, or a scheduled send's at its SendAt (at most a queue's 7 days ahead; a run that

@@ -35,6 +35,7 @@ from gateway.connections import TableStore
 from gateway.message_index import key_of
 
 if TYPE_CHECKING:
+    from gateway.listing import Listing
     from gateway.open_work import OpenWork
 
 HEADER_ROW = "comm"
@@ -740,13 +741,16 @@ def _batches(operations: Sequence[Any], size: int = TRANSACTION_LIMIT) -> Iterab
 class CommunicationStore(TableStore):
     """Reads and writes communications; every multi-row write is an entity-group transaction.
 
-    With ``open_work`` (``gateway/open_work.py``) every communication accepted is listed there before its header is
-    written, and taken off by ``finish``.
+    With a ``listing`` (``gateway/listing.py``) every communication accepted is listed in the open-work index, the
+    message log and (scheduled) the schedule index before its header is written; with ``open_work`` alone, in that
+    index alone. ``finish`` takes it off the open-work index.
     """
 
-    def __init__(self, service: TableServiceClient, table_name: str, open_work: OpenWork | None = None) -> None:
+    def __init__(self, service: TableServiceClient, table_name: str, open_work: OpenWork | None = None, *,
+                 listing: Listing | None = None) -> None:
         super().__init__(service, table_name)
-        self.open_work = open_work
+        self.open_work = listing.open_work if listing is not None else open_work
+        self.listing = listing
 
     def create(self, comm: Communication, recipients: Sequence[Recipient] = (), *,
                claim: KeyClaim | None = None) -> None:
@@ -770,8 +774,7 @@ class CommunicationStore(TableStore):
             operations.insert(0, _claim_operation(comm.comm_id, claim))
         for operation in operations:  # all of them before the first write: too large is never half-stored
             check_fits(operation[1])
-        if self.open_work is not None and not comm.status.is_final:  # before the header: never work without its row
-            self.open_work.open(comm.comm_id, max(comm.created_at, comm.send_at or comm.created_at))
+        self._list(comm)  # before the header: no reader that finds communications by an index misses this one
         # Batches from the front, so the claim opens the first and the header closes the last.
         head = len(operations) % TRANSACTION_LIMIT or TRANSACTION_LIMIT
         leading, final = operations[:-head], operations[-head:]
@@ -795,6 +798,14 @@ class CommunicationStore(TableStore):
             if (error.status_code or 0) >= 500:  # e.g. OperationTimedOut: "may or may not have succeeded"
                 raise AcceptOutcomeUnknown(comm.comm_id.hex) from error
             raise
+
+    def _list(self, comm: Communication) -> None:
+        """Every index row ``comm`` needs, written at once (``gateway/listing.py``); a store built without a listing
+        (tools, tests) lists it in the open-work index alone."""
+        if self.listing is not None:
+            self.listing.write(comm)
+        elif self.open_work is not None:
+            self.open_work.list_communication(comm)
 
     def load_claim(self, comm_id: uuid.UUID) -> tuple[KeyClaim | None, Communication | None]:
         """The partition's idempotency claim and header, either of which may not exist, in one query."""

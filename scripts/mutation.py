@@ -85,6 +85,11 @@ GUARDS: dict[str, list[str]] = {
     "gateway/smart_encoding.py": [
         "tests/unit/test_smart_encoding.py", "tests/unit/test_validation.py", "tests/integration/test_http_segments.py",
     ],
+    "gateway/open_work.py": [
+        "tests/integration/test_open_work.py", "tests/integration/test_sweep_cost.py",
+        "tests/integration/test_webhook_emit.py",
+    ],
+    "gateway/telemetry.py": ["tests/unit/test_telemetry.py", "tests/integration/test_tracing.py"],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]
 LOGGERS = {"log", "logger", "logging"}  # calls on these are not deleted: no behaviour the tests guard depends on them

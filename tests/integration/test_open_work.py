@@ -153,3 +153,11 @@ def test_a_mark_an_earlier_run_left_keeps_the_row_when_a_later_run_ends_the_comm
     assert (report.recovered, report.dropped) == (1, 1)
     assert sink.types(comm.licensee_id) == ["communication.completed", "message.sent", "message.sent"]
     assert rows(gateway) == []
+
+
+def test_one_look_takes_at_most_its_limit_of_due_rows(gateway: Gateway) -> None:
+    open_work = gateway.store.open_work
+    for _ in range(3):
+        open_work.open(uuid.uuid4(), utcnow() - timedelta(hours=1))
+    assert len(list(open_work.due(utcnow(), limit=2))) == 2
+    assert len(list(open_work.due(utcnow(), limit=3))) == 3

@@ -40,7 +40,7 @@ def gateway(make_gateway):
     gateway.provider_fake = ScriptedProvider()
     gateway.queue = RecordingQueue(gateway.clients.queue(gateway.settings.queue_name))
     gateway.delivery = make_delivery(gateway.store, gateway.provider_fake, schedule=gateway.schedule)
-    gateway.service = SendService(gateway.settings, gateway.store, gateway.queue, gateway.delivery, gateway.schedule)
+    gateway.service = SendService(gateway.settings, gateway.store, gateway.queue, gateway.delivery)
     gateway.canceler = Canceler(gateway.store, gateway.delivery)
     use_gateway(gateway)
     yield gateway
