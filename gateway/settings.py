@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -39,6 +40,7 @@ from gateway.providers.outbox_settings import OutboxSettings
 MAX_RECIPIENTS_CEILING = 1000  # what one communication row can hold (docs/storage.md)
 # The longest claim: a delivery run starts no batch after delivery.RUN_SECONDS (120 s), so with a batch's claim it
 # ends inside host.json's functionTimeout (5 minutes), with room to record (tests/unit/test_recovery_bounds.py).
+MAX_SCHEDULE_AHEAD = timedelta(days=35)  # the furthest a SendAt may be (docs/messages.md, "Scheduled sends")
 MAX_CLAIM_TIMEOUT_SECONDS = 150
 WORKER_DEFAULT_THREADS = min(32, (os.cpu_count() or 1) + 4)
 """The Functions Python worker's threads when ``PYTHON_THREADPOOL_THREAD_COUNT`` is unset: on Python 3.9 and
@@ -262,7 +264,8 @@ class Settings:
     retention_days: int = setting(
         "SMS_RETENTION_DAYS", Integer(minimum=1, maximum=3650), default=90,
         description="how long a communication is kept after it was accepted; then the retention timer deletes it "
-        "with its recipients, receipts, replies, webhook events and index rows (never the opt-out list) "
+        "with its recipients, receipts, replies, webhook events and index rows (never the opt-out list). More than "
+        "35 days plus the longer of `SMS_RECEIPT_GIVE_UP_HOURS` and `SMS_REPLY_WINDOW_HOURS` (38 at their defaults) "
         "([docs/log.md](docs/log.md#retention))",
     )
     retention_schedule: str = setting(
@@ -274,12 +277,26 @@ class Settings:
     provider_settings: SettingsTable | None = None  # the chosen provider's, as PROVIDERS declares them
 
     def __post_init__(self) -> None:
+        self._check_retention()
         call_seconds = getattr(self.provider_settings, "call_seconds", None)  # providers with a per-call time-out
         if call_seconds is not None and self.claim_timeout_seconds <= call_seconds:
             raise ConfigError(
                 f"SMS_CLAIM_TIMEOUT_SECONDS ({self.claim_timeout_seconds}) must be longer than one {self.provider} "
                 f"call, which can take {call_seconds:g} s (its connect and read time-outs): a claim shorter than "
                 "that lets no call start"
+            )
+
+    def _check_retention(self) -> None:
+        """Retention counts from the accept, so it must outlast the longest a communication can still change: sent
+        up to ``MAX_SCHEDULE_AHEAD`` later, then receipts and replies for their hours. Shorter, it would delete a
+        scheduled send before it went, or a communication a receipt or reply was still to reach."""
+        changing = MAX_SCHEDULE_AHEAD + timedelta(hours=max(self.receipt_give_up_hours, self.reply_window_hours))
+        if timedelta(days=self.retention_days) <= changing:
+            raise ConfigError(
+                f"SMS_RETENTION_DAYS ({self.retention_days}) must be more than {changing / timedelta(days=1):g} days: "
+                f"a send may be scheduled {MAX_SCHEDULE_AHEAD.days} days ahead and then take receipts for "
+                f"SMS_RECEIPT_GIVE_UP_HOURS ({self.receipt_give_up_hours}) and replies for SMS_REPLY_WINDOW_HOURS "
+                f"({self.reply_window_hours}); retention would delete it while it can still change"
             )
 
     @property

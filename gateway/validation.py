@@ -16,7 +16,7 @@ import phonenumbers
 from gateway.errors import ApiError, FieldError
 from gateway.models import SMSSend
 from gateway.segments import count_segments
-from gateway.settings import Settings
+from gateway.settings import MAX_SCHEDULE_AHEAD, Settings
 from gateway.smart_encoding import smart_encode
 from gateway.storage import RecipientSpec, TooLargeToStore, utcnow
 
@@ -27,7 +27,6 @@ MAX_NOTES_LENGTH = 4000
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 SHORT_CODE_SENDER = re.compile(r"^\d{3,8}$")
-MAX_SCHEDULE_AHEAD = timedelta(days=35)  # the furthest a SendAt may be (docs/messages.md, "Scheduled sends")
 SEND_AT_GRACE = timedelta(minutes=1)  # a SendAt this little past sends now: the client's clock, or a slow request
 NO_REPLIES = ("is an alphanumeric sender id: no reply, and no STOP, can reach it; send from a phone number or a "
               "short code")

@@ -266,3 +266,21 @@ def test_the_readme_check_catches_a_missing_row_a_wrong_default_and_a_stray_row(
         "SMS_QUEUE_NAME", "SMS_RETIRED", "TWILIO_TIMEOUT_SECONDS"]
     reordered = text.replace(queue_row + "\n", "").replace("| `SMS_PROVIDER` |", queue_row + "\n| `SMS_PROVIDER` |")
     assert readme_problems(reordered) == ["rows: not in the order the settings are declared"]
+
+
+@pytest.mark.parametrize(("days", "hours", "refused"), [
+    ("38", {}, True),  # 35 + 72 hours is 38 days: not more
+    ("39", {}, False),
+    ("39", {"SMS_REPLY_WINDOW_HOURS": "100"}, True),  # the longer window wins
+    ("40", {"SMS_RECEIPT_GIVE_UP_HOURS": "100"}, False),
+    ("40", {"SMS_RECEIPT_GIVE_UP_HOURS": "120"}, True),
+])
+def test_retention_must_outlast_what_can_still_change_a_communication(days: str, hours: dict[str, str],
+                                                                       refused: bool) -> None:
+    env = {**STORAGE, "SMS_RETENTION_DAYS": days, **hours}
+    if not refused:
+        assert Settings.from_env(env).retention_days == int(days)
+        return
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert "SMS_RETENTION_DAYS" in str(raised.value) and "35 days" in str(raised.value)
