@@ -71,17 +71,16 @@ def test_settings_come_from_local_settings_json_and_the_shell_wins(storage_env, 
 def test_open_work_backfill_lists_what_an_older_version_left_open(storage_env, make_gateway) -> None:
     from datetime import timedelta
 
-    from gateway.storage import CommStatus, utcnow
+    from gateway.storage import CommStatus, CommunicationStore, utcnow
     from tests.integration.test_storage import make_comm
 
     gateway = make_gateway()
     legacy = gateway.store.open_work
-    gateway.store.open_work = None  # written as a version without the index wrote them
+    older = CommunicationStore(gateway.clients.worker_tables, gateway.settings.communications_table)  # no index
     queued, sent = make_comm(1, reference="LEGACYQ001"), make_comm(1, reference="LEGACYS001")
     sent.status = CommStatus.SENT
-    gateway.store.create(queued)
-    gateway.store.create(sent)
-    gateway.store.open_work = legacy
+    older.create(queued)
+    older.create(sent)
     assert list(legacy.due(utcnow() + timedelta(days=1))) == []
 
     done = cli(storage_env, "open-work", "backfill")
