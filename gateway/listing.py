@@ -58,7 +58,7 @@ class Listing:
             entry = LogEntry(comm.licensee_id, comm.comm_id, comm.created_at,
                              tuple(spec.phone_number for spec in comm.recipients_spec))
             writes.append(lambda: log.add(entry))
-        if open_work is not None and not comm.status.is_final:  # never work without its row
+        if open_work is not None:  # never work without its row (one final already has none to list)
             writes.append(lambda: open_work.list_communication(comm))
         if schedule is not None and comm.send_at is not None:
             due = ScheduledSend(comm.comm_id, comm.send_at)

@@ -90,6 +90,9 @@ GUARDS: dict[str, list[str]] = {
         "tests/integration/test_webhook_emit.py",
     ],
     "gateway/telemetry.py": ["tests/unit/test_telemetry.py", "tests/integration/test_tracing.py"],
+    "gateway/listing.py": ["tests/integration/test_listing.py", "tests/integration/test_accept_floor.py"],
+    "gateway/message_list.py": ["tests/unit/test_message_list.py", "tests/integration/test_http_message_log.py"],
+    "gateway/retention_links.py": ["tests/unit/test_retention_links.py", "tests/integration/test_retention.py"],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]
 LOGGERS = {"log", "logger", "logging"}  # calls on these are not deleted: no behaviour the tests guard depends on them
