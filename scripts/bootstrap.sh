@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the gateway needs, once: a virtualenv with requirements-dev.txt, and Azurite from npm.
-# Re-runs are cheap: each step is skipped while its lock file is unchanged.
+# Install what the gateway needs, once: a virtualenv with requirements-dev.txt, Azurite from npm, and headless
+# Chromium with its ChromeDriver from Debian for the browser tests (tests/browser/).
+# Re-runs are cheap: each step is skipped while its lock file is unchanged, or its program is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,4 +40,20 @@ want=$(stamp package-lock.json)
 if [ ! -x node_modules/.bin/azurite ] || [ "$(cat node_modules/.installed 2>/dev/null || true)" != "$want" ]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > node_modules/.installed
+fi
+
+# The browser tests drive Debian's Chromium through its ChromeDriver. Installed when missing and this user may
+# (root, or sudo without a password, with apt-get); otherwise tests/browser/ is skipped with this reason.
+if ! { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } || ! command -v chromedriver >/dev/null; then
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
+  if command -v apt-get >/dev/null && { [ ${#as_root[@]} -eq 0 ] || sudo -n true 2>/dev/null; }; then
+    echo "Installing chromium and chromium-driver (Debian packages) for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  else
+    echo "Chromium or ChromeDriver is missing and cannot be installed here (needs root or sudo, and apt-get):" \
+      "the browser tests (tests/browser/) will be skipped" >&2
+  fi
 fi
