@@ -68,6 +68,12 @@ document.getElementById("sign-out").addEventListener("click", () => {
   showSignIn();
 });
 
+// The skip link moves focus; followed as a link, its "#main" would be taken for a route.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  document.getElementById("main").focus();
+});
+
 window.addEventListener("console:unauthorized", () => {
   signOut();
   showSignIn();

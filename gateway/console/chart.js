@@ -77,8 +77,9 @@ function draw(days, counts) {
         svg("title", {}, `${each}: ${count} ${status}`)));
     }
     if ((days.length - 1 - position) % 7 === 0) { // today, and a week before it, and so on
-      chart.append(svg("text", { x: (x + slot * 0.35).toFixed(1), y: HEIGHT - 5, class: "tick",
-                                 "text-anchor": "middle" }, each.slice(5)));
+      const last = position === days.length - 1; // today's label ends at the edge instead of running past it
+      chart.append(svg("text", { x: (last ? WIDTH : x + slot * 0.35).toFixed(1), y: HEIGHT - 5, class: "tick",
+                                 "text-anchor": last ? "end" : "middle" }, each.slice(5)));
     }
   });
   return chart;
