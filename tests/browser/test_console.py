@@ -1,0 +1,332 @@
+"""The console in headless Chromium, against the local host sending through the Twilio fake: a person pastes a
+key, sees a message sent through the host appear in the log, opens its journey and sees the delivered receipt
+(the fake's signed status callback) and a reply (the fake's inbound message) arrive, adds and removes an
+opt-out, rotates the webhook secret; and the page's own promises: its security headers, the key kept in
+sessionStorage only, a 360 px wide screen, the keyboard alone.
+
+Each step leaves a screenshot in ``tests/browser/screenshots/`` (git-ignored), named after it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from fakes.twilio import DEV_SENDER, CallbackPlan, TwilioFake
+from gateway.console_page import CONTENT_SECURITY_POLICY
+from gateway.runtime import Gateway
+from tests.browser.conftest import LICENSEE
+from tests.browser.console import Console
+from tests.integration.test_inbound import number
+from tests.server import GatewayServer
+
+BODY = "Your appointment is on Tuesday at 10. Reply YES to confirm."
+REPLY = "Yes, see you then"
+SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff",
+           "Referrer-Policy": "no-referrer"}
+VIEWS = {"optouts": "table#optouts", "webhook": "input#webhook-url", "messages": "table#messages"}
+MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+
+def accepted(server: GatewayServer, key: str, patient: str) -> dict[str, str]:
+    """An immediate send to ``patient`` through the host, over HTTP with the key, as an app sends; the answer."""
+    model = {"From": {"PhoneNumber": DEV_SENDER}, "To": [{"PhoneNumber": patient}], "MessageBody": BODY,
+             "ReplyIsAllowed": True}
+    answer = server.post("/api/sendmessage/immediate", {"SMSModel": model}, key=key)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def send(server: GatewayServer, key: str, patient: str) -> str:
+    """The CommId of an immediate send to ``patient``."""
+    return accepted(server, key, patient)["CommId"]
+
+
+def row_of(comm_id: str) -> str:
+    return f'table#messages tbody tr[data-comm-id="{comm_id}"]'
+
+
+def listed(console: Console, comm_id: str) -> None:
+    """The message log, reloaded until it lists ``comm_id``."""
+    console.visible("button#refresh").click()
+    console.visible(row_of(comm_id))
+
+
+def test_pasting_the_key_and_pressing_enter_shows_the_message_log(console: Console, key: str) -> None:
+    console.open()
+    field = console.visible("input#api-key")
+    assert field.get_attribute("type") == "password"
+    assert console.text_of("label[for='api-key']")
+    console.shot("01-sign-in")
+    console.sign_in(key)
+    assert urlsplit(console.driver.current_url).fragment == "/messages"
+    assert key in console.session_values()
+    console.shot("02-message-log-signed-in")
+
+
+def test_a_wrong_key_shows_the_apis_message_and_stays_at_sign_in(
+    console: Console, server: GatewayServer
+) -> None:
+    wrong = "not-a-key-" + uuid.uuid4().hex
+    expected = server.get("/api/sms", key=wrong).json()["ResponseStatus"]["Message"]
+    console.open()
+    console.driver.execute_script("sessionStorage.clear()")
+    console.driver.refresh()
+    console.visible("input#api-key").send_keys(wrong, Keys.ENTER)
+    console.until(lambda d: console.text_of("#error") == expected, f"#error to say {expected!r}")
+    assert console.visible("#error").get_attribute("role") == "alert"
+    console.visible("input#api-key")
+    assert wrong not in console.session_values()
+    console.shot("03-wrong-key")
+
+
+def test_a_message_sent_through_the_host_appears_in_the_log(
+    console: Console, server: GatewayServer, key: str
+) -> None:
+    console.signed_in(key)
+    patient = number()
+    answer = accepted(server, key, patient)
+    comm_id = answer["CommId"]
+    listed(console, comm_id)
+    first = console.all("table#messages tbody tr")[0]
+    assert first.get_attribute("data-comm-id") == comm_id  # newest first
+    assert first.find_element(By.CSS_SELECTOR, "td.comm-id").text.strip() == comm_id
+    assert first.find_element(By.CSS_SELECTOR, "td.recipients").text.startswith("1")
+    assert patient not in console.visible("main").text  # a full number shows on the journey only
+    created = first.find_element(By.CSS_SELECTOR, "td.created time")
+    assert datetime.fromisoformat(created.get_attribute("datetime").replace("Z", "+00:00")).tzinfo is not None
+    assert "UTC" in created.get_attribute("title")
+    assert first.find_element(By.CSS_SELECTOR, "td.reference").text.strip() == answer["Reference"]
+    console.shot("04-message-in-log")
+
+
+def test_the_journey_shows_the_delivered_receipt_and_a_reply_as_they_arrive(
+    console: Console, server: GatewayServer, key: str, twilio: TwilioFake
+) -> None:
+    console.signed_in(key)
+    patient = number()
+    twilio.callback_plan = CallbackPlan(interval=1.0)  # sending, sent, delivered: one a second after the send
+    try:
+        comm_id = send(server, key, patient)
+        listed(console, comm_id)
+        console.visible(f"{row_of(comm_id)} a.open-journey").click()
+        console.visible("section#journey")
+        assert urlsplit(console.driver.current_url).fragment == f"/messages/{comm_id}"
+        assert BODY in console.text_of("#conversation .message.outbound")
+        recipient = "table#journey-recipients tr[data-recipient-id]"
+        assert console.text_of(f"{recipient} td.number") == patient  # the full number, here only
+        console.shot("05-journey-opened")
+
+        console.until(lambda d: console.text_of(f"{recipient} td.status") == "Delivered", "the receipt to show")
+        sid = next(message.sid for message in twilio.messages if message.to == patient)
+        assert console.text_of(f"{recipient} td.provider-id") == sid
+        console.visible("ol#timeline li[data-kind='delivered'] time")
+        console.shot("06-journey-delivered")
+    finally:
+        twilio.wait_for_callbacks()
+        twilio.callback_plan = CallbackPlan()
+
+    assert twilio.text(patient, DEV_SENDER, REPLY).answered == 200
+    console.until(lambda d: REPLY in console.text_of("#conversation .message.reply"), "the reply to show")
+    console.visible("ol#timeline li[data-kind='reply'] time")
+    console.shot("07-journey-reply")
+
+
+def test_an_opt_out_is_added_and_removed(console: Console, server: GatewayServer, key: str) -> None:
+    console.signed_in(key)
+    console.visible("a#nav-optouts").click()
+    console.visible("table#optouts")
+    patient = number()
+    console.visible("input#optout-number").send_keys(patient, Keys.ENTER)
+    row = f'table#optouts tr[data-number="{patient}"]'
+    console.visible(row)
+    assert patient in numbers_opted_out(server, key)
+    console.shot("08-opt-out-added")
+
+    console.visible(f"{row} button.optout-remove").click()
+    console.gone(row)
+    assert patient not in numbers_opted_out(server, key)
+    console.shot("09-opt-out-removed")
+
+
+def numbers_opted_out(server: GatewayServer, key: str) -> list[str]:
+    answer = server.get("/api/optouts", key=key)
+    assert answer.status_code == 200, answer.text
+    return [entry["PhoneNumber"] for entry in answer.json()["OptOuts"]]
+
+
+def test_rotating_the_webhook_secret_shows_a_new_one_once(console: Console, key: str, gateway: Gateway) -> None:
+    console.signed_in(key)
+    console.visible("a#nav-webhook").click()
+    url = console.visible("input#webhook-url")
+    url.clear()
+    url.send_keys("http://127.0.0.1:9/console-test")  # the discard port: no event is sent while it is registered
+    console.visible("button#webhook-save").click()
+    first = console.until(lambda d: SECRET.search(console.text_of("#webhook-secret")), "the first secret").group()
+    assert gateway.webhook_endpoints.find(LICENSEE).secret == first
+    console.shot("10-webhook-saved")
+
+    console.visible("button#webhook-rotate").click()
+    second = console.until(lambda d: (found := SECRET.search(console.text_of("#webhook-secret")))
+                           and found.group() != first and found, "a new secret").group()
+    stored = gateway.webhook_endpoints.find(LICENSEE)
+    assert (stored.secret, stored.previous_secret) == (second, first)
+    console.shot("11-webhook-rotated")
+
+    console.visible("a#nav-messages").click()  # shown once: not when the view is drawn again
+    console.visible("table#messages")
+    console.visible("a#nav-webhook").click()
+    console.visible("input#webhook-url")
+    assert not SECRET.search(console.driver.find_element(By.TAG_NAME, "body").text)
+
+    console.visible("button#webhook-delete").click()
+    console.until(lambda d: gateway.webhook_endpoints.find(LICENSEE) is None, "the webhook to be deleted")
+
+
+def test_every_console_file_carries_the_security_headers(console: Console, server: GatewayServer, key: str) -> None:
+    console.signed_in(key)
+    loaded = console.driver.execute_script(
+        "return performance.getEntriesByType('resource').map((entry) => entry.name);")
+    files = sorted({url for url in loaded if urlsplit(url).path.startswith("/console/")})
+    assert any(url.endswith(".js") for url in files) and any(url.endswith(".css") for url in files)
+
+    page = requests.get(f"{server.url}/console", timeout=10)  # no key needed for the files
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.headers["Cache-Control"] == "no-cache"
+    assert {name: page.headers.get(name) for name in HEADERS} == HEADERS
+    for url in files:
+        answer = requests.get(url, timeout=10)
+        assert answer.status_code == 200, url
+        media_type = MEDIA_TYPES[url[url.rindex("."):]]
+        assert answer.headers["Content-Type"] == f"{media_type}; charset=utf-8", url
+        assert answer.headers["Cache-Control"] == "public, max-age=3600", url
+        assert {name: answer.headers.get(name) for name in HEADERS} == HEADERS, url
+    for missing in ("/console/nope.js", "/console/..%2Fconsole_page.py", "/console/%2E%2E"):
+        answer = requests.get(f"{server.url}{missing}", timeout=10)
+        assert answer.status_code == 404, missing
+        assert answer.headers.get("Content-Security-Policy") == CONTENT_SECURITY_POLICY, missing
+
+
+def test_the_key_stays_in_session_storage_never_in_a_url_or_a_cookie(
+    console: Console, server: GatewayServer, key: str
+) -> None:
+    console.signed_in(key)
+    listed(console, send(server, key, number()))
+    console.visible("table#messages tbody tr a.open-journey").click()
+    console.visible("section#journey")
+    for view, ready in VIEWS.items():
+        console.visible(f"a#nav-{view}").click()
+        console.visible(ready)
+    urls = console.driver.execute_script(
+        "return [location.href, document.referrer]"
+        "  .concat(performance.getEntries().map((entry) => entry.name));")
+    assert len(urls) > 3 and not [url for url in urls if key in url]
+    assert console.driver.get_cookies() == []
+    assert console.driver.execute_script("return document.cookie") == ""
+    assert console.driver.execute_script("return Object.keys(localStorage).length") == 0
+    assert key in console.session_values()
+
+    console.visible("button#sign-out").click()
+    console.visible("input#api-key")
+    assert key not in console.session_values()
+    console.shot("12-signed-out")
+
+
+@pytest.fixture
+def phone_screen(console: Console):
+    """A 360 px wide phone screen (a mobile viewport honouring the page's meta viewport) for one test."""
+    console.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                   {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True})
+    yield
+    console.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+# The text that starts left of arguments[0] px and runs past it, outside a box of its own that scrolls.
+CUT_OFF_TEXT = """
+const width = arguments[0];
+const scrolls = (node) => {
+  for (let at = node.parentElement; at; at = at.parentElement) {
+    if (["auto", "scroll"].includes(getComputedStyle(at).overflowX)) return true;
+  }
+  return false;
+};
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const cut = [];
+for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+  if (!node.textContent.trim() || !node.parentElement.checkVisibility() || scrolls(node)) continue;
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  // text that starts on the screen and runs past its right edge (a skip link parked off-screen is not)
+  if ([...range.getClientRects()].some((rect) => rect.left < width && rect.right > width + 1)) {
+    cut.push(node.textContent.trim());
+  }
+}
+return cut;
+"""
+
+def fits(console: Console) -> None:
+    """The page is laid out at 360 px, nothing makes the body scroll sideways, and no text runs off the screen
+    (a wide table may scroll inside its own box)."""
+    width, scroll, body = console.driver.execute_script(
+        "return [window.innerWidth, document.documentElement.scrollWidth, document.body.scrollWidth];")
+    past = console.driver.execute_script(CUT_OFF_TEXT, 360)
+    assert (width, past) == (360, []), f"laid out {width} px wide; text past 360 px: {past}"
+    assert scroll <= width and body <= width, (width, scroll, body)
+
+
+@pytest.mark.usefixtures("phone_screen")
+def test_every_view_fits_a_360_px_wide_screen(console: Console, server: GatewayServer, key: str) -> None:
+    comm_id = send(server, key, number())
+    console.open()
+    fits(console)
+    console.shot("13-phone-sign-in")
+    console.signed_in(key)
+    listed(console, comm_id)
+    fits(console)
+    console.shot("14-phone-message-log")
+    console.visible(f"{row_of(comm_id)} a.open-journey").click()
+    console.visible("section#journey")
+    fits(console)
+    console.shot("15-phone-journey")
+    for view, ready in VIEWS.items():
+        console.open(f"#/{view}")
+        console.visible(ready)
+        fits(console)
+        console.shot(f"16-phone-{view}")
+
+
+def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
+    console: Console, server: GatewayServer, key: str
+) -> None:
+    comm_id = send(server, key, number())
+    console.signed_in(key)
+    listed(console, comm_id)
+    console.driver.execute_script("document.activeElement.blur()")
+    keys = ActionChains(console.driver)
+    for _ in range(60):
+        keys.send_keys(Keys.TAB).perform()
+        row = console.driver.execute_script(
+            "return document.activeElement.closest('table#messages tbody tr[data-comm-id]');")
+        if row is not None:
+            break
+    else:
+        pytest.fail("Tab never reached a row of table#messages")
+    focused = console.driver.switch_to.active_element
+    outline, shadow = (focused.value_of_css_property(name) for name in ("outline-style", "box-shadow"))
+    assert outline != "none" or shadow != "none", "the focused row shows no focus"
+    opened = row.get_attribute("data-comm-id")
+    console.shot("17-keyboard-row-focused")
+    keys.send_keys(Keys.ENTER).perform()
+    console.visible("section#journey")
+    assert urlsplit(console.driver.current_url).fragment == f"/messages/{opened}"
+    console.shot("18-keyboard-journey")
