@@ -51,5 +51,7 @@ def console_file(name: str | None) -> Document:
         raise ApiError(404, "NotFound", "No such console file",
                        headers={**SECURITY_HEADERS, "Cache-Control": PAGE_CACHE})
     cache_control = PAGE_CACHE if name == INDEX else ASSET_CACHE
-    return Document(text, media_type=MEDIA_TYPES[Path(name).suffix],
-                    headers={**SECURITY_HEADERS, "Cache-Control": cache_control})
+    media_type = MEDIA_TYPES[Path(name).suffix]
+    # Named whole: the host adds a charset to text/* only, and the SVG is UTF-8 text too.
+    return Document(text, media_type=media_type, headers={**SECURITY_HEADERS, "Cache-Control": cache_control,
+                                                          "Content-Type": f"{media_type}; charset=utf-8"})
