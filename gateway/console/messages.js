@@ -41,8 +41,7 @@ function open(commId) {
 function row(entry) {
   const link = el("a", { class: "open-journey", href: `#/messages/${encodeURIComponent(entry.CommId)}` },
                   entry.CommId);
-  return el("tr", { tabindex: "0", dataset: { commId: entry.CommId },
-                    "aria-label": `${entry.Status} message ${entry.Reference ?? entry.CommId}: open its journey`,
+  return el("tr", { tabindex: "0", dataset: { commId: entry.CommId }, title: "Enter or click: its journey",
                     onclick: (event) => { if (!event.target.closest("a")) open(entry.CommId); },
                     onkeydown: (event) => { if (event.key === "Enter" && event.target === event.currentTarget) {
                       open(entry.CommId);
@@ -96,11 +95,15 @@ export function renderMessages(view) {
       const open = entries.some((entry) => inProgress(entry.Status));
       summary.textContent = `Page ${state.tokens.length}: ${entries.length} message${entries.length === 1 ? "" : "s"}`
         + (open ? "; refreshing every 5 seconds while some are in progress." : ".");
-      if (open) timer = setTimeout(() => { if (!document.hidden) load(); else timer = setTimeout(load, REFRESH_MS); },
-                                   REFRESH_MS);
+      if (open) timer = setTimeout(refresh, REFRESH_MS);
     } catch (error) {
       if (!stopped) report(error);
     }
+  }
+
+  function refresh() { // a hidden tab asks nothing; it looks again when the next tick finds it shown
+    if (document.hidden) timer = setTimeout(refresh, REFRESH_MS);
+    else load();
   }
 
   function chart() {
