@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from collections import Counter
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,6 +28,7 @@ from tests.browser.conftest import LICENSEE
 from tests.browser.console import Console
 from tests.integration.test_inbound import number
 from tests.server import GatewayServer
+from tests.waiting import wait_until
 
 BODY = "Your appointment is on Tuesday at 10. Reply YES to confirm."
 REPLY = "Yes, see you then"
@@ -141,6 +143,42 @@ def test_the_journey_shows_the_delivered_receipt_and_a_reply_as_they_arrive(
     console.shot("07-journey-reply")
 
 
+def test_the_chart_counts_each_days_messages_by_status(console: Console, server: GatewayServer, key: str) -> None:
+    console.signed_in(key)
+    send(server, key, number())
+    console.visible("button#refresh").click()  # the log and its chart, drawn again
+    offset = timedelta(minutes=console.driver.execute_script("return new Date().getTimezoneOffset();"))
+
+    def drawn_as_logged() -> dict[str, int] | None:
+        logged = Counter(
+            (datetime.fromisoformat(entry["CreatedAt"].replace("Z", "+00:00")) - offset).date().isoformat()
+            for entry in log_entries(server, key))
+        drawn: Counter[str] = Counter()
+        for rect in console.all("svg#daily-chart rect[data-day]"):
+            drawn[rect.get_attribute("data-day")] += int(rect.get_attribute("data-count"))
+        return dict(drawn) if drawn == logged else None
+
+    assert sum(console.until(lambda d: drawn_as_logged(), "the chart to count what the log lists").values()) >= 1
+    for rect in console.all("svg#daily-chart rect[data-day]"):
+        day, status, count = (rect.get_attribute(f"data-{name}") for name in ("day", "status", "count"))
+        assert rect.find_element(By.TAG_NAME, "title").get_attribute("textContent") == f"{day}: {count} {status}"
+    console.driver.execute_script("arguments[0].scrollIntoView();", console.visible("svg#daily-chart"))
+    console.shot("08-chart")
+
+
+def log_entries(server: GatewayServer, key: str) -> list[dict[str, str]]:
+    """Every communication the key's licensee has in the log (GET /api/sms, page by page)."""
+    entries: list[dict[str, str]] = []
+    token = None
+    while True:
+        answer = server.get("/api/sms", key=key, params={"Top": 200, "ContinuationToken": token})
+        assert answer.status_code == 200, answer.text
+        entries += answer.json()["Results"]
+        token = answer.json().get("ContinuationToken")
+        if not token:
+            return entries
+
+
 def test_an_opt_out_is_added_and_removed(console: Console, server: GatewayServer, key: str) -> None:
     console.signed_in(key)
     console.visible("a#nav-optouts").click()
@@ -150,12 +188,12 @@ def test_an_opt_out_is_added_and_removed(console: Console, server: GatewayServer
     row = f'table#optouts tr[data-number="{patient}"]'
     console.visible(row)
     assert patient in numbers_opted_out(server, key)
-    console.shot("08-opt-out-added")
+    console.shot("09-opt-out-added")
 
     console.visible(f"{row} button.optout-remove").click()
     console.gone(row)
     assert patient not in numbers_opted_out(server, key)
-    console.shot("09-opt-out-removed")
+    console.shot("10-opt-out-removed")
 
 
 def numbers_opted_out(server: GatewayServer, key: str) -> list[str]:
@@ -173,14 +211,14 @@ def test_rotating_the_webhook_secret_shows_a_new_one_once(console: Console, key:
     console.visible("button#webhook-save").click()
     first = console.until(lambda d: SECRET.search(console.text_of("#webhook-secret")), "the first secret").group()
     assert gateway.webhook_endpoints.find(LICENSEE).secret == first
-    console.shot("10-webhook-saved")
+    console.shot("11-webhook-saved")
 
     console.visible("button#webhook-rotate").click()
     second = console.until(lambda d: (found := SECRET.search(console.text_of("#webhook-secret")))
                            and found.group() != first and found, "a new secret").group()
     stored = gateway.webhook_endpoints.find(LICENSEE)
     assert (stored.secret, stored.previous_secret) == (second, first)
-    console.shot("11-webhook-rotated")
+    console.shot("12-webhook-rotated")
 
     console.visible("a#nav-messages").click()  # shown once: not when the view is drawn again
     console.visible("table#messages")
@@ -239,7 +277,7 @@ def test_the_key_stays_in_session_storage_never_in_a_url_or_a_cookie(
     console.visible("button#sign-out").click()
     console.visible("input#api-key")
     assert key not in console.session_values()
-    console.shot("12-signed-out")
+    console.shot("13-signed-out")
 
 
 @pytest.fixture
@@ -289,26 +327,28 @@ def test_every_view_fits_a_360_px_wide_screen(console: Console, server: GatewayS
     comm_id = send(server, key, number())
     console.open()
     fits(console)
-    console.shot("13-phone-sign-in")
+    console.shot("14-phone-sign-in")
     console.signed_in(key)
     listed(console, comm_id)
     fits(console)
-    console.shot("14-phone-message-log")
+    console.shot("15-phone-message-log")
     console.visible(f"{row_of(comm_id)} a.open-journey").click()
     console.visible("section#journey")
     fits(console)
-    console.shot("15-phone-journey")
+    console.shot("16-phone-journey")
     for view, ready in VIEWS.items():
         console.open(f"#/{view}")
         console.visible(ready)
         fits(console)
-        console.shot(f"16-phone-{view}")
+        console.shot(f"17-phone-{view}")
 
 
 def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
     console: Console, server: GatewayServer, key: str
 ) -> None:
     comm_id = send(server, key, number())
+    wait_until(lambda: all(entry["Status"] == "Delivered" for entry in log_entries(server, key)),
+               what="every listed message delivered (the log stops refreshing itself)")
     console.signed_in(key)
     listed(console, comm_id)
     console.driver.execute_script("document.activeElement.blur()")
@@ -325,8 +365,8 @@ def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
     outline, shadow = (focused.value_of_css_property(name) for name in ("outline-style", "box-shadow"))
     assert outline != "none" or shadow != "none", "the focused row shows no focus"
     opened = row.get_attribute("data-comm-id")
-    console.shot("17-keyboard-row-focused")
+    console.shot("18-keyboard-row-focused")
     keys.send_keys(Keys.ENTER).perform()
     console.visible("section#journey")
     assert urlsplit(console.driver.current_url).fragment == f"/messages/{opened}"
-    console.shot("18-keyboard-journey")
+    console.shot("19-keyboard-journey")
