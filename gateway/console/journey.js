@@ -154,6 +154,11 @@ export function renderJourney(view, commId) {
       eventsTable(events)));
   }
 
+  function refresh() { // a hidden tab asks nothing; it looks again when the next tick finds it shown
+    if (document.hidden) timer = setTimeout(refresh, REFRESH_MS);
+    else load();
+  }
+
   async function load(force = false) {
     clearTimeout(timer);
     try {
@@ -166,7 +171,7 @@ export function renderJourney(view, commId) {
       }
       // Receipts come while it is in progress; replies may come later, so a finished one is still looked at.
       const soon = inProgress(message.Status) || message.ReplyIsAllowed || message.ReplyIsRequired;
-      timer = setTimeout(() => load(), soon ? REFRESH_MS : REFRESH_MS * 3);
+      timer = setTimeout(refresh, soon ? REFRESH_MS : REFRESH_MS * 3);
     } catch (error) {
       if (!stopped) report(error);
     }
