@@ -86,7 +86,7 @@ class Document:
     text: str
     status: int = 200
     media_type: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)  # besides Content-Type: the console's security headers
+    headers: Mapping[str, str] = field(default_factory=dict)  # more headers: the console's security headers
 
 
 def send(call: Call) -> CommResponse:
