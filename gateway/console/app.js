@@ -1,6 +1,6 @@
 // The console's entry: sign-in, the hash routes and which view draws #view.
 import { renderJourney } from "./journey.js";
-import { renderMessages } from "./messages.js";
+import { forgetMessages, renderMessages } from "./messages.js";
 import { clearError } from "./notice.js";
 import { renderOptOuts } from "./optouts.js";
 import { apiKey, signIn, signOut } from "./session.js";
@@ -17,6 +17,7 @@ let stopView = null; // the current view's cleanup (its refresh timer)
 
 function showSignIn() {
   stopCurrent();
+  forgetMessages();
   document.getElementById("nav").hidden = true;
   document.getElementById("view").replaceChildren();
   document.getElementById("sign-in").hidden = false;

@@ -173,7 +173,12 @@ export function renderJourney(view, commId) {
       const soon = inProgress(message.Status) || message.ReplyIsAllowed || message.ReplyIsRequired;
       timer = setTimeout(refresh, soon ? REFRESH_MS : REFRESH_MS * 3);
     } catch (error) {
-      if (!stopped) report(error);
+      if (stopped) return;
+      report(error);
+      if (error.status === 404) {
+        replace(view, el("section", { id: "journey-missing" }, el("p", {}, "No message with that CommId for this key. ",
+          el("a", { href: "#/messages" }, "All messages"))));
+      }
     }
   }
 

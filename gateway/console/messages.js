@@ -10,8 +10,14 @@ const STATUSES = ["Scheduled", "Queued", "Sending", "Sent", "PartiallySent", "Fa
 const REFRESH_MS = 5000;
 const TOP = 50;
 
-// Kept across visits to the view (opening a journey and coming back keeps the filters and the page).
-const state = { filters: { status: "", since: "", until: "", phone: "" }, tokens: [undefined] };
+// Kept across visits to the view (opening a journey and coming back keeps the filters and the page), forgotten at
+// sign-out: a page's token belongs to the licensee of the key that asked for it.
+const fresh = () => ({ filters: { status: "", since: "", until: "", phone: "" }, tokens: [undefined] });
+let state = fresh();
+
+export function forgetMessages() {
+  state = fresh();
+}
 
 function localStart(date, days = 0) {
   if (!date) return undefined;
