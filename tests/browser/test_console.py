@@ -20,6 +20,7 @@ import requests
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 
 from fakes.twilio import DEV_SENDER, CallbackPlan, TwilioFake
 from gateway.console_page import CONTENT_SECURITY_POLICY
@@ -58,8 +59,11 @@ def row_of(comm_id: str) -> str:
 
 
 def listed(console: Console, comm_id: str) -> None:
-    """The message log, reloaded until it lists ``comm_id``."""
+    """The message log, drawn again by its Refresh button (the rows shown before are gone), listing ``comm_id``."""
+    before = console.all("table#messages tbody tr")
     console.visible("button#refresh").click()
+    if before:
+        console.until(staleness_of(before[0]), "the log to be drawn again")
     console.visible(row_of(comm_id))
 
 
