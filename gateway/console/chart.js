@@ -8,8 +8,7 @@ const PAGE = 200; // the log's largest page
 const MAX_PAGES = 10; // at most 2000 messages are read for the picture; the caption says when there were more
 const ORDER = ["Delivered", "PartiallyDelivered", "Sent", "PartiallySent", "Undelivered", "Failed", "Expired",
                "Canceled", "Sending", "Queued", "Scheduled"];
-const WIDTH = 600;
-const HEIGHT = 160;
+const HEIGHT = 160; // drawn at the figure's own width, so its text stays at its size on a phone and on a desk
 const TOP = 8;
 const BOTTOM = 20;
 const LEFT = 28;
@@ -50,16 +49,16 @@ function statusClass(status) {
   return `s-${String(status).toLowerCase()}`;
 }
 
-function draw(days, counts) {
+function draw(days, counts, width) {
   const totals = days.map((each) => [...counts.get(each).values()].reduce((a, b) => a + b, 0));
   const highest = Math.max(1, ...totals);
-  const slot = (WIDTH - LEFT) / days.length;
+  const slot = (width - LEFT) / days.length;
   const scale = (HEIGHT - TOP - BOTTOM) / highest;
   const total = totals.reduce((a, b) => a + b, 0);
-  const chart = svg("svg", { id: "daily-chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img",
+  const chart = svg("svg", { id: "daily-chart", viewBox: `0 0 ${width} ${HEIGHT}`, role: "img",
                              "aria-labelledby": "daily-chart-title" },
     svg("title", { id: "daily-chart-title" }, `Messages per day, last ${DAYS} days: ${total} in all`),
-    svg("line", { x1: LEFT, y1: HEIGHT - BOTTOM, x2: WIDTH, y2: HEIGHT - BOTTOM, class: "axis" }),
+    svg("line", { x1: LEFT, y1: HEIGHT - BOTTOM, x2: width, y2: HEIGHT - BOTTOM, class: "axis" }),
     svg("text", { x: LEFT - 4, y: TOP + 8, class: "tick", "text-anchor": "end" }, String(highest)),
     svg("text", { x: LEFT - 4, y: HEIGHT - BOTTOM, class: "tick", "text-anchor": "end" }, "0"));
   days.forEach((each, position) => {
@@ -78,7 +77,7 @@ function draw(days, counts) {
     }
     if ((days.length - 1 - position) % 7 === 0) { // today, and a week before it, and so on
       const last = position === days.length - 1; // today's label ends at the edge instead of running past it
-      chart.append(svg("text", { x: (last ? WIDTH : x + slot * 0.35).toFixed(1), y: HEIGHT - 5, class: "tick",
+      chart.append(svg("text", { x: (last ? width : x + slot * 0.35).toFixed(1), y: HEIGHT - 5, class: "tick",
                                  "text-anchor": last ? "end" : "middle" }, each.slice(5)));
     }
   });
@@ -102,7 +101,8 @@ function legend(counts) {
 export async function renderChart(figure) {
   const days = lastDays();
   const { counts, truncated } = await countByDay(days);
-  replace(figure, draw(days, counts), el("figcaption", {},
+  const width = Math.max(300, Math.round(figure.getBoundingClientRect().width) || 600);
+  replace(figure, draw(days, counts, width), el("figcaption", {},
     `Messages per day over the last ${DAYS} days, by status${truncated ? ` (the newest ${PAGE * MAX_PAGES})` : ""}.`,
     legend(counts)));
 }
