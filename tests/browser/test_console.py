@@ -115,6 +115,24 @@ def test_a_message_sent_through_the_host_appears_in_the_log(
     console.shot("04-message-in-log")
 
 
+def test_the_log_refreshes_itself_while_a_message_is_in_progress(
+    console: Console, server: GatewayServer, key: str, twilio: TwilioFake
+) -> None:
+    console.signed_in(key)
+    twilio.callback_plan = CallbackPlan(interval=1.5)  # delivered 4.5 s after the send: after the first look
+    try:
+        comm_id = send(server, key, number())
+        listed(console, comm_id)
+        status = f"{row_of(comm_id)} td.status"
+        assert console.text_of(status) != "Delivered"
+        console.shot("05-log-in-progress")
+        console.until(lambda d: console.text_of(status) == "Delivered", "the log to show the receipt by itself")
+        console.shot("06-log-delivered")
+    finally:
+        twilio.wait_for_callbacks()
+        twilio.callback_plan = CallbackPlan()
+
+
 def test_the_journey_shows_the_delivered_receipt_and_a_reply_as_they_arrive(
     console: Console, server: GatewayServer, key: str, twilio: TwilioFake
 ) -> None:
@@ -130,13 +148,13 @@ def test_the_journey_shows_the_delivered_receipt_and_a_reply_as_they_arrive(
         assert BODY in console.text_of("#conversation .message.outbound")
         recipient = "table#journey-recipients tr[data-recipient-id]"
         assert console.text_of(f"{recipient} td.number") == patient  # the full number, here only
-        console.shot("05-journey-opened")
+        console.shot("07-journey-opened")
 
         console.until(lambda d: console.text_of(f"{recipient} td.status") == "Delivered", "the receipt to show")
         sid = next(message.sid for message in twilio.messages if message.to == patient)
         assert console.text_of(f"{recipient} td.provider-id") == sid
         console.visible("ol#timeline li[data-kind='delivered'] time")
-        console.shot("06-journey-delivered")
+        console.shot("08-journey-delivered")
     finally:
         twilio.wait_for_callbacks()
         twilio.callback_plan = CallbackPlan()
@@ -144,7 +162,7 @@ def test_the_journey_shows_the_delivered_receipt_and_a_reply_as_they_arrive(
     assert twilio.text(patient, DEV_SENDER, REPLY).answered == 200
     console.until(lambda d: REPLY in console.text_of("#conversation .message.reply"), "the reply to show")
     console.visible("ol#timeline li[data-kind='reply'] time")
-    console.shot("07-journey-reply")
+    console.shot("09-journey-reply")
 
 
 def test_the_chart_counts_each_days_messages_by_status(console: Console, server: GatewayServer, key: str) -> None:
@@ -167,7 +185,7 @@ def test_the_chart_counts_each_days_messages_by_status(console: Console, server:
         day, status, count = (rect.get_attribute(f"data-{name}") for name in ("day", "status", "count"))
         assert rect.find_element(By.TAG_NAME, "title").get_attribute("textContent") == f"{day}: {count} {status}"
     console.driver.execute_script("arguments[0].scrollIntoView();", console.visible("svg#daily-chart"))
-    console.shot("08-chart")
+    console.shot("10-chart")
 
 
 def log_entries(server: GatewayServer, key: str) -> list[dict[str, str]]:
@@ -192,12 +210,12 @@ def test_an_opt_out_is_added_and_removed(console: Console, server: GatewayServer
     row = f'table#optouts tr[data-number="{patient}"]'
     console.visible(row)
     assert patient in numbers_opted_out(server, key)
-    console.shot("09-opt-out-added")
+    console.shot("11-opt-out-added")
 
     console.visible(f"{row} button.optout-remove").click()
     console.gone(row)
     assert patient not in numbers_opted_out(server, key)
-    console.shot("10-opt-out-removed")
+    console.shot("12-opt-out-removed")
 
 
 def numbers_opted_out(server: GatewayServer, key: str) -> list[str]:
@@ -215,14 +233,14 @@ def test_rotating_the_webhook_secret_shows_a_new_one_once(console: Console, key:
     console.visible("button#webhook-save").click()
     first = console.until(lambda d: SECRET.search(console.text_of("#webhook-secret")), "the first secret").group()
     assert gateway.webhook_endpoints.find(LICENSEE).secret == first
-    console.shot("11-webhook-saved")
+    console.shot("13-webhook-saved")
 
     console.visible("button#webhook-rotate").click()
     second = console.until(lambda d: (found := SECRET.search(console.text_of("#webhook-secret")))
                            and found.group() != first and found, "a new secret").group()
     stored = gateway.webhook_endpoints.find(LICENSEE)
     assert (stored.secret, stored.previous_secret) == (second, first)
-    console.shot("12-webhook-rotated")
+    console.shot("14-webhook-rotated")
 
     console.visible("a#nav-messages").click()  # shown once: not when the view is drawn again
     console.visible("table#messages")
@@ -281,7 +299,7 @@ def test_the_key_stays_in_session_storage_never_in_a_url_or_a_cookie(
     console.visible("button#sign-out").click()
     console.visible("input#api-key")
     assert key not in console.session_values()
-    console.shot("13-signed-out")
+    console.shot("15-signed-out")
 
 
 @pytest.fixture
@@ -331,20 +349,20 @@ def test_every_view_fits_a_360_px_wide_screen(console: Console, server: GatewayS
     comm_id = send(server, key, number())
     console.open()
     fits(console)
-    console.shot("14-phone-sign-in")
+    console.shot("16-phone-sign-in")
     console.signed_in(key)
     listed(console, comm_id)
     fits(console)
-    console.shot("15-phone-message-log")
+    console.shot("17-phone-message-log")
     console.visible(f"{row_of(comm_id)} a.open-journey").click()
     console.visible("section#journey")
     fits(console)
-    console.shot("16-phone-journey")
+    console.shot("18-phone-journey")
     for view, ready in VIEWS.items():
         console.open(f"#/{view}")
         console.visible(ready)
         fits(console)
-        console.shot(f"17-phone-{view}")
+        console.shot(f"19-phone-{view}")
 
 
 def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
@@ -369,8 +387,8 @@ def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
     outline, shadow = (focused.value_of_css_property(name) for name in ("outline-style", "box-shadow"))
     assert outline != "none" or shadow != "none", "the focused row shows no focus"
     opened = row.get_attribute("data-comm-id")
-    console.shot("18-keyboard-row-focused")
+    console.shot("20-keyboard-row-focused")
     keys.send_keys(Keys.ENTER).perform()
     console.visible("section#journey")
     assert urlsplit(console.driver.current_url).fragment == f"/messages/{opened}"
-    console.shot("19-keyboard-journey")
+    console.shot("21-keyboard-journey")
