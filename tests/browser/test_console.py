@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.expected_conditions import staleness_of
 
-from fakes.twilio import DEV_SENDER, CallbackPlan, TwilioFake
+from fakes.twilio import DEV_SENDER, CallbackPlan, Fate, TwilioFake
 from gateway.console_page import CONTENT_SECURITY_POLICY
 from gateway.runtime import Gateway
 from tests.browser.conftest import LICENSEE
@@ -36,6 +36,7 @@ REPLY = "Yes, see you then"
 SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "no-referrer"}
+IN_PROGRESS = {"Scheduled", "Queued", "Pending", "Sending", "Sent", "PartiallySent"}  # what the log refreshes for
 VIEWS = {"optouts": "table#optouts", "webhook": "input#webhook-url", "messages": "table#messages"}
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
@@ -165,6 +166,31 @@ def test_the_journey_shows_the_delivered_receipt_and_a_reply_as_they_arrive(
     console.shot("09-journey-reply")
 
 
+def test_an_undelivered_message_explains_its_error_and_is_resent(
+    console: Console, server: GatewayServer, key: str, twilio: TwilioFake
+) -> None:
+    patient = number()
+    twilio.fate(patient, Fate.undelivered(30003))  # the handset is unreachable
+    comm_id = send(server, key, patient)
+    twilio.wait_for_callbacks()
+    console.signed_in(key)
+    console.open(f"#/messages/{comm_id}")
+    recipient = "table#journey-recipients tr[data-recipient-id]"
+    console.until(lambda d: console.text_of(f"{recipient} td.status") == "Undelivered", "the failure to show")
+    assert console.text_of(f"{recipient} td.error").startswith("30003")
+    assert len(console.text_of(f"{recipient} td.error span.explained").split()) >= 3  # in words, not a number
+    console.visible("ol#timeline li[data-kind='undelivered'] time")
+    assert not console.all("button#cancel")  # nothing left to cancel
+    console.shot("10-journey-undelivered")
+
+    console.visible("button#resend").click()
+    link = console.visible("#journey-notice a")
+    resent = urlsplit(link.get_attribute("href")).fragment.removeprefix("/messages/")
+    answer = server.get(f"/api/sms/{resent}", key=key)
+    assert answer.status_code == 200 and answer.json()["ResentFrom"] == comm_id, answer.text
+    console.shot("11-journey-resent")
+
+
 def test_the_chart_counts_each_days_messages_by_status(console: Console, server: GatewayServer, key: str) -> None:
     console.signed_in(key)
     send(server, key, number())
@@ -185,7 +211,7 @@ def test_the_chart_counts_each_days_messages_by_status(console: Console, server:
         day, status, count = (rect.get_attribute(f"data-{name}") for name in ("day", "status", "count"))
         assert rect.find_element(By.TAG_NAME, "title").get_attribute("textContent") == f"{day}: {count} {status}"
     console.driver.execute_script("arguments[0].scrollIntoView();", console.visible("svg#daily-chart"))
-    console.shot("10-chart")
+    console.shot("12-chart")
 
 
 def log_entries(server: GatewayServer, key: str) -> list[dict[str, str]]:
@@ -210,12 +236,12 @@ def test_an_opt_out_is_added_and_removed(console: Console, server: GatewayServer
     row = f'table#optouts tr[data-number="{patient}"]'
     console.visible(row)
     assert patient in numbers_opted_out(server, key)
-    console.shot("11-opt-out-added")
+    console.shot("13-opt-out-added")
 
     console.visible(f"{row} button.optout-remove").click()
     console.gone(row)
     assert patient not in numbers_opted_out(server, key)
-    console.shot("12-opt-out-removed")
+    console.shot("14-opt-out-removed")
 
 
 def numbers_opted_out(server: GatewayServer, key: str) -> list[str]:
@@ -233,14 +259,14 @@ def test_rotating_the_webhook_secret_shows_a_new_one_once(console: Console, key:
     console.visible("button#webhook-save").click()
     first = console.until(lambda d: SECRET.search(console.text_of("#webhook-secret")), "the first secret").group()
     assert gateway.webhook_endpoints.find(LICENSEE).secret == first
-    console.shot("13-webhook-saved")
+    console.shot("15-webhook-saved")
 
     console.visible("button#webhook-rotate").click()
     second = console.until(lambda d: (found := SECRET.search(console.text_of("#webhook-secret")))
                            and found.group() != first and found, "a new secret").group()
     stored = gateway.webhook_endpoints.find(LICENSEE)
     assert (stored.secret, stored.previous_secret) == (second, first)
-    console.shot("14-webhook-rotated")
+    console.shot("16-webhook-rotated")
 
     console.visible("a#nav-messages").click()  # shown once: not when the view is drawn again
     console.visible("table#messages")
@@ -299,7 +325,7 @@ def test_the_key_stays_in_session_storage_never_in_a_url_or_a_cookie(
     console.visible("button#sign-out").click()
     console.visible("input#api-key")
     assert key not in console.session_values()
-    console.shot("15-signed-out")
+    console.shot("17-signed-out")
 
 
 @pytest.fixture
@@ -349,28 +375,28 @@ def test_every_view_fits_a_360_px_wide_screen(console: Console, server: GatewayS
     comm_id = send(server, key, number())
     console.open()
     fits(console)
-    console.shot("16-phone-sign-in")
+    console.shot("18-phone-sign-in")
     console.signed_in(key)
     listed(console, comm_id)
     fits(console)
-    console.shot("17-phone-message-log")
+    console.shot("19-phone-message-log")
     console.visible(f"{row_of(comm_id)} a.open-journey").click()
     console.visible("section#journey")
     fits(console)
-    console.shot("18-phone-journey")
+    console.shot("20-phone-journey")
     for view, ready in VIEWS.items():
         console.open(f"#/{view}")
         console.visible(ready)
         fits(console)
-        console.shot(f"19-phone-{view}")
+        console.shot(f"21-phone-{view}")
 
 
 def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
     console: Console, server: GatewayServer, key: str
 ) -> None:
     comm_id = send(server, key, number())
-    wait_until(lambda: all(entry["Status"] == "Delivered" for entry in log_entries(server, key)),
-               what="every listed message delivered (the log stops refreshing itself)")
+    wait_until(lambda: not {entry["Status"] for entry in log_entries(server, key)} & IN_PROGRESS,
+               what="every listed message final (the log stops refreshing itself)")
     console.signed_in(key)
     listed(console, comm_id)
     console.driver.execute_script("document.activeElement.blur()")
@@ -387,8 +413,8 @@ def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
     outline, shadow = (focused.value_of_css_property(name) for name in ("outline-style", "box-shadow"))
     assert outline != "none" or shadow != "none", "the focused row shows no focus"
     opened = row.get_attribute("data-comm-id")
-    console.shot("20-keyboard-row-focused")
+    console.shot("22-keyboard-row-focused")
     keys.send_keys(Keys.ENTER).perform()
     console.visible("section#journey")
     assert urlsplit(console.driver.current_url).fragment == f"/messages/{opened}"
-    console.shot("21-keyboard-journey")
+    console.shot("23-keyboard-journey")
