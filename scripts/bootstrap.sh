@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Install what the gateway needs, once: a virtualenv with requirements-dev.txt, Azurite from npm, and headless
-# Chromium with its ChromeDriver from Debian for the browser tests (tests/browser/).
+# Install what the gateway needs, once: a virtualenv with requirements-dev.txt and Azurite from npm; with
+# --with-iac the IaC checkers' virtualenv, with --with-browser Debian's headless Chromium and its ChromeDriver for
+# the browser tests (tests/browser/); scripts/test.sh asks for both.
 # Re-runs are cheap: each step is skipped while its lock file is unchanged, or its program is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+with_iac=false
+with_browser=false
+for option in "$@"; do
+  case "$option" in
+    --with-iac) with_iac=true ;;
+    --with-browser) with_browser=true ;;
+    *) echo "usage: $0 [--with-iac] [--with-browser]" >&2; exit 2 ;;
+  esac
+done
 
 PYTHON=${PYTHON:-python3}
 "$PYTHON" - <<'PY' || { echo "Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
@@ -25,7 +36,7 @@ if [ "$(cat .venv/.installed 2>/dev/null || true)" != "$want" ]; then
 fi
 
 # The IaC checkers (checkov, pycep-parser) pin their own dependencies: they get a virtualenv of their own.
-if [ "${1:-}" = "--with-iac" ]; then
+if [ "$with_iac" = true ]; then
   iac=${IAC_VENV:-.venv-iac}
   [ -x "$iac/bin/python" ] || "$PYTHON" -m venv "$iac"
   want=$(stamp requirements-iac.txt)
@@ -44,7 +55,10 @@ fi
 
 # The browser tests drive Debian's Chromium through its ChromeDriver. Installed when missing and this user may
 # (root, or sudo without a password, with apt-get); otherwise tests/browser/ is skipped with this reason.
-if ! { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } || ! command -v chromedriver >/dev/null; then
+has_browser() {
+  { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } && command -v chromedriver >/dev/null
+}
+if [ "$with_browser" = true ] && ! has_browser; then
   as_root=()
   [ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
   if command -v apt-get >/dev/null && { [ ${#as_root[@]} -eq 0 ] || sudo -n true 2>/dev/null; }; then
