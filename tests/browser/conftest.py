@@ -9,7 +9,6 @@ network: every component that would call home is switched off, and the profile i
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +19,10 @@ from selenium.webdriver.chrome.service import Service
 from fakes.twilio import TwilioFake
 from gateway.runtime import Gateway
 from tests.browser.console import Console
+from tests.browser.host import LICENSEE
 from tests.server import GatewayServer
 from tests.twilio_host import twilio_env
 
-LICENSEE = uuid.UUID("5e1e0c7a-18c0-4b5e-9a1d-c0de5011e018")
 INBOUND = "/api/providers/twilio/inbound"
 CHROMIUM = ("chromium", "chromium-browser")
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

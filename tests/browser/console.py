@@ -13,11 +13,17 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 T = TypeVar("T")
 REDRAWN = (NoSuchElementException, StaleElementReferenceException)  # an element looked up while the page redraws
 WAIT_SECONDS = 15  # the page polls every 5 s while a message is in progress: a receipt shows within two polls
+
+
+def row_of(comm_id: str) -> str:
+    """The message log's row of a communication."""
+    return f'table#messages tbody tr[data-comm-id="{comm_id}"]'
 
 
 class Console:
@@ -43,6 +49,14 @@ class Console:
         if key not in self.session_values():
             self.sign_in(key)
         self.visible("table#messages")
+
+    def listed(self, comm_id: str) -> None:
+        """The message log, drawn again by its Refresh button (the rows shown before are gone), listing ``comm_id``."""
+        before = self.all("table#messages tbody tr")
+        self.visible("button#refresh").click()
+        if before:
+            self.until(staleness_of(before[0]), "the log to be drawn again")
+        self.visible(row_of(comm_id))
 
     def session_values(self) -> list[str]:
         """Every value in this tab's sessionStorage (the key is one of them once signed in)."""

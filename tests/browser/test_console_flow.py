@@ -1,8 +1,7 @@
-"""The console in headless Chromium, against the local host sending through the Twilio fake: a person pastes a
-key, sees a message sent through the host appear in the log, opens its journey and sees the delivered receipt
-(the fake's signed status callback) and a reply (the fake's inbound message) arrive, adds and removes an
-opt-out, rotates the webhook secret; and the page's own promises: its security headers, the key kept in
-sessionStorage only, a 360 px wide screen, the keyboard alone.
+"""A person at a licensee using the console in headless Chromium, against the local host sending through the
+Twilio fake: paste the key, see a message sent through the host appear in the log, open its journey and see the
+delivered receipt (the fake's signed status callback) and a reply (the fake's inbound message) arrive, see an
+undelivered one explained and resend it, read the chart, add and remove an opt-out, rotate the webhook secret.
 
 Each step leaves a screenshot in ``tests/browser/screenshots/`` (git-ignored), named after it.
 """
@@ -15,57 +14,18 @@ from collections import Counter
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-import pytest
-import requests
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.expected_conditions import staleness_of
 
 from fakes.twilio import DEV_SENDER, CallbackPlan, Fate, TwilioFake
-from gateway.console_page import CONTENT_SECURITY_POLICY
 from gateway.runtime import Gateway
-from tests.browser.conftest import LICENSEE
-from tests.browser.console import Console
+from tests.browser.console import Console, row_of
+from tests.browser.host import BODY, LICENSEE, accepted, log_entries, send
 from tests.integration.test_inbound import number
 from tests.server import GatewayServer
-from tests.waiting import wait_until
 
-BODY = "Your appointment is on Tuesday at 10. Reply YES to confirm."
 REPLY = "Yes, see you then"
 SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
-HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer"}
-IN_PROGRESS = {"Scheduled", "Queued", "Pending", "Sending", "Sent", "PartiallySent"}  # what the log refreshes for
-VIEWS = {"optouts": "table#optouts", "webhook": "input#webhook-url", "messages": "table#messages"}
-MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-
-
-def accepted(server: GatewayServer, key: str, patient: str) -> dict[str, str]:
-    """An immediate send to ``patient`` through the host, over HTTP with the key, as an app sends; the answer."""
-    model = {"From": {"PhoneNumber": DEV_SENDER}, "To": [{"PhoneNumber": patient}], "MessageBody": BODY,
-             "ReplyIsAllowed": True}
-    answer = server.post("/api/sendmessage/immediate", {"SMSModel": model}, key=key)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-def send(server: GatewayServer, key: str, patient: str) -> str:
-    """The CommId of an immediate send to ``patient``."""
-    return accepted(server, key, patient)["CommId"]
-
-
-def row_of(comm_id: str) -> str:
-    return f'table#messages tbody tr[data-comm-id="{comm_id}"]'
-
-
-def listed(console: Console, comm_id: str) -> None:
-    """The message log, drawn again by its Refresh button (the rows shown before are gone), listing ``comm_id``."""
-    before = console.all("table#messages tbody tr")
-    console.visible("button#refresh").click()
-    if before:
-        console.until(staleness_of(before[0]), "the log to be drawn again")
-    console.visible(row_of(comm_id))
 
 
 def test_pasting_the_key_and_pressing_enter_shows_the_message_log(console: Console, key: str) -> None:
@@ -103,7 +63,7 @@ def test_a_message_sent_through_the_host_appears_in_the_log(
     patient = number()
     answer = accepted(server, key, patient)
     comm_id = answer["CommId"]
-    listed(console, comm_id)
+    console.listed(comm_id)
     first = console.all("table#messages tbody tr")[0]
     assert first.get_attribute("data-comm-id") == comm_id  # newest first
     assert first.find_element(By.CSS_SELECTOR, "td.comm-id").text.strip() == comm_id
@@ -123,7 +83,7 @@ def test_the_log_refreshes_itself_while_a_message_is_in_progress(
     twilio.callback_plan = CallbackPlan(interval=1.5)  # delivered 4.5 s after the send: after the first look
     try:
         comm_id = send(server, key, number())
-        listed(console, comm_id)
+        console.listed(comm_id)
         status = f"{row_of(comm_id)} td.status"
         assert console.text_of(status) != "Delivered"
         console.shot("05-log-in-progress")
@@ -142,7 +102,7 @@ def test_the_journey_shows_the_delivered_receipt_and_a_reply_as_they_arrive(
     twilio.callback_plan = CallbackPlan(interval=1.0)  # sending, sent, delivered: one a second after the send
     try:
         comm_id = send(server, key, patient)
-        listed(console, comm_id)
+        console.listed(comm_id)
         console.visible(f"{row_of(comm_id)} a.open-journey").click()
         console.visible("section#journey")
         assert urlsplit(console.driver.current_url).fragment == f"/messages/{comm_id}"
@@ -214,19 +174,6 @@ def test_the_chart_counts_each_days_messages_by_status(console: Console, server:
     console.shot("12-chart")
 
 
-def log_entries(server: GatewayServer, key: str) -> list[dict[str, str]]:
-    """Every communication the key's licensee has in the log (GET /api/sms, page by page)."""
-    entries: list[dict[str, str]] = []
-    token = None
-    while True:
-        answer = server.get("/api/sms", key=key, params={"Top": 200, "ContinuationToken": token})
-        assert answer.status_code == 200, answer.text
-        entries += answer.json()["Results"]
-        token = answer.json().get("ContinuationToken")
-        if not token:
-            return entries
-
-
 def test_an_opt_out_is_added_and_removed(console: Console, server: GatewayServer, key: str) -> None:
     console.signed_in(key)
     console.visible("a#nav-optouts").click()
@@ -276,145 +223,3 @@ def test_rotating_the_webhook_secret_shows_a_new_one_once(console: Console, key:
 
     console.visible("button#webhook-delete").click()
     console.until(lambda d: gateway.webhook_endpoints.find(LICENSEE) is None, "the webhook to be deleted")
-
-
-def test_every_console_file_carries_the_security_headers(console: Console, server: GatewayServer, key: str) -> None:
-    console.signed_in(key)
-    loaded = console.driver.execute_script(
-        "return performance.getEntriesByType('resource').map((entry) => entry.name);")
-    files = sorted({url for url in loaded if urlsplit(url).path.startswith("/console/")})
-    assert any(url.endswith(".js") for url in files) and any(url.endswith(".css") for url in files)
-
-    page = requests.get(f"{server.url}/console", timeout=10)  # no key needed for the files
-    assert page.status_code == 200
-    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert page.headers["Cache-Control"] == "no-cache"
-    assert {name: page.headers.get(name) for name in HEADERS} == HEADERS
-    for url in files:
-        answer = requests.get(url, timeout=10)
-        assert answer.status_code == 200, url
-        media_type = MEDIA_TYPES[url[url.rindex("."):]]
-        assert answer.headers["Content-Type"] == f"{media_type}; charset=utf-8", url
-        assert answer.headers["Cache-Control"] == "public, max-age=3600", url
-        assert {name: answer.headers.get(name) for name in HEADERS} == HEADERS, url
-    for missing in ("/console/nope.js", "/console/..%2Fconsole_page.py", "/console/%2E%2E"):
-        answer = requests.get(f"{server.url}{missing}", timeout=10)
-        assert answer.status_code == 404, missing
-        assert answer.headers.get("Content-Security-Policy") == CONTENT_SECURITY_POLICY, missing
-
-
-def test_the_key_stays_in_session_storage_never_in_a_url_or_a_cookie(
-    console: Console, server: GatewayServer, key: str
-) -> None:
-    console.signed_in(key)
-    listed(console, send(server, key, number()))
-    console.visible("table#messages tbody tr a.open-journey").click()
-    console.visible("section#journey")
-    for view, ready in VIEWS.items():
-        console.visible(f"a#nav-{view}").click()
-        console.visible(ready)
-    urls = console.driver.execute_script(
-        "return [location.href, document.referrer]"
-        "  .concat(performance.getEntries().map((entry) => entry.name));")
-    assert len(urls) > 3 and not [url for url in urls if key in url]
-    assert console.driver.get_cookies() == []
-    assert console.driver.execute_script("return document.cookie") == ""
-    assert console.driver.execute_script("return Object.keys(localStorage).length") == 0
-    assert key in console.session_values()
-
-    console.visible("button#sign-out").click()
-    console.visible("input#api-key")
-    assert key not in console.session_values()
-    console.shot("17-signed-out")
-
-
-@pytest.fixture
-def phone_screen(console: Console):
-    """A 360 px wide phone screen (a mobile viewport honouring the page's meta viewport) for one test."""
-    console.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                   {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True})
-    yield
-    console.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-
-
-# The text that starts left of arguments[0] px and runs past it, outside a box of its own that scrolls.
-CUT_OFF_TEXT = """
-const width = arguments[0];
-const scrolls = (node) => {
-  for (let at = node.parentElement; at; at = at.parentElement) {
-    if (["auto", "scroll"].includes(getComputedStyle(at).overflowX)) return true;
-  }
-  return false;
-};
-const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-const cut = [];
-for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-  if (!node.textContent.trim() || !node.parentElement.checkVisibility() || scrolls(node)) continue;
-  const range = document.createRange();
-  range.selectNodeContents(node);
-  // text that starts on the screen and runs past its right edge (a skip link parked off-screen is not)
-  if ([...range.getClientRects()].some((rect) => rect.left < width && rect.right > width + 1)) {
-    cut.push(node.textContent.trim());
-  }
-}
-return cut;
-"""
-
-def fits(console: Console) -> None:
-    """The page is laid out at 360 px, nothing makes the body scroll sideways, and no text runs off the screen
-    (a wide table may scroll inside its own box)."""
-    width, scroll, body = console.driver.execute_script(
-        "return [window.innerWidth, document.documentElement.scrollWidth, document.body.scrollWidth];")
-    past = console.driver.execute_script(CUT_OFF_TEXT, 360)
-    assert (width, past) == (360, []), f"laid out {width} px wide; text past 360 px: {past}"
-    assert scroll <= width and body <= width, (width, scroll, body)
-
-
-@pytest.mark.usefixtures("phone_screen")
-def test_every_view_fits_a_360_px_wide_screen(console: Console, server: GatewayServer, key: str) -> None:
-    comm_id = send(server, key, number())
-    console.open()
-    fits(console)
-    console.shot("18-phone-sign-in")
-    console.signed_in(key)
-    listed(console, comm_id)
-    fits(console)
-    console.shot("19-phone-message-log")
-    console.visible(f"{row_of(comm_id)} a.open-journey").click()
-    console.visible("section#journey")
-    fits(console)
-    console.shot("20-phone-journey")
-    for view, ready in VIEWS.items():
-        console.open(f"#/{view}")
-        console.visible(ready)
-        fits(console)
-        console.shot(f"21-phone-{view}")
-
-
-def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
-    console: Console, server: GatewayServer, key: str
-) -> None:
-    comm_id = send(server, key, number())
-    wait_until(lambda: not {entry["Status"] for entry in log_entries(server, key)} & IN_PROGRESS,
-               what="every listed message final (the log stops refreshing itself)")
-    console.signed_in(key)
-    listed(console, comm_id)
-    console.driver.execute_script("document.activeElement.blur()")
-    keys = ActionChains(console.driver)
-    for _ in range(60):
-        keys.send_keys(Keys.TAB).perform()
-        row = console.driver.execute_script(
-            "return document.activeElement.closest('table#messages tbody tr[data-comm-id]');")
-        if row is not None:
-            break
-    else:
-        pytest.fail("Tab never reached a row of table#messages")
-    focused = console.driver.switch_to.active_element
-    outline, shadow = (focused.value_of_css_property(name) for name in ("outline-style", "box-shadow"))
-    assert outline != "none" or shadow != "none", "the focused row shows no focus"
-    opened = row.get_attribute("data-comm-id")
-    console.shot("22-keyboard-row-focused")
-    keys.send_keys(Keys.ENTER).perform()
-    console.visible("section#journey")
-    assert urlsplit(console.driver.current_url).fragment == f"/messages/{opened}"
-    console.shot("23-keyboard-journey")
