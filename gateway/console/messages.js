@@ -78,6 +78,21 @@ function filterForm(onApply) {
          "Refresh")));
 }
 
+// A redraw replaces every row: the keyboard's place (a row, or the link in it) is found again by its CommId, so a
+// refresh never drops the focus to the page.
+function focusedPlace(body) {
+  const active = document.activeElement;
+  const focusedRow = active?.closest?.("tr[data-comm-id]");
+  if (!focusedRow || !body.contains(focusedRow)) return null;
+  return { commId: focusedRow.dataset.commId, onLink: active !== focusedRow };
+}
+
+function restoreFocus(body, place) {
+  if (!place) return;
+  const again = [...body.querySelectorAll("tr[data-comm-id]")].find((each) => each.dataset.commId === place.commId);
+  (place.onLink ? again?.querySelector("a.open-journey") : again)?.focus();
+}
+
 export function renderMessages(view) {
   let timer = null;
   let stopped = false;
@@ -93,8 +108,10 @@ export function renderMessages(view) {
       const page = await api.messages(query());
       if (stopped) return;
       const entries = page.Results ?? [];
+      const place = focusedPlace(body);
       replace(body, entries.length ? entries.map(row)
         : el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No messages match.")));
+      restoreFocus(body, place);
       state.next = page.ContinuationToken;
       next.disabled = !page.ContinuationToken;
       first.disabled = state.tokens.length === 1;

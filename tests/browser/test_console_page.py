@@ -1,5 +1,6 @@
 """What the console promises beyond its views, in headless Chromium against the local host: its security headers
-on every file, the API key in sessionStorage only, every view on a 360 px wide screen, the keyboard alone.
+on every file, the API key in sessionStorage only, every view on a 360 px wide screen, the keyboard alone (its
+place kept through the log's own refresh).
 
 Each step leaves a screenshot in ``tests/browser/screenshots/`` (git-ignored), named after it.
 """
@@ -13,6 +14,7 @@ import requests
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
+from fakes.twilio import CallbackPlan, TwilioFake
 from gateway.console_page import CONTENT_SECURITY_POLICY
 from tests.browser.console import Console, row_of
 from tests.browser.host import IN_PROGRESS, log_entries, send
@@ -166,3 +168,31 @@ def test_the_keyboard_alone_reaches_a_row_and_opens_its_journey(
     console.visible("section#journey")
     assert urlsplit(console.driver.current_url).fragment == f"/messages/{opened}"
     console.shot("23-keyboard-journey")
+
+
+def test_the_logs_own_refresh_keeps_the_keyboards_place(
+    console: Console, server: GatewayServer, key: str, twilio: TwilioFake
+) -> None:
+    console.signed_in(key)
+    twilio.callback_plan = CallbackPlan(interval=1.5)  # in progress for the first look, delivered by a later one
+    try:
+        comm_id = send(server, key, number())
+        console.listed(comm_id)
+        console.driver.execute_script("document.activeElement.blur()")
+        keys = ActionChains(console.driver)
+        focused_row = "return document.activeElement.closest('table#messages tbody tr')?.dataset.commId ?? null;"
+        for _ in range(60):
+            keys.send_keys(Keys.TAB).perform()
+            if console.driver.execute_script(focused_row) == comm_id:
+                break
+        else:
+            pytest.fail(f"Tab never reached the row of {comm_id}")
+        status = f"{row_of(comm_id)} td.status"
+        console.until(lambda d: console.text_of(status) == "Delivered", "the log to show the receipt by itself")
+        assert console.driver.execute_script(focused_row) == comm_id, "the refresh lost the focused row"
+        keys.send_keys(Keys.ENTER).perform()
+        console.visible("section#journey")
+        assert urlsplit(console.driver.current_url).fragment == f"/messages/{comm_id}"
+    finally:
+        twilio.wait_for_callbacks()
+        twilio.callback_plan = CallbackPlan()
