@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -86,6 +86,7 @@ class Document:
     text: str
     status: int = 200
     media_type: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)  # more headers: the console's security headers
 
 
 def send(call: Call) -> CommResponse:
@@ -210,6 +211,16 @@ def webhook_events_list(call: Call) -> WebhookEventsResponse:
     return WebhookEventsResponse(Events=[_webhook_event(event) for event in events])
 
 
+def communication_events(call: Call) -> WebhookEventsResponse:
+    """The webhook events of one of the caller's communications, oldest first; 404 as its status answers."""
+    from gateway.comm_events import events_of
+
+    gateway = get_gateway()
+    snapshot = gateway.status.snapshot(call.caller, call.values["commId"])
+    return WebhookEventsResponse(Events=[_webhook_event(event) for event in events_of(gateway.webhook_outbox,
+                                                                                      snapshot)])
+
+
 def webhook_event_retry(call: Call) -> WebhookEventEntry:
     """Send one of the caller's Failed events again (a fresh round of retries); 404 for an event not the
     caller's, 409 for one that is not Failed."""
@@ -242,6 +253,13 @@ def metadata_page(call: Call) -> Document:
     from gateway.metadata.html import metadata_html  # built on first use: no cost at cold start
 
     return Document(metadata_html(urlsplit(call.url).netloc or None))
+
+
+def console_page(call: Call) -> Document:
+    """The console's index.html or one of its shipped files (``gateway.console_page``); 404 for any other name."""
+    from gateway.console_page import console_file
+
+    return console_file(call.values.get("file"))
 
 
 def openapi_spec(call: Call) -> Document:

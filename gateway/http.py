@@ -66,7 +66,7 @@ def serve(route: Route, req: func.HttpRequest) -> func.HttpResponse:
         principal = get_gateway().authenticator.authenticate(req.headers) if operation.authenticated else None
         result = operation.handler(Call(route, values, req.headers, req.params, req.get_body(), req.url, principal))
         if isinstance(result, Document):
-            return func.HttpResponse(result.text or None, status_code=result.status,
+            return func.HttpResponse(result.text or None, status_code=result.status, headers=dict(result.headers),
                                      mimetype=result.media_type or operation.media_type, charset="utf-8")
         return respond(200, result.to_wire(), negotiated)
     except ApiError as error:
@@ -85,7 +85,7 @@ def _path_values(route: Route, params: Mapping[str, str]) -> tuple[dict[str, str
     (``/api/sms/<id>.jsv``); on a predefined route ``{format}`` names the body's format instead.
     """
     values = dict(params)
-    if route.predefined:
+    if route.predefined or not route.format_suffix:
         return values, None
     if "format" in values:
         return values, values["format"]

@@ -34,6 +34,7 @@ from azure.data.tables import TableClient
 from gateway.errors import ApiError, FieldError
 from gateway.message_log import LogEntry, MessageLog, newest_first_key, same_instant
 from gateway.models import SMSLogEntry, SMSLogResponse, parse_wire_datetime
+from gateway.segments import count_segments
 from gateway.settings import Settings
 from gateway.storage import HEADER_ROW, RECEIPT_COUNT_PROPERTIES, CommStatus, receipt_counts_of
 from gateway.validation import validate_number
@@ -44,7 +45,8 @@ TOKEN_VERSION = "2"  # 2: the filter it was made for ("1", before PhoneNumber, n
 WHOLE_LOG = "all"  # a token's scope without PhoneNumber
 AFTER_EVERY_KEY = "~"  # sorts after the digits and the "-" a RowKey is made of
 SUMMARY_COLUMNS = ["LicenseeId", "Reference", "Status", "CreatedAt", "SendAt", "RecipientCount", "SentCount",
-                   "FailedCount", *RECEIPT_COUNT_PROPERTIES, "LinkedObjectId", "SuiteId"]
+                   "FailedCount", *RECEIPT_COUNT_PROPERTIES, "LinkedObjectId", "SuiteId", "Body"]
+"""The header's columns a listed entry reads: Body only for its Segments and Encoding (never listed itself)."""
 ROW_KEY = re.compile(r"\d{17}-[0-9a-f]{32}")  # what ``licensee_row_key`` writes: all a token may resume after
 QUERY_NAMES = ("Top", "ContinuationToken", "Status", "Since", "Until", "PhoneNumber")
 
@@ -194,9 +196,11 @@ def _shown(entry: LogEntry, header: Any, status: CommStatus | None) -> bool:
 
 def _summary(entry: LogEntry, header: Any) -> SMSLogEntry:
     receipts = receipt_counts_of(header)
+    cost = count_segments(header.get("Body") or "")
     return SMSLogEntry(CommId=entry.comm_id, Reference=header.get("Reference"), Status=header.get("Status"),
                        CreatedAt=header.get("CreatedAt"), SendAt=header.get("SendAt"),
                        RecipientCount=int(header.get("RecipientCount") or 0),
                        SentCount=int(header.get("SentCount") or 0), FailedCount=int(header.get("FailedCount") or 0),
                        DeliveredCount=receipts.delivered, UndeliveredCount=receipts.undelivered + receipts.failed,
-                       LinkedObjectId=header.get("LinkedObjectId"), SuiteId=header.get("SuiteId"))
+                       LinkedObjectId=header.get("LinkedObjectId"), SuiteId=header.get("SuiteId"),
+                       Segments=cost.segments, Encoding=cost.encoding.value)

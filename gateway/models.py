@@ -377,6 +377,10 @@ class SMSLogEntry(WireModel):
                                                  "(Undelivered, or Failed after the provider accepted it)")
     LinkedObjectId: Guid = Field(None, description="As the send said")
     SuiteId: Guid = Field(None, description="As the send said")
+    Segments: int = Field(0, description="How many SMS segments its body takes per recipient, as GET "
+                                         "/api/sms/{CommId} counts them")
+    Encoding: str | None = Field(None, description="GSM-7 or UCS-2: the alphabet the text is sent in, as GET "
+                                                  "/api/sms/{CommId} says")
 
 
 class SMSLogResponse(WireModel):

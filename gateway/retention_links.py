@@ -28,6 +28,7 @@ from typing import Any
 
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 
+from gateway.comm_events import candidate_ids
 from gateway.receipt_checks import PARTITION as DUE_PARTITION
 from gateway.receipt_checks import TIME_FORMAT
 from gateway.settings import Settings
@@ -40,7 +41,7 @@ from gateway.storage import (
     RecipientState,
 )
 from gateway.webhook_emit import RECEIPT_TYPES, RECIPIENT_TYPES
-from gateway.webhook_events import EventType, event_id_for
+from gateway.webhook_events import EventType
 from gateway.webhook_outbox import FAILED, IDS_PER_QUERY, failed_row_key
 
 LINK_COLUMNS = ["Status", "State", "Index", "UpdatedAt"]
@@ -100,17 +101,18 @@ class LinkedTables:
 
 def event_ids(comm_id: uuid.UUID, rows: Iterable[Any]) -> list[str]:
     """The ids of every webhook event the communication's rows say may have been made (``FOUND_BY``)."""
-    ids = [event_id_for(comm_id, EventType.COMPLETED)]
+    recipients: list[tuple[int, str | None]] = []
+    receipts: list[tuple[int, str | None]] = []
+    replies: list[tuple[int, str, str]] = []
     for row in rows:
         key = row["RowKey"]
-        if key.startswith(RECIPIENT_ROW_PREFIX) and (type_ := RECIPIENT_TYPES.get(row.get("Status"))) is not None:
-            ids.append(event_id_for(comm_id, type_, int(key[len(RECIPIENT_ROW_PREFIX):])))
-        elif key.startswith(RECEIPT_ROW_PREFIX) and (type_ := RECEIPT_TYPES.get(row.get("State") or "")) is not None:
-            ids.append(event_id_for(comm_id, type_, int(key[len(RECEIPT_ROW_PREFIX):])))
+        if key.startswith(RECIPIENT_ROW_PREFIX):
+            recipients.append((int(key[len(RECIPIENT_ROW_PREFIX):]), row.get("Status")))
+        elif key.startswith(RECEIPT_ROW_PREFIX):
+            receipts.append((int(key[len(RECEIPT_ROW_PREFIX):]), row.get("State")))
         elif key.startswith(REPLY_ROW_PREFIX) and row.get("MessageId") and row.get("Index") is not None:
-            ids.append(event_id_for(comm_id, EventType.REPLY, int(row["Index"]),
-                                    f"{row.get('Provider')}-{row['MessageId']}"))
-    return list(dict.fromkeys(ids))
+            replies.append((int(row["Index"]), str(row.get("Provider")), str(row["MessageId"])))
+    return candidate_ids(comm_id, recipients, receipts, replies)
 
 
 def delete_events(table: TableClient, licensee_id: uuid.UUID, ids: Sequence[str]) -> int:

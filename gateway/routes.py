@@ -89,6 +89,7 @@ class Operation:
     parameters: tuple[RequestParameter, ...] = ()
     authenticated: bool = True
     success: int = 200  # the status a success answers: a provider callback's empty acknowledgement is 204
+    documented: bool = True  # in /metadata and /openapi.json; the console's page and files are not API operations
 
     def __post_init__(self) -> None:
         """The declared errors must be what the adapter does, or the documents would say otherwise."""
@@ -121,6 +122,7 @@ class Route:
     immediate: bool = False  # a send delivers inside the request
     predefined: bool = False  # /json/reply/X style: the path names the body's format
     summary: str = ""
+    format_suffix: bool = True  # a .json/.jsv suffix on a path value names the answer's format (not a file's name)
 
     def __post_init__(self) -> None:
         """Every ``{name}`` in the path is described: by the operation, or it is the route's ``{format}``."""
@@ -245,6 +247,26 @@ METADATA = Operation(
 OPENAPI = Operation(
     "OpenApi", "An OpenAPI 3.1 description of every route, for code generators and API tools.",
     handlers.openapi_spec, errors=(500,), media_type="application/json", authenticated=False,
+)
+COMMUNICATION_EVENTS = Operation(
+    "SMSWebhookEvents",
+    "The webhook events the gateway made for one of the caller's communications (sent, delivered, failed, reply, "
+    "completed…), whatever became of them (Pending, Delivered or Failed), oldest first; none when no webhook was "
+    "registered while it changed. Found from the communication's own rows, never by a scan. Another licensee's "
+    "communication answers 404.",
+    handlers.communication_events, errors=(401, 404, 406, 500, 503), response=WebhookEventsResponse,
+    path_parameters=STATUS.path_parameters,
+)
+CONSOLE = Operation(
+    "Console",
+    "The console: a page in the browser over this API (docs/console.md); its files need no API key, the page "
+    "sends the key the user pastes with each API call. Not an API operation, so not in these documents.",
+    handlers.console_page, errors=(404, 500), media_type="text/html", authenticated=False, documented=False,
+    path_parameters=(PathParameter("file", str, "One of the console's shipped files (app.js, console.css, …)"),),
+)
+CONSOLE_INDEX = Operation(
+    "ConsoleIndex", CONSOLE.description, handlers.console_page, errors=(500,), media_type="text/html",
+    authenticated=False, documented=False,
 )
 
 TWILIO_STATUS = Operation(
@@ -378,6 +400,8 @@ ROUTES: tuple[Route, ...] = (
           summary="Cancel a communication's recipients not yet handed to the provider"),
     Route("resend", "api/sms/{commId}/resend", ("POST",), RESEND,
           summary="Send a communication again to the recipients it did not reach, as a new communication"),
+    Route("communication_events", "api/sms/{commId}/events", ("GET",), COMMUNICATION_EVENTS,
+          summary="The webhook events made for a communication, whatever became of them"),
     Route("status_by_reference", "api/sms/reference/{reference}", ("GET",), STATUS_BY_REFERENCE,
           summary="A communication's status and each recipient's, by Reference"),
     Route("health", "api/health", ("GET",), HEALTH, summary="200 when storage answers, 503 when it does not"),
@@ -403,4 +427,10 @@ ROUTES: tuple[Route, ...] = (
           summary="The caller's webhook events that failed for good, newest first"),
     Route("webhook_event_retry", "api/webhook/events/{eventId}/retry", ("POST",), WEBHOOK_EVENT_RETRY,
           summary="Send a failed webhook event again"),
+    Route("console", "console", ("GET",), CONSOLE_INDEX, summary="The console's page"),
+    Route("console_file", "console/{file}", ("GET",), CONSOLE, format_suffix=False,
+          summary="One of the console's scripts, style sheets and images"),
 )
+
+DOCUMENTED_ROUTES: tuple[Route, ...] = tuple(route for route in ROUTES if route.operation.documented)
+"""What /metadata and /openapi.json describe: every route but the console's (a page for people, not an API)."""

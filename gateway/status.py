@@ -54,6 +54,10 @@ class StatusService:
     def by_id(self, principal: Principal, comm_id: str) -> SMSStatusResponse:
         return describe(own_snapshot(self._store, principal.licensee_id, path_comm_id(comm_id)))
 
+    def snapshot(self, principal: Principal, comm_id: str) -> Snapshot:
+        """The caller's communication read whole, by the CommId a path names; 404 as ``by_id`` answers it."""
+        return own_snapshot(self._store, principal.licensee_id, path_comm_id(comm_id))
+
     def by_reference(self, principal: Principal, reference: str) -> SMSStatusResponse:
         reference = reference.strip().upper()
         if not reference.isalnum():

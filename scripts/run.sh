@@ -69,5 +69,7 @@ Send an SMS ($delivered_by):
 
 $look_up
 
+Or look in the browser: http://127.0.0.1:$port/console (paste the key above and press Enter).
+
 MSG
 .venv/bin/python -m devhost --port "$port"

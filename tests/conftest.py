@@ -1,8 +1,10 @@
 """Shared fixtures (one real Azurite per test session, isolated storage names per test) and the test tiers.
 
 A test's tier is the folder it lives in: ``tests/unit`` (nothing running), ``tests/integration`` (Azurite or a
-local Functions host, which the fixtures start), ``tests/infra`` (the IaC tools). Each test is marked with its
-tier, so ``pytest -m unit`` selects it, and a unit test that asks for storage fails instead of starting Azurite.
+local Functions host, which the fixtures start), ``tests/infra`` (the IaC tools), ``tests/browser`` (the console in
+headless Chromium against a local host; skipped with the reason when Chromium cannot be had). Each test is marked
+with its tier, so ``pytest -m unit`` selects it, and a unit test that asks for storage fails instead of starting
+Azurite.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from devhost.azurite import Azurite, external_connection_string, isolated_env
 pytest_plugins = ["tests.http_fixtures", "tests.twilio_host"]
 
 TESTS = Path(__file__).resolve().parent
-TIERS = ("unit", "integration", "infra")
+TIERS = ("unit", "integration", "infra", "browser")
 STORAGE_FIXTURE = "storage_connection"
 
 

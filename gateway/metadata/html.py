@@ -18,7 +18,7 @@ from gateway.metadata.about import API_VERSION, CONTENT_TYPE_NOTE, ERROR_DESCRIP
 from gateway.metadata.dtos import dotnet_type, json_sample, jsv_sample, models_reachable
 from gateway.metadata.table import route_display_paths, routes_by_operation
 from gateway.models import ErrorResponse
-from gateway.routes import ROUTES, Operation, Route
+from gateway.routes import DOCUMENTED_ROUTES, Operation, Route
 
 DEFAULT_HOST = "your-function-app.azurewebsites.net"
 SAMPLE_NOTE = (
@@ -169,7 +169,7 @@ def _errors_section() -> str:
 @lru_cache(maxsize=16)
 def metadata_html(host: str | None = None) -> str:
     """The page for the gateway's route table, with ``host`` in the samples; built once per host."""
-    return build_page(ROUTES, host)
+    return build_page(DOCUMENTED_ROUTES, host)
 
 
 def build_page(routes: Sequence[Route], host: str | None = None) -> str:

@@ -21,7 +21,7 @@ from gateway.metadata.about import API_VERSION, CONTENT_TYPE_NOTE, ERROR_DESCRIP
 from gateway.metadata.dtos import dotnet_type, example, is_model, unwrap_optional
 from gateway.metadata.table import openapi_path, routes_by_operation
 from gateway.models import GUID_PATTERN, ErrorResponse
-from gateway.routes import FORMAT, ROUTES, Operation, PathParameter, RequestParameter, Route
+from gateway.routes import DOCUMENTED_ROUTES, FORMAT, Operation, PathParameter, RequestParameter, Route
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 _GUID_REF = "#/components/schemas/Guid"
@@ -52,7 +52,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
 
 @lru_cache(maxsize=16)
 def _openapi_json(server_url: str | None) -> str:
-    return json.dumps(build_openapi(ROUTES, server_url), ensure_ascii=False, indent=2)
+    return json.dumps(build_openapi(DOCUMENTED_ROUTES, server_url), ensure_ascii=False, indent=2)
 
 
 def build_openapi(routes: Sequence[Route], server_url: str | None = None) -> dict[str, Any]:

@@ -835,6 +835,15 @@ def funcignore_package(root: Path) -> set[str]:
     return files
 
 
+def console_files() -> set[str]:
+    """What ``/console`` serves (gateway/console/), as package paths; index.html and app.js at least."""
+    from gateway.console_page import FOLDER, shipped
+
+    names = {f"{FOLDER.relative_to(ROOT).as_posix()}/{name}" for name in shipped()}
+    assert {"gateway/console/index.html", "gateway/console/app.js"} <= names
+    return names
+
+
 def top_level(files: Iterable[str]) -> set[str]:
     return {name.split("/", 1)[0] for name in files}
 
@@ -843,12 +852,14 @@ def test_deploy_script_packages_the_app_and_no_dev_only_module(tmp_path: Path) -
     files = deploy_script_package(tmp_path)
     assert top_level(files) == {"function_app.py", "host.json", "requirements.txt", "gateway"}, top_level(files)
     assert {"gateway/__init__.py", "gateway/settings.py", "gateway/providers/twilio.py"} <= files
+    assert console_files() <= files, "the console's page, scripts and styles ship in the package"
     assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
 
 
 def test_funcignore_keeps_dev_only_modules_out_of_the_azd_package() -> None:
     files = funcignore_package(ROOT)
     assert {"function_app.py", "host.json", "requirements.txt", "gateway/__init__.py"} <= files
+    assert console_files() <= files, "the console's page, scripts and styles ship in the package"
     assert not top_level(files) & set(DEV_ONLY_MODULES), sorted(top_level(files) & set(DEV_ONLY_MODULES))
     python_modules = {name for name in top_level(files) if name.endswith(".py") or f"{name}/__init__.py" in files}
     assert python_modules == {"function_app.py", "gateway"}, "a Python module outside gateway/ would be deployed"

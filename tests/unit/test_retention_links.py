@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from gateway.comm_events import snapshot_ids
 from gateway.retention_links import FOUND_BY, event_ids
 from gateway.storage import (
     Communication,
@@ -57,6 +58,8 @@ def test_the_ids_computed_from_the_rows_are_those_of_every_event_the_rows_made()
 
     assert set(candidates) == set(made)  # every event made, and nothing more to look up
     assert len(candidates) == len(set(candidates))
+    # GET /api/sms/{CommId}/events computes them from the communication read whole: the same ids, same order.
+    assert snapshot_ids(snapshot) == candidates
 
 
 def test_open_recipient_rows_and_a_partition_without_rows_make_only_the_completion_candidate() -> None:
