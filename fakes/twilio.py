@@ -735,6 +735,7 @@ def _date_passes(name: str, condition: _DateFilter, date_sent: str | None) -> bo
 DEV_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 DEV_AUTH_TOKEN = "local-fake-twilio-token"
 DEV_SENDER = "+15005550006"  # Twilio's test "From" that always works
+LOCAL_INBOUND_URL = "http://127.0.0.1:7071/api/providers/twilio/inbound"  # the local host's (scripts/run.sh)
 
 
 class _ConsoleTwilioFake(TwilioFake):
@@ -756,6 +757,23 @@ def _print_callback(posted: PostedCallback) -> None:
     say(f"{stamp()} status callback {posted.sid} {posted.status}: {answer}")
 
 
+def _replying(fake: TwilioFake, text: str) -> Callable[[PostedCallback], None]:
+    """``--reply``: each message the fake delivers is answered, once, by its recipient texting ``text`` back to the
+    number it came from (a Messaging Service send, with no number, is not)."""
+    replied: set[str] = set()
+
+    def on_callback(posted: PostedCallback) -> None:
+        _print_callback(posted)
+        recipient, sender = posted.form.get("To"), posted.form.get("From")
+        if posted.status != "delivered" or not recipient or not sender or posted.sid in replied:
+            return
+        replied.add(posted.sid)
+        answer = fake.text(from_=recipient, to=sender, body=text)
+        say(f"{stamp()} reply to {posted.sid} posted to {answer.url}: HTTP {answer.answered}")
+
+    return on_callback
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fakes.twilio", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081)")
@@ -770,10 +788,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="the order a message's status callbacks are posted in")
     parser.add_argument("--duplicates", type=int, default=0, help="post every status callback this many more times")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds before each status callback (1)")
+    parser.add_argument("--reply", metavar="TEXT",
+                        help="each delivered message's recipient texts TEXT back, posted signed to --inbound-url")
+    parser.add_argument("--inbound-url", default=LOCAL_INBOUND_URL,
+                        help=f"the number's 'A message comes in' webhook (default {LOCAL_INBOUND_URL})")
     args = parser.parse_args(argv)
     fake = _ConsoleTwilioFake(account_sid=args.account_sid, auth_token=args.auth_token)
     fake.on_create = _print_message
     fake.on_callback = _print_callback
+    if args.reply:
+        fake.inbound_url = args.inbound_url
+        fake.on_callback = _replying(fake, args.reply)
     fake.callback_plan = CallbackPlan(order=args.order, duplicates=args.duplicates, interval=args.interval)
     for number in args.undelivered:
         fake.fate(number, Fate.undelivered())

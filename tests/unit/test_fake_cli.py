@@ -8,12 +8,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
+from twilio.request_validator import RequestValidator
 
 from fakes.acs import AUTO_ENDPOINT, events_endpoint
 from gateway.providers.acs import AcsProvider
@@ -156,3 +160,36 @@ def test_acs_fake_events_endpoint_without_a_url_is_the_local_gateways_with_a_new
     assert key is not None and re.fullmatch(r"[A-Za-z0-9_-]{32,}", key)  # what SMS_EVENTGRID_KEY accepts
     assert endpoint == f"http://127.0.0.1:7071/api/providers/acs/events?key={key}"
     assert events_endpoint("https://gw.example/api/providers/acs/events")[1] is None
+
+
+def test_twilio_fake_from_a_shell_replies_to_a_delivered_message_signed(run_fake) -> None:
+    received: list[tuple[str, dict[str, str], str]] = []
+
+    class Inbound(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            received.append((self.path, dict(parse_qsl(body, keep_blank_values=True)), self.headers.get("X-Twilio-Signature", "")))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.end_headers()
+            self.wfile.write(b"<Response/>")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Inbound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    inbound_url = f"http://127.0.0.1:{server.server_port}/api/providers/twilio/inbound"
+    try:
+        fake = run_fake("fakes.twilio", "--interval", "0", "--reply", "See you then", "--inbound-url", inbound_url)
+        env = fake.environment()
+        provider = TwilioProvider(TwilioSettings.from_env(env), public_base_url="http://127.0.0.1:9")
+        [result] = provider.send([sms("+14155550123", env["SMS_DEFAULT_SENDER"])])
+        assert f"reply to {result.provider_message_id} posted to {inbound_url}: HTTP 200" in fake.read_until("reply to")
+        [(path, form, signature)] = received
+        assert path == "/api/providers/twilio/inbound"
+        assert (form["From"], form["To"], form["Body"]) == ("+14155550123", env["SMS_DEFAULT_SENDER"], "See you then")
+        assert RequestValidator(env["TWILIO_AUTH_TOKEN"]).validate(inbound_url, form, signature)
+        assert fake.stop() == 0
+    finally:
+        server.shutdown()
