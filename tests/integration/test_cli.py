@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -12,8 +13,12 @@ LICENSEE = uuid.UUID("11111111-2222-3333-4444-555555555555")
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    """The command run from a folder of its own, so a developer's ``local.settings.json`` (``scripts/run.sh`` writes
+    one in the checkout) never decides a test's settings; the checkout is on its path."""
+    with tempfile.TemporaryDirectory() as folder:
+        return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=folder,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                              capture_output=True, text=True, timeout=60)
 
 
 def test_keys_create_list_revoke(storage_env, make_gateway) -> None:
