@@ -93,6 +93,8 @@ GUARDS: dict[str, list[str]] = {
     "gateway/listing.py": ["tests/integration/test_listing.py", "tests/integration/test_accept_floor.py"],
     "gateway/message_list.py": ["tests/unit/test_message_list.py", "tests/integration/test_http_message_log.py"],
     "gateway/retention_links.py": ["tests/unit/test_retention_links.py", "tests/integration/test_retention.py"],
+    "gateway/console_page.py": ["tests/unit/test_console_files.py", "tests/integration/test_console_http.py"],
+    "gateway/comm_events.py": ["tests/unit/test_retention_links.py", "tests/integration/test_console_http.py"],
 }
 PYTEST_OPTIONS = ["-x", "-q", "-p", "no:cacheprovider"]
 LOGGERS = {"log", "logger", "logging"}  # calls on these are not deleted: no behaviour the tests guard depends on them
