@@ -27,3 +27,8 @@ function setAttributes(node, attributes) {
 export function replace(parent, ...children) {
   parent.replaceChildren(...children.flat(Infinity).filter((child) => child !== null && child !== undefined));
 }
+
+// A table body's rows, or one row across its `columns` saying there are none.
+export function rowsOr(items, row, columns, empty) {
+  return items.length ? items.map(row) : el("tr", {}, el("td", { colspan: String(columns), class: "muted" }, empty));
+}

@@ -1,7 +1,7 @@
 // One communication's journey (#/messages/<CommId>): timeline, recipients (full numbers), conversation, webhook
 // events, and Cancel / Resend where the API allows them. Refreshed every 5 s while open, redrawn only on change.
 import { api } from "./api.js";
-import { el, replace } from "./dom.js";
+import { el, replace, rowsOr } from "./dom.js";
 import { explain } from "./error-codes.js";
 import { badge, inProgress, time } from "./format.js";
 import { clearError, report } from "./notice.js";
@@ -77,10 +77,10 @@ function eventsTable(events) {
     el("caption", {}, "Webhook events"),
     el("thead", {}, el("tr", {}, ["Type", "Status", "Attempts", "Last error", "Created", "Id"].map(
       (name) => el("th", { scope: "col" }, name)))),
-    el("tbody", {}, events.length ? events.map((event) => el("tr", { dataset: { eventId: event.Id } },
+    el("tbody", {}, rowsOr(events, (event) => el("tr", { dataset: { eventId: event.Id } },
       el("td", {}, event.Type), el("td", {}, badge(event.Status)), el("td", {}, String(event.Attempts)),
-      el("td", {}, event.LastError ?? ""), el("td", {}, time(event.CreatedAt)), el("td", { class: "mono" }, event.Id)))
-      : el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No webhook events (none registered, or none yet).")))));
+      el("td", {}, event.LastError ?? ""), el("td", {}, time(event.CreatedAt)), el("td", { class: "mono" }, event.Id)),
+      6, "No webhook events (none registered, or none yet)."))));
 }
 
 function cancelable(message) {

@@ -1,7 +1,7 @@
 // The message log (#/messages): GET /api/sms with filters, paged by ContinuationToken, refreshed while open.
 import { api } from "./api.js";
 import { renderChart } from "./chart.js";
-import { el, replace } from "./dom.js";
+import { el, replace, rowsOr } from "./dom.js";
 import { badge, inProgress, time } from "./format.js";
 import { clearError, report } from "./notice.js";
 
@@ -109,8 +109,7 @@ export function renderMessages(view) {
       if (stopped) return;
       const entries = page.Results ?? [];
       const place = focusedPlace(body);
-      replace(body, entries.length ? entries.map(row)
-        : el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No messages match.")));
+      replace(body, rowsOr(entries, row, 6, "No messages match."));
       restoreFocus(body, place);
       state.next = page.ContinuationToken;
       next.disabled = !page.ContinuationToken;

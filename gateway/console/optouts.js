@@ -1,6 +1,6 @@
 // The opt-out list (#/optouts): GET, POST and DELETE /api/optouts. Numbers are shown masked.
 import { api } from "./api.js";
-import { el, replace } from "./dom.js";
+import { el, replace, rowsOr } from "./dom.js";
 import { mask, time } from "./format.js";
 import { clearError, report } from "./notice.js";
 
@@ -15,8 +15,7 @@ export function renderOptOuts(view) {
     try {
       const list = (await api.optOuts()).OptOuts ?? [];
       if (stopped) return;
-      replace(body, list.length ? list.map(row)
-        : el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No numbers are opted out.")));
+      replace(body, rowsOr(list, row, 5, "No numbers are opted out."));
     } catch (error) {
       if (!stopped) report(error);
     }

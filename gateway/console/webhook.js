@@ -1,7 +1,7 @@
 // The webhook (#/webhook): GET/PUT/DELETE /api/webhook, the failed events with Retry. Rotating the secret is
 // registering the same URL again; a secret is shown once, right after, and never again (the API keeps it hidden).
 import { api } from "./api.js";
-import { el, replace } from "./dom.js";
+import { el, replace, rowsOr } from "./dom.js";
 import { time } from "./format.js";
 import { clearError, report } from "./notice.js";
 
@@ -51,8 +51,7 @@ export function renderWebhook(view) {
     try {
       const events = (await api.failedEvents()).Events ?? [];
       if (stopped) return;
-      replace(failed, events.length ? events.map(failedRow)
-        : el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No failed events.")));
+      replace(failed, rowsOr(events, failedRow, 6, "No failed events."));
     } catch (error) {
       if (!stopped) report(error);
     }
