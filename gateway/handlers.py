@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from gateway.auth import Principal
+from gateway.comm_events import events_of
 from gateway.errors import ApiError, FieldError, forbidden, not_found, service_unavailable
 from gateway.idempotency import read_key
 from gateway.message_list import read_query
@@ -213,8 +214,6 @@ def webhook_events_list(call: Call) -> WebhookEventsResponse:
 
 def communication_events(call: Call) -> WebhookEventsResponse:
     """The webhook events of one of the caller's communications, oldest first; 404 as its status answers."""
-    from gateway.comm_events import events_of
-
     gateway = get_gateway()
     snapshot = gateway.status.snapshot(call.caller, call.values["commId"])
     return WebhookEventsResponse(Events=[_webhook_event(event) for event in events_of(gateway.webhook_outbox,
